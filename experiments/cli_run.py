@@ -1,0 +1,120 @@
+"""`weightstream run`: plan and simulate one workload on one profile with one policy."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+import yaml
+
+from hwprofiles.units import format_bytes, format_time, parse_bytes
+
+
+def parse_options(items: tuple[str, ...]) -> dict[str, Any]:
+    """`key=value` policy options; values parsed as YAML scalars (3, auto, true)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} must look like key=value, e.g. depth=3",
+                                     param_hint="--option")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def resolve(model: str | None, workload: str | None, dtype: str):
+    """The Workload named by --model or --workload."""
+    from workloads.scenarios import resolve_workload
+
+    if bool(model) == bool(workload):
+        raise click.UsageError("give exactly one of --model NAME or --workload NAME")
+    return resolve_workload(model or workload, dtype)
+
+
+def summary_lines(m: Any) -> list[str]:
+    lines = [
+        f"{m.workload} on {m.profile} with {m.policy}"
+        + (f" (budget {format_bytes(m.budget_bytes)})" if m.budget_bytes else ""),
+        f"  latency        {format_time(m.latency_s)}"
+        + (f"  (cold {format_time(m.cold_latency_s)}, warm {format_time(m.warm_latency_s)})"
+           if m.warm_latency_s is not None else ""),
+        f"  peak memory    {format_bytes(m.peak_memory_bytes)}  "
+        + ", ".join(f"{k} {format_bytes(v)}" for k, v in m.peak_memory_by_category.items() if v),
+        f"  weights        {format_bytes(m.weight_bytes)}; read from flash "
+        f"{format_bytes(m.flash_bytes_read)}",
+        f"  compute {format_time(m.compute_s)}; GPU stalled {format_time(m.gpu_stall_s)}",
+        "  utilisation    " + ", ".join(f"{k} {v:.0%}" for k, v in m.utilisation.items()),
+    ]
+    if m.meta.get("lower_bound_s"):
+        lines.append(f"  lower bound    {format_time(m.meta['lower_bound_s'])}")
+    return lines
+
+
+@click.command()
+@click.option("--model", help="zoo model name (one inference)")
+@click.option("--workload", help="scenario name, e.g. llama-3.2-1b-p128-d32")
+@click.option("--profile", "profile_ref", required=True, help="profile name or YAML file")
+@click.option("--policy", required=True, help="preload | sequential | pipeline | flashmem")
+@click.option("--budget", help="memory budget, e.g. 512MiB (default: unlimited)")
+@click.option("--dtype", default="fp16", show_default=True, help="fp32 | fp16 | int8 | int4")
+@click.option("--set", "overrides", multiple=True, help="profile override key=value")
+@click.option("--option", "options", multiple=True, help="policy option key=value (depth=3)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False),
+              help="write a Chrome/Perfetto trace JSON")
+@click.option("--gantt", "gantt_path", type=click.Path(dir_okay=False),
+              help="write a Gantt timeline PNG/SVG")
+@click.option("--save-schedule", type=click.Path(dir_okay=False), help="write the schedule JSON")
+@click.option("--schedule", "schedule_path", type=click.Path(dir_okay=False),
+              help="simulate a saved schedule instead of planning one")
+def run(model: str | None, workload: str | None, profile_ref: str, policy: str,
+        budget: str | None, dtype: str, overrides: tuple[str, ...], options: tuple[str, ...],
+        as_json: bool, trace_path: str | None, gantt_path: str | None,
+        save_schedule: str | None, schedule_path: str | None) -> None:
+    """Plan WORKLOAD with POLICY on PROFILE under BUDGET and simulate it."""
+    from hwprofiles import load_profile
+    from sim import plan, simulate
+    from sim.capacity import min_feasible_budget
+    from sim.policies import get_policy
+    from sim.schedule import Schedule, validate_schedule
+
+    prof = load_profile(profile_ref, overrides)
+    budget_bytes = parse_bytes(budget) if budget is not None else None
+    if budget_bytes is not None and budget_bytes <= 0:
+        raise click.BadParameter(f"budget must be positive, found {budget!r}", param_hint="--budget")
+    get_policy(policy)
+    opts = parse_options(options)
+    wl = None
+    if schedule_path:
+        sched = Schedule.load(schedule_path)
+        validate_schedule(sched)
+        if budget_bytes is None:
+            budget_bytes = sched.budget_bytes
+    else:
+        wl = resolve(model, workload, dtype)
+        sched = plan(policy, wl, prof, budget_bytes, **opts)
+    if save_schedule:
+        sched.save(save_schedule)
+    result = simulate(sched, prof, budget=budget_bytes)
+    m = result.metrics
+    if not m.feasible and wl is not None and budget_bytes is not None:
+        need = min_feasible_budget(policy, wl, prof, **opts)
+        m.error = (f"budget {format_bytes(budget_bytes)} is below the smallest feasible working "
+                   f"set of {policy} for {wl.name} on {prof.name}: at least "
+                   f"{format_bytes(need)} ({need} bytes) is needed. ({m.error})")
+        m.meta["min_feasible_budget_bytes"] = need
+    if trace_path:
+        result.trace.save_chrome(trace_path)
+    if gantt_path:
+        from experiments.plots import plot_gantt
+
+        plot_gantt(result.trace, gantt_path, title=" / ".join(summary_lines(m)[0:1]))
+    if as_json:
+        click.echo(json.dumps(m.to_dict(), default=float))
+    else:
+        click.echo("\n".join(summary_lines(m)))
+    if not m.feasible:
+        click.echo(f"error: {m.error}", err=True)
+        sys.exit(3)

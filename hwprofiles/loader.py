@@ -1,0 +1,316 @@
+"""Load, derive and check HardwareProfile YAML files.
+
+A profile file is a mapping with `name`, `description`, optional `extends: <profile>` and the
+sections of `schema.FIELDS`. Every numeric leaf is written `{value: "4.2 GB/s", source: "..."}`
+or `{value: "27 us", estimate: "why this guess"}`. `check_dict` collects every problem at once.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hwprofiles import units
+from hwprofiles.schema import (
+    FIELDS,
+    SECTIONS,
+    DramSpec,
+    EnergySpec,
+    GpuSpec,
+    HardwareProfile,
+    Source,
+    StorageSpec,
+    TransferSpec,
+)
+
+TOP_KEYS = {"name", "description", "extends", *SECTIONS}
+
+
+class ProfileError(ValueError):
+    """A profile could not be found, parsed or validated; the message lists every problem."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    expected: str
+    found: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: expected {self.expected}, found {self.found}"
+
+
+_PARSERS = {
+    "bandwidth": (units.parse_bandwidth, "a bandwidth such as '4.2 GB/s'"),
+    "time": (units.parse_time, "a time such as '27 us'"),
+    "bytes": (units.parse_bytes, "a size such as '3 MiB'"),
+    "rate": (units.parse_rate, "a rate such as '2.77 TFLOPS'"),
+    "energy": (units.parse_energy, "an energy such as '0.4 nJ/B'"),
+}
+
+
+def _parse_value(kind: str, raw: Any) -> Any:
+    """Parse one leaf value by kind; raises ValueError with what was expected."""
+    if kind == "text":
+        if not isinstance(raw, str) or not raw.strip():
+            raise ValueError("a non-empty text")
+        return raw
+    if kind == "bool":
+        if not isinstance(raw, bool):
+            raise ValueError("true or false")
+        return raw
+    if kind == "count":
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise ValueError("a whole number")
+        if raw <= 0:
+            raise ValueError("a positive whole number")
+        return raw
+    if kind in ("fraction", "number"):
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise ValueError("a number" if kind == "number" else "a fraction in (0, 1]")
+        if kind == "fraction" and not 0 < raw <= 1:
+            raise ValueError("a fraction in (0, 1]")
+        if kind == "number" and raw < 0:
+            raise ValueError("a non-negative number")
+        return float(raw)
+    parse, what = _PARSERS[kind]
+    if isinstance(raw, int | float) and not isinstance(raw, bool) and kind != "bytes":
+        raise ValueError(f"{what} (with its unit)")
+    try:
+        value = parse(raw)
+    except units.UnitError as exc:
+        raise ValueError(f"{what} ({exc})") from None
+    if value <= 0 and kind != "time":
+        raise ValueError(f"a positive {what}")
+    if value < 0:
+        raise ValueError(f"a non-negative {what}")
+    return value
+
+
+def _leaf(data: Mapping[str, Any], path: str) -> tuple[bool, Any]:
+    obj: Any = data
+    for part in path.split("."):
+        if not isinstance(obj, Mapping) or part not in obj:
+            return False, None
+        obj = obj[part]
+    return True, obj
+
+
+def _walk_unknown(data: Mapping[str, Any]) -> list[Problem]:
+    """Keys that no field in the schema has."""
+    problems: list[Problem] = []
+    known_prefixes = {p.rsplit(".", 1)[0] for p in FIELDS} | {
+        ".".join(p.split(".")[:i]) for p in FIELDS for i in range(1, p.count(".") + 1)}
+
+    def walk(obj: Any, prefix: str) -> None:
+        if not isinstance(obj, Mapping):
+            return
+        for key, val in obj.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if path in FIELDS:
+                continue
+            if path in known_prefixes:
+                walk(val, path)
+            else:
+                valid = sorted(p.split(".")[-1] for p in FIELDS if p.rsplit(".", 1)[0] == prefix)
+                problems.append(Problem(path, f"one of the known keys ({', '.join(valid)})",
+                                        "an unknown key"))
+
+    for key, val in data.items():
+        if key in SECTIONS:
+            if not isinstance(val, Mapping):
+                problems.append(Problem(key, "a mapping of fields", type(val).__name__))
+            else:
+                walk(val, key)
+        elif key not in TOP_KEYS:
+            problems.append(Problem(key, f"one of {', '.join(sorted(TOP_KEYS))}",
+                                    "an unknown key"))
+    return problems
+
+
+def check_dict(data: Any) -> tuple[dict[str, Any], dict[str, Source], list[Problem]]:
+    """Parse every field of a (merged) profile mapping; return values, sources and all problems."""
+    if not isinstance(data, Mapping):
+        return {}, {}, [Problem("<file>", "a mapping of profile sections", type(data).__name__)]
+    problems = _walk_unknown(data)
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+    for key in ("name",):
+        if not isinstance(data.get(key), str) or not data.get(key):
+            problems.append(Problem(key, "a non-empty text", repr(data.get(key))))
+    has_energy = isinstance(data.get("energy"), Mapping)
+    for path, spec in FIELDS.items():
+        optional = spec.endswith("?") or (path.startswith("energy.") and not has_energy)
+        kind = spec.rstrip("?")
+        present, raw = _leaf(data, path)
+        if not present:
+            if not optional:
+                problems.append(Problem(path, f"{_describe(kind)}", "nothing (missing field)"))
+            continue
+        if kind != "text":
+            if not isinstance(raw, Mapping) or "value" not in raw:
+                problems.append(Problem(path, "{value: ..., source: ...} or {value: ..., estimate: ...}",
+                                        repr(raw)))
+                continue
+            extra = set(raw) - {"value", "source", "estimate"}
+            if extra:
+                problems.append(Problem(path, "only value, source and estimate",
+                                        f"unknown keys {sorted(extra)}"))
+            src, est = raw.get("source"), raw.get("estimate")
+            if not src and not est:
+                problems.append(Problem(path, "a source or an estimate note", "neither"))
+            else:
+                text = str(src or est)
+                if src and est:
+                    text = f"{src}; {est}"
+                sources[path] = Source(text, estimate=bool(est))
+            raw = raw["value"]
+        try:
+            values[path] = _parse_value(kind, raw)
+        except ValueError as exc:
+            problems.append(Problem(path, str(exc), repr(raw)))
+    return values, sources, problems
+
+
+def _describe(kind: str) -> str:
+    if kind in _PARSERS:
+        return _PARSERS[kind][1]
+    return {"text": "a text", "bool": "true or false", "count": "a whole number",
+            "fraction": "a fraction in (0, 1]", "number": "a number"}[kind]
+
+
+def _build(data: Mapping[str, Any], values: dict[str, Any], sources: dict[str, Source]) -> HardwareProfile:
+    def sec(prefix: str) -> dict[str, Any]:
+        return {p.split(".", 1)[1]: v for p, v in values.items()
+                if p.startswith(prefix + ".") and p.count(".") == 1}
+
+    flops = {p.rsplit(".", 1)[1]: v for p, v in values.items() if p.startswith("gpu.peak_flops.")}
+    energy = sec("energy")
+    return HardwareProfile(
+        name=str(data["name"]),
+        description=str(data.get("description", "")),
+        storage=StorageSpec(**sec("storage")),
+        dram=DramSpec(**sec("dram")),
+        gpu=GpuSpec(peak_flops=flops, **sec("gpu")),
+        transfer=TransferSpec(**sec("transfer")),
+        energy=EnergySpec(**energy) if energy else None,
+        sources=sources,
+        extends=data.get("extends"),
+    )
+
+
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, val in over.items():
+        if key in out and isinstance(out[key], Mapping) and isinstance(val, Mapping) \
+                and not ("value" in val and "value" in out[key]):
+            out[key] = _deep_merge(out[key], val)
+        else:
+            out[key] = copy.deepcopy(val)
+    return out
+
+
+def builtin_dir() -> Path:
+    """Folder of the shipped profile YAML files."""
+    return Path(str(resources.files("hwprofiles") / "profiles"))
+
+
+def list_profiles() -> list[str]:
+    """Names of the shipped profiles, sorted."""
+    return sorted(p.stem for p in builtin_dir().glob("*.yaml"))
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ProfileError(f"cannot read profile file {path}: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"profile file {path} is not valid YAML: {exc}") from None
+
+
+def _resolve(ref: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Raw merged mapping of a profile name or file, following `extends` chains."""
+    path = Path(ref)
+    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+        builtin = builtin_dir() / f"{ref}.yaml"
+        if not builtin.exists():
+            if path.suffix in (".yaml", ".yml"):
+                raise ProfileError(f"profile file {ref} does not exist")
+            raise ProfileError(
+                f"unknown profile {ref!r}; valid profiles: {', '.join(list_profiles())} "
+                "(or a path to a .yaml file)")
+        path = builtin
+    key = str(path.resolve())
+    if key in seen:
+        raise ProfileError(f"profile {ref!r} extends itself through {' -> '.join(seen)}")
+    data = _read_yaml(path)
+    if not isinstance(data, Mapping):
+        raise ProfileError(f"profile file {path} must hold a mapping, found {type(data).__name__}")
+    parent = data.get("extends")
+    if parent:
+        base = _resolve(str(parent), (*seen, key))
+        base.pop("description", None)
+        merged = _deep_merge(base, {k: v for k, v in data.items() if k != "extends"})
+        merged["extends"] = parent
+        return merged
+    return dict(data)
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply `key=value` overrides ('storage.read_bandwidth=2.1GB/s') to a raw profile mapping;
+    the overridden field's source says it was set by the user."""
+    out = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ProfileError(f"override {item!r} must look like key=value, e.g. "
+                               "storage.read_bandwidth=2.1GB/s")
+        path, raw = (s.strip() for s in item.split("=", 1))
+        if path not in FIELDS:
+            raise ProfileError(f"unknown profile field {path!r} in override; valid fields: "
+                               f"{', '.join(FIELDS)}")
+        value: Any = yaml.safe_load(raw) if raw else raw
+        node = out
+        parts = path.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        if FIELDS[path] == "text":
+            node[parts[-1]] = str(value)
+        else:
+            node[parts[-1]] = {"value": value, "source": f"override --set {path}={raw}"}
+    return out
+
+
+def load_profile(ref: str, overrides: Iterable[str] = ()) -> HardwareProfile:
+    """Load a shipped profile by name or a YAML file by path, applying `--set` style overrides."""
+    overrides = list(overrides)
+    data = _resolve(ref)
+    if overrides:
+        data = apply_overrides(data, overrides)
+        data["name"] = f"{data.get('name', ref)}+" + ",".join(overrides)
+    values, sources, problems = check_dict(data)
+    if problems:
+        raise ProfileError(f"profile {ref!r} has {len(problems)} problem(s):\n  - "
+                           + "\n  - ".join(map(str, problems)), [str(p) for p in problems])
+    return _build(data, values, sources)
+
+
+def check_file(path: str) -> list[str]:
+    """Every problem of a profile file (empty list = valid), `extends` resolved."""
+    try:
+        data = _resolve(path)
+    except ProfileError as exc:
+        return [str(exc)]
+    return [str(p) for p in check_dict(data)[2]]

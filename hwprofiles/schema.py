@@ -1,0 +1,170 @@
+"""The HardwareProfile data model: every figure the simulator uses, in SI units, with its source.
+
+A profile is plain data. The field table `FIELDS` is the single description of the schema:
+the loader parses and checks YAML against it, `profiles show` prints it, `--set` overrides
+address it by the same dotted paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DTYPES = ("fp32", "fp16", "int8", "int4")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a number comes from: a citation, a measurement, or an estimate with its reasoning."""
+
+    text: str
+    estimate: bool = False
+
+    def label(self) -> str:
+        return f"(estimate) {self.text}" if self.estimate else self.text
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    """Flash storage: a request costs `request_latency` + bytes / `read_bandwidth`; up to
+    `queue_depth` requests of at most `max_request_size` bytes are kept in flight."""
+
+    kind: str
+    read_bandwidth: float  # bytes/s, peak sequential
+    request_latency: float  # s, per request at queue depth 1
+    queue_depth: int
+    max_request_size: int  # bytes, one request's size; larger reads are split
+    max_iops: float = 0.0  # requests/s the device can serve at most (0 = no cap)
+
+
+@dataclass(frozen=True)
+class DramSpec:
+    """Main memory shared by CPU and GPU."""
+
+    kind: str
+    capacity: int  # bytes
+    bandwidth: float  # bytes/s peak
+    app_memory: int  # bytes one app may use before the low-memory killer acts
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """GPU throughput, memory behaviour and the OpenCL limits that change schedules."""
+
+    name: str
+    peak_flops: dict[str, float]  # dtype -> FLOP/s (int8/int4 as OP/s)
+    compute_efficiency: float  # fraction of peak a real kernel reaches
+    memory_bandwidth: float  # bytes/s the GPU can read from DRAM
+    texture_read_efficiency: float  # fraction of memory_bandwidth reading weights from images
+    buffer_read_efficiency: float  # fraction of memory_bandwidth reading weights from buffers
+    image2d_max_width: int
+    image2d_max_height: int
+    image2d_array_max_layers: int
+    max_alloc: int  # bytes, largest single allocation
+    kernel_launch_overhead: float  # s
+    prefers_texture: bool  # frameworks on this GPU keep weights in textures
+
+    def flops_for(self, dtype: str) -> float:
+        """Peak rate for a compute dtype; int4 runs at the int8 rate, else fp16, if not given."""
+        for d in (dtype, "int8" if dtype == "int4" else dtype, "fp16", "fp32"):
+            if d in self.peak_flops:
+                return self.peak_flops[d]
+        raise KeyError(dtype)
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    """Host->GPU copies and buffer->texture layout transforms."""
+
+    host_to_gpu_bandwidth: float  # bytes/s
+    host_to_gpu_latency: float  # s per copy
+    transform_bandwidth: float  # bytes/s of buffer->texture conversion
+    zero_copy: bool  # a host buffer can be mapped by the GPU without a copy
+
+
+@dataclass(frozen=True)
+class EnergySpec:
+    """Optional energy figures, joules per byte or per FLOP."""
+
+    storage_read_per_byte: float
+    dram_per_byte: float
+    gpu_per_flop: float
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    """One platform: storage, DRAM, GPU, transfer paths, optional energy; `sources` maps each
+    dotted field path to where its number comes from."""
+
+    name: str
+    description: str
+    storage: StorageSpec
+    dram: DramSpec
+    gpu: GpuSpec
+    transfer: TransferSpec
+    energy: EnergySpec | None = None
+    sources: dict[str, Source] = field(default_factory=dict, compare=False)
+    extends: str | None = None
+
+    def storage_read_time(self, nbytes: int) -> float:
+        """Seconds to read `nbytes` contiguous bytes (see `hwprofiles.storage.read_time`)."""
+        from hwprofiles.storage import read_time
+
+        return read_time(self.storage, nbytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat {dotted path: value} view of every field, for tables and results rows."""
+        out: dict[str, Any] = {}
+        for path in FIELDS:
+            out[path] = get_path(self, path)
+        return out
+
+
+def get_path(profile: HardwareProfile, path: str) -> Any:
+    """Value at a dotted path such as 'gpu.peak_flops.fp16' (None where an optional part is absent)."""
+    obj: Any = profile
+    for part in path.split("."):
+        if obj is None:
+            return None
+        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part)
+    return obj
+
+
+# kind of each field: the unit family it is parsed with. Order = display order.
+# 'text' fields need no source; every other field needs `source` or `estimate`.
+FIELDS: dict[str, str] = {
+    "storage.kind": "text",
+    "storage.read_bandwidth": "bandwidth",
+    "storage.request_latency": "time",
+    "storage.queue_depth": "count",
+    "storage.max_request_size": "bytes",
+    "storage.max_iops": "number?",
+    "dram.kind": "text",
+    "dram.capacity": "bytes",
+    "dram.bandwidth": "bandwidth",
+    "dram.app_memory": "bytes",
+    "gpu.name": "text",
+    "gpu.peak_flops.fp32": "rate",
+    "gpu.peak_flops.fp16": "rate",
+    "gpu.peak_flops.int8": "rate?",
+    "gpu.peak_flops.int4": "rate?",
+    "gpu.compute_efficiency": "fraction",
+    "gpu.memory_bandwidth": "bandwidth",
+    "gpu.texture_read_efficiency": "fraction",
+    "gpu.buffer_read_efficiency": "fraction",
+    "gpu.image2d_max_width": "count",
+    "gpu.image2d_max_height": "count",
+    "gpu.image2d_array_max_layers": "count",
+    "gpu.max_alloc": "bytes",
+    "gpu.kernel_launch_overhead": "time",
+    "gpu.prefers_texture": "bool",
+    "transfer.host_to_gpu_bandwidth": "bandwidth",
+    "transfer.host_to_gpu_latency": "time",
+    "transfer.transform_bandwidth": "bandwidth",
+    "transfer.zero_copy": "bool",
+    "energy.storage_read_per_byte": "energy?",
+    "energy.dram_per_byte": "energy?",
+    "energy.gpu_per_flop": "energy?",
+}
+
+SECTIONS = ("storage", "dram", "gpu", "transfer", "energy")

@@ -1,0 +1,252 @@
+"""The discrete-event engine: executes a Schedule on a hardware model built from a profile.
+
+Resources: storage (one request stream; a read's time comes from the request-size model),
+a copy unit, a transform unit, and the GPU (one in-order queue: computes run in list order).
+Every allocation waits on the memory pool's budget. A schedule that can make no progress
+(an allocation that can never fit, or a cycle of waits) is reported infeasible, not hung.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from hwprofiles.schema import HardwareProfile
+from sim.hardware import HardwareModel
+from sim.memory import PRIO_COMPUTE, PRIO_LOAD, MemoryPool
+from sim.metrics import Metrics
+from sim.schedule import Compute, Free, Load, Schedule
+from sim.trace import Interval, Trace
+
+# (step, stage, nominal seconds) -> actual seconds: lets tests and the planner perturb durations
+DurationHook = Callable[[object, str, float], float]
+
+
+@dataclass
+class SimResult:
+    """What one simulation produced."""
+
+    metrics: Metrics
+    trace: Trace
+
+
+def jitter_hook(amount: float, seed: int = 0) -> DurationHook:
+    """Multiply every duration by a seeded random factor in [1 - amount, 1 + amount]."""
+    rng = np.random.default_rng(seed)
+
+    def hook(step: object, stage: str, t: float) -> float:
+        return t * float(1.0 + rng.uniform(-amount, amount))
+
+    return hook
+
+
+class _CountingEnvironment(simpy.Environment):
+    """A SimPy environment that counts scheduled events (for throughput benchmarks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scheduled = 0
+
+    def schedule(self, event, priority=simpy.core.NORMAL, delay=0):  # type: ignore[override]
+        self.scheduled += 1
+        super().schedule(event, priority, delay)
+
+
+class _Run:
+    """State of one simulation (kept out of the public API)."""
+
+    def __init__(self, schedule: Schedule, profile: HardwareProfile, budget: int | None,
+                 hook: DurationHook | None, record_trace: bool):
+        self.s = schedule
+        self.hw = HardwareModel(profile)
+        self.env = _CountingEnvironment()
+        self.pool = MemoryPool(self.env, budget)
+        self.hook = hook
+        self.record = record_trace
+        self.intervals: list[Interval] = []
+        self.storage = simpy.Resource(self.env, 1)
+        self.copy = simpy.Resource(self.env, 1)
+        self.transform = simpy.Resource(self.env, 1)
+        self.done = [self.env.event() for _ in schedule.steps]
+        self.end_time = [0.0] * len(schedule.steps)
+        self.location: dict[str, str] = {}
+        self.busy = dict.fromkeys(("storage", "copy", "transform", "gpu"), 0.0)
+        self.stall = 0.0
+        self.compute_s = 0.0
+        self.dram_bytes = 0
+        self.error: str | None = None
+        self.labels = [inv.label for inv in schedule.invocations]
+        # activation refcounts: compute id -> number of consumers still to run
+        self.consumers: dict[int, int] = {}
+        for st in schedule.steps:
+            if isinstance(st, Compute):
+                self.consumers.setdefault(st.id, 0)
+                for i in st.inputs:
+                    self.consumers[i] = self.consumers.get(i, 0) + 1
+
+    def dur(self, step: object, stage: str, t: float) -> float:
+        return self.hook(step, stage, t) if self.hook and t > 0 else t
+
+    def interval(self, resource: str, name: str, step: int, start: float, nbytes: int = 0,
+                 inv: str = "") -> None:
+        end = self.env.now
+        self.busy[resource] += end - start
+        if self.record:
+            self.intervals.append(Interval(resource, name, step, start, end, nbytes, inv))
+
+    def wait(self, ids: tuple[int, ...]) -> simpy.Event:
+        if len(ids) == 1:
+            return self.done[ids[0]]
+        return self.env.all_of([self.done[i] for i in ids])
+
+    def use(self, res: simpy.Resource, name: str, step: Load, stage: str, t: float):
+        with res.request() as req:
+            yield req
+            start = self.env.now
+            yield self.env.timeout(self.dur(step, stage, t))
+            self.interval(name, f"{stage} {','.join(step.tensors)[:80]}", step.id, start, step.bytes)
+
+    # --- step processes ----------------------------------------------------------------------
+    def load(self, st: Load):
+        if st.after:
+            yield self.wait(st.after)
+        pool, b = self.pool, st.bytes
+        what = f"load step {st.id} ({b} bytes)"
+        stages = self.hw.load_stages(b, st.path, st.dst)
+        zero_copy = self.hw.profile.transfer.zero_copy
+        if st.path == "direct":
+            # pre-laid-out data lands in its final allocation; without zero-copy it is staged
+            yield pool.alloc(b, "weights", PRIO_LOAD, what)
+            if not zero_copy:
+                yield pool.alloc(b, "staging", PRIO_LOAD, what)
+            yield from self.use(self.storage, "storage", st, "read", stages["read"])
+            if not zero_copy:
+                yield from self.use(self.copy, "copy", st, "copy", stages["copy"])
+                pool.free(b, "staging")
+                self.dram_bytes += 2 * b
+        else:
+            yield pool.alloc(b, "staging", PRIO_LOAD, what)
+            yield from self.use(self.storage, "storage", st, "read", stages["read"])
+            if not zero_copy:  # host staging -> GPU buffer
+                yield pool.alloc(b, "staging", PRIO_LOAD, what)
+                yield from self.use(self.copy, "copy", st, "copy", stages["copy"])
+                pool.free(b, "staging")
+                self.dram_bytes += 2 * b
+            if st.dst == "texture":
+                yield pool.alloc(b, "weights", PRIO_LOAD, what)
+                yield from self.use(self.transform, "transform", st, "transform",
+                                    stages["transform"])
+                pool.free(b, "staging")
+                self.dram_bytes += 2 * b
+            else:
+                pool.move(b, "staging", "weights")
+        for t in st.tensors:
+            self.location[t] = st.dst
+        self.finish(st.id)
+
+    def compute(self, st: Compute, prev: int | None):
+        env, pool = self.env, self.pool
+        deps = [*st.after, *st.inputs] + ([prev] if prev is not None else [])
+        if deps:
+            yield env.all_of([self.done[i] for i in deps])
+        data_ready = max([0.0] + [self.end_time[i] for i in st.inputs]
+                         + ([self.end_time[prev]] if prev is not None else []))
+        what = f"compute step {st.id} ({st.op})"
+        # the GPU was free and this op's inputs ready at data_ready; waiting past it is a stall
+        yield pool.alloc(st.output_bytes, "activations", PRIO_COMPUTE, what)
+        yield pool.alloc(st.workspace_bytes, "workspace", PRIO_COMPUTE, what)
+        yield pool.alloc(st.state_bytes, "kv", PRIO_COMPUTE, what)
+        start = env.now
+        self.stall += start - data_ready
+        t = self.dur(st, "compute", self.hw.compute_time(st, self.s.tensor_bytes, self.location))
+        yield env.timeout(t)
+        self.compute_s += t
+        self.dram_bytes += st.input_bytes + st.output_bytes + sum(
+            self.s.tensor_bytes[w] for w in st.weights)
+        self.interval("gpu", st.op, st.id, start, 0, self.labels[st.invocation])
+        pool.free(st.workspace_bytes, "workspace")
+        for i in st.inputs:
+            self.consumers[i] -= 1
+            if self.consumers[i] == 0:
+                pool.free(self.s.steps[i].output_bytes, "activations")  # type: ignore[union-attr]
+        if self.consumers[st.id] == 0:
+            pool.free(st.output_bytes, "activations")
+        self.finish(st.id)
+
+    def free(self, st: Free):
+        if st.after:
+            yield self.wait(st.after)
+        self.pool.free(sum(self.s.tensor_bytes[t] for t in st.tensors), "weights")
+        self.finish(st.id)
+
+    def finish(self, sid: int) -> None:
+        self.end_time[sid] = self.env.now
+        self.done[sid].succeed()
+
+    # --- driver --------------------------------------------------------------------------------
+    def run(self) -> None:
+        budget = self.pool.budget
+        prev: int | None = None
+        for st in self.s.steps:
+            if isinstance(st, Load):
+                if budget is not None and st.bytes > budget:
+                    self.error = (f"load step {st.id} needs {st.bytes} bytes at once, more than the "
+                                  f"budget of {budget} bytes")
+                    return
+                self.env.process(self.load(st))
+            elif isinstance(st, Compute):
+                self.env.process(self.compute(st, prev))
+                prev = st.id
+            elif isinstance(st, Free):
+                self.env.process(self.free(st))
+        self.env.run()
+        pending = [i for i, ev in enumerate(self.done) if not ev.triggered]
+        if pending:
+            blocked = self.pool.blocked
+            head = (f"; waiting for memory: {blocked[0][0]} needs {blocked[0][1]} bytes with "
+                    f"{self.pool.used} of {budget} bytes in use") if blocked else ""
+            self.error = (f"schedule cannot complete within the budget: {len(pending)} step(s) "
+                          f"never ran, first step {pending[0]}{head}")
+
+
+def simulate(schedule: Schedule, profile: HardwareProfile, *, budget: int | None = None,
+             hook: DurationHook | None = None, record_trace: bool = True) -> SimResult:
+    """Run `schedule` on `profile` under `budget` (default: the schedule's own budget)."""
+    if budget is None:
+        budget = schedule.budget_bytes
+    r = _Run(schedule, profile, budget, hook, record_trace)
+    r.run()
+    latency = r.env.now
+    inv_end = [0.0] * len(schedule.invocations)
+    for st in schedule.steps:
+        if isinstance(st, Compute):
+            inv_end[st.invocation] = max(inv_end[st.invocation], r.end_time[st.id])
+    inv_lat = [b - a for a, b in zip([0.0, *inv_end[:-1]], inv_end, strict=True)]
+    avg = r.pool.time_average(latency)
+    energy = None
+    e = profile.energy
+    if e is not None:
+        energy = (schedule.streamed_bytes * e.storage_read_per_byte
+                  + r.dram_bytes * e.dram_per_byte + schedule.total_flops * e.gpu_per_flop)
+    weight_bytes = sum(schedule.tensor_bytes.values())
+    metrics = Metrics(
+        policy=schedule.policy, workload=schedule.workload, profile=profile.name,
+        budget_bytes=budget, feasible=r.error is None, error=r.error,
+        latency_s=latency, cold_latency_s=inv_lat[0] if inv_lat else 0.0,
+        warm_latency_s=float(np.mean(inv_lat[1:])) if len(inv_lat) > 1 else None,
+        invocation_latencies_s=inv_lat,
+        peak_memory_bytes=r.pool.peak, peak_memory_by_category=dict(r.pool.peak_by_cat),
+        avg_memory_bytes=avg["total"],
+        avg_memory_by_category={k: v for k, v in avg.items() if k != "total"},
+        weight_bytes=weight_bytes, flash_bytes_read=schedule.streamed_bytes,
+        compute_s=r.compute_s, gpu_stall_s=r.stall,
+        utilisation={k: (v / latency if latency > 0 else 0.0) for k, v in r.busy.items()},
+        energy_j=energy, sim_events=r.env.scheduled, steps=len(schedule.steps),
+        meta=dict(schedule.meta),
+    )
+    trace = Trace(sorted(r.intervals, key=lambda i: (i.start, i.resource, i.step)),
+                  list(r.pool.timeline), "sim")
+    return SimResult(metrics, trace)

@@ -1,0 +1,63 @@
+"""Policies turn (workload, profile, budget) into a Schedule. `plan` is the one entry point."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from hwprofiles.schema import HardwareProfile
+from sim.errors import SimError
+from sim.policies.baselines import pipeline, preload, sequential
+from sim.policies.builder import Builder, expected_ops
+from sim.schedule import Schedule, validate_schedule
+from workloads.workload import Workload
+
+PolicyFn = Callable[..., Builder]
+
+
+def _registry() -> dict[str, PolicyFn]:
+    reg: dict[str, PolicyFn] = {"preload": preload, "sequential": sequential,
+                                "pipeline": pipeline}
+    try:
+        from sim.policies.flashmem import flashmem
+    except ImportError:  # the planner module is optional while it is being built
+        return reg
+    reg["flashmem"] = flashmem
+    return reg
+
+
+def list_policies() -> list[str]:
+    return list(_registry())
+
+
+def policy_options(name: str) -> dict[str, Any]:
+    """The keyword options a policy accepts, with their defaults."""
+    fn = get_policy(name)
+    return {p.name: p.default for p in list(inspect.signature(fn).parameters.values())[3:]}
+
+
+def get_policy(name: str) -> PolicyFn:
+    reg = _registry()
+    if name not in reg:
+        raise SimError(f"unknown policy {name!r}; valid policies: {', '.join(reg)}")
+    return reg[name]
+
+
+def plan(policy: str, workload: Workload, profile: HardwareProfile, budget: int | None = None,
+         **options: Any) -> Schedule:
+    """Build and validate the schedule of `policy` for `workload` on `profile` under `budget`."""
+    fn = get_policy(policy)
+    valid = policy_options(policy)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise SimError(f"policy {policy!r} has no option(s) {unknown}; valid options: "
+                       f"{', '.join(valid) or 'none'}")
+    if budget is not None and budget <= 0:
+        raise SimError(f"budget must be positive, found {budget} bytes")
+    schedule = fn(workload, profile, budget, **options).schedule
+    validate_schedule(schedule, expected_ops(workload))
+    return schedule
+
+
+__all__ = ["get_policy", "list_policies", "plan", "policy_options"]

@@ -1,0 +1,100 @@
+"""Helpers every policy uses to turn a Workload into Schedule steps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from hwprofiles.schema import HardwareProfile
+from sim.schedule import Compute, Free, InvocationInfo, Load, Schedule
+from workloads.model import Op
+from workloads.workload import Workload
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One op of one invocation, in global execution order."""
+
+    pos: int
+    inv: int
+    op: Op
+
+
+def units(workload: Workload) -> list[Unit]:
+    """Every (invocation, op) in the order the GPU runs them."""
+    out: list[Unit] = []
+    for i, inv in enumerate(workload.invocations):
+        for op in inv.model.ops:
+            out.append(Unit(len(out), i, op))
+    return out
+
+
+def default_dst(profile: HardwareProfile, nbytes: int) -> str:
+    """Where a framework keeps a weight: a texture on GPUs that prefer them, if it fits one
+    allocation; otherwise a plain buffer."""
+    if profile.gpu.prefers_texture and nbytes <= profile.gpu.max_alloc:
+        return "texture"
+    return "buffer"
+
+
+class Builder:
+    """Accumulates a Schedule, wiring each compute's activation inputs automatically."""
+
+    def __init__(self, policy: str, workload: Workload, profile: HardwareProfile,
+                 budget: int | None):
+        self.workload = workload
+        self.profile = profile
+        self.schedule = Schedule(
+            policy=policy, workload=workload.name, profile=profile.name, budget_bytes=budget,
+            tensor_bytes={n: t.nbytes for n, t in workload.tensors.items()},
+            invocations=[InvocationInfo(inv.label, inv.model.name)
+                         for inv in workload.invocations])
+        self._compute_ids: list[dict[str, int]] = [{} for _ in workload.invocations]
+
+    def nbytes(self, tensors: Iterable[str]) -> int:
+        return sum(self.schedule.tensor_bytes[t] for t in tensors)
+
+    def load(self, tensors: Iterable[str], after: Iterable[int] = (), path: str = "via_buffer",
+             dst: str | None = None) -> int:
+        tensors = tuple(tensors)
+        nbytes = self.nbytes(tensors)
+        return self.schedule.add(Load, tensors=tensors, bytes=nbytes, path=path,
+                                 dst=dst or default_dst(self.profile, nbytes), after=after)
+
+    def compute(self, unit: Unit, after: Iterable[int] = ()) -> int:
+        op = unit.op
+        model = self.workload.invocations[unit.inv].model
+        ids = self._compute_ids[unit.inv]
+        inputs = tuple(ids[p] for p in model.predecessors(op.name))
+        cid = self.schedule.add(
+            Compute, op=op.name, invocation=unit.inv, kind=op.kind, dtype=op.dtype,
+            flops=op.flops, weights=tuple(dict.fromkeys(t.name for t in op.weights)),
+            input_bytes=op.input_bytes, output_bytes=op.output_bytes,
+            workspace_bytes=op.workspace_bytes, state_bytes=op.state_bytes, inputs=inputs,
+            after=tuple(dict.fromkeys(after)))
+        ids[op.name] = cid
+        return cid
+
+    def free(self, tensors: Iterable[str], after: Iterable[int]) -> int:
+        return self.schedule.add(Free, tensors=tuple(tensors), after=tuple(dict.fromkeys(after)))
+
+
+def next_uses(seq: list[Unit]) -> Iterator[dict[str, int | None]]:
+    """For each unit, the position of the next unit using each of its tensors (None if none)."""
+    nxt: dict[str, int | None] = {}
+    out: list[dict[str, int | None]] = []
+    for u in reversed(seq):
+        names = dict.fromkeys(t.name for t in u.op.weights)
+        out.append({t: nxt.get(t) for t in names})
+        for t in names:
+            nxt[t] = u.pos
+    return reversed(out)
+
+
+def expected_ops(workload: Workload) -> dict[int, list[str]]:
+    """invocation index -> op names, for `validate_schedule`."""
+    return {i: list(inv.model.order) for i, inv in enumerate(workload.invocations)}
+
+
+__all__ = ["Builder", "Compute", "Free", "Load", "Unit", "default_dst", "expected_ops",
+           "next_uses", "units"]

@@ -1,0 +1,233 @@
+"""The Model type: a networkx graph of ops with weights, FLOPs and activation sizes.
+
+Sizes are kept as element counts and turned into bytes by dtype, so one architecture serves
+fp32, fp16, int8 and int4 (bit-width is a design-space axis). Quantized weights carry the bytes
+of their scales: one fp16 scale per group of `group_size` elements (int4 default 128 elements
+per group; int8 default one scale per output channel, i.e. per row of the first axis).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+import networkx as nx
+
+DTYPE_BITS: dict[str, int] = {"fp32": 32, "fp16": 16, "int8": 8, "int4": 4}
+QUANTIZED = ("int8", "int4")
+SCALE_BYTES = 2  # one fp16 scale per quantization group
+DEFAULT_INT4_GROUP = 128
+
+
+class WorkloadError(ValueError):
+    """Bad model, workload or importer input; the message names the problem and valid choices."""
+
+
+def check_dtype(dtype: str) -> str:
+    """Return `dtype` if known, else raise WorkloadError listing the valid dtypes."""
+    if dtype not in DTYPE_BITS:
+        raise WorkloadError(f"unknown dtype {dtype!r}; valid dtypes: {', '.join(DTYPE_BITS)}")
+    return dtype
+
+
+def activation_dtype(weight_dtype: str) -> str:
+    """Activations stay fp32 for fp32 models and fp16 otherwise (weight-only quantization)."""
+    return "fp32" if weight_dtype == "fp32" else "fp16"
+
+
+def elem_bytes(dtype: str) -> float:
+    return DTYPE_BITS[dtype] / 8
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """A weight tensor. `name` is unique across a workload: invocations of one model share it."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "fp16"
+    group_size: int = 0  # quantization group; 0 = the dtype's default
+
+    def __post_init__(self) -> None:
+        if any((not isinstance(d, int)) or d <= 0 for d in self.shape):
+            raise WorkloadError(f"tensor {self.name!r} has a non-positive dimension: {self.shape}")
+        check_dtype(self.dtype)
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def scale_count(self) -> int:
+        """Number of quantization scales stored with the tensor (0 for float dtypes)."""
+        if self.dtype not in QUANTIZED:
+            return 0
+        if self.group_size:
+            return math.ceil(self.numel / self.group_size)
+        if self.dtype == "int4":
+            return math.ceil(self.numel / DEFAULT_INT4_GROUP)
+        return self.shape[0] if len(self.shape) > 1 else 1
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes on flash and in memory, quantization scales included."""
+        return math.ceil(self.numel * DTYPE_BITS[self.dtype] / 8) + self.scale_count * SCALE_BYTES
+
+    def with_dtype(self, dtype: str) -> Tensor:
+        return replace(self, dtype=check_dtype(dtype))
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One operator: its FLOPs (a multiply-add counts 2), weights and activation sizes.
+
+    `input_elems`/`output_elems` are activation elements read/written; `workspace_elems` is
+    scratch memory held only while the op runs; `state_elems` is persistent state the op
+    appends (an LLM's KV cache), kept to the end of the workload.
+    """
+
+    name: str
+    kind: str
+    flops: int
+    weights: tuple[Tensor, ...] = ()
+    input_elems: int = 0
+    output_elems: int = 0
+    workspace_elems: int = 0
+    state_elems: int = 0
+    dtype: str = "fp16"
+    attrs: Mapping[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        for attr in ("flops", "input_elems", "output_elems", "workspace_elems", "state_elems"):
+            if getattr(self, attr) < 0:
+                raise WorkloadError(f"op {self.name!r}: {attr} is negative ({getattr(self, attr)})")
+        check_dtype(self.dtype)
+
+    @property
+    def act_dtype(self) -> str:
+        return activation_dtype(self.dtype)
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(t.nbytes for t in self.weights)
+
+    @property
+    def input_bytes(self) -> int:
+        return math.ceil(self.input_elems * elem_bytes(self.act_dtype))
+
+    @property
+    def output_bytes(self) -> int:
+        return math.ceil(self.output_elems * elem_bytes(self.act_dtype))
+
+    @property
+    def workspace_bytes(self) -> int:
+        return math.ceil(self.workspace_elems * elem_bytes(self.act_dtype))
+
+    @property
+    def state_bytes(self) -> int:
+        return math.ceil(self.state_elems * elem_bytes(self.act_dtype))
+
+    def with_dtype(self, dtype: str, tensor_dtypes: Mapping[str, str] | None = None) -> Op:
+        """This op with weights (and compute) in `dtype`; `tensor_dtypes` overrides per tensor."""
+        tensor_dtypes = tensor_dtypes or {}
+        weights = tuple(t.with_dtype(tensor_dtypes.get(t.name, dtype)) for t in self.weights)
+        return replace(self, dtype=dtype, weights=weights)
+
+
+class Model:
+    """A DNN as a DAG of ops with a deterministic execution order (topological, ties broken by
+    the order in which ops were added)."""
+
+    def __init__(self, name: str, ops: Iterable[Op], edges: Iterable[tuple[str, str]] = (),
+                 *, family: str = "", source: str = "", published_params: int | None = None,
+                 description: str = ""):
+        self.name = name
+        self.family = family
+        self.source = source
+        self.published_params = published_params
+        self.description = description
+        g = nx.DiGraph()
+        for i, op in enumerate(ops):
+            if op.name in g:
+                raise WorkloadError(f"model {name!r}: op name {op.name!r} is used twice")
+            g.add_node(op.name, op=op, index=i)
+        for src, dst in edges:
+            for end in (src, dst):
+                if end not in g:
+                    raise WorkloadError(f"model {name!r}: edge {src!r} -> {dst!r} names unknown op {end!r}")
+            g.add_edge(src, dst)
+        if not nx.is_directed_acyclic_graph(g):
+            cycle = nx.find_cycle(g)
+            raise WorkloadError(f"model {name!r} has a cycle: {cycle}")
+        self.graph = g
+        seen: dict[str, Tensor] = {}
+        for op in self.ops:
+            for t in op.weights:
+                if t.name in seen and seen[t.name].shape != t.shape:
+                    raise WorkloadError(f"model {name!r}: tensor {t.name!r} has two shapes")
+                seen[t.name] = t
+
+    @cached_property
+    def order(self) -> tuple[str, ...]:
+        idx = nx.get_node_attributes(self.graph, "index")
+        return tuple(nx.lexicographical_topological_sort(self.graph, key=lambda n: idx[n]))
+
+    @cached_property
+    def ops(self) -> tuple[Op, ...]:
+        nodes = self.graph.nodes
+        return tuple(nodes[n]["op"] for n in self.order)
+
+    def op(self, name: str) -> Op:
+        return self.graph.nodes[name]["op"]
+
+    def predecessors(self, name: str) -> list[str]:
+        idx = self.graph.nodes
+        return sorted(self.graph.predecessors(name), key=lambda n: idx[n]["index"])
+
+    @cached_property
+    def tensors(self) -> dict[str, Tensor]:
+        """Distinct weight tensors in first-use order (a tensor shared by ops counts once)."""
+        out: dict[str, Tensor] = {}
+        for op in self.ops:
+            for t in op.weights:
+                out.setdefault(t.name, t)
+        return out
+
+    @property
+    def param_count(self) -> int:
+        return sum(t.numel for t in self.tensors.values())
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors.values())
+
+    @property
+    def total_flops(self) -> int:
+        return sum(op.flops for op in self.ops)
+
+    @property
+    def dtypes(self) -> set[str]:
+        return {t.dtype for t in self.tensors.values()}
+
+    def with_dtype(self, dtype: str, tensor_dtypes: Mapping[str, str] | None = None) -> Model:
+        """A copy with every weight in `dtype` (and per-tensor overrides from `tensor_dtypes`)."""
+        check_dtype(dtype)
+        for d in (tensor_dtypes or {}).values():
+            check_dtype(d)
+        ops = [self.graph.nodes[n]["op"].with_dtype(dtype, tensor_dtypes)
+               for n in sorted(self.graph.nodes, key=lambda n: self.graph.nodes[n]["index"])]
+        return Model(self.name, ops, self.graph.edges, family=self.family, source=self.source,
+                     published_params=self.published_params, description=self.description)
+
+    def __repr__(self) -> str:
+        return (f"Model({self.name!r}, ops={len(self.graph)}, params={self.param_count:,}, "
+                f"weight_bytes={self.weight_bytes:,})")
+
+
+def chain(name: str, ops: Iterable[Op], **kwargs: object) -> Model:
+    """A model whose ops run one after another (each reads the previous op's output)."""
+    ops = list(ops)
+    edges = [(a.name, b.name) for a, b in zip(ops, ops[1:], strict=False)]
+    return Model(name, ops, edges, **kwargs)  # type: ignore[arg-type]
