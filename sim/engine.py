@@ -117,16 +117,18 @@ class _Run:
         what = f"load step {st.id} ({b} bytes)"
         stages = self.hw.load_stages(b, st.path, st.dst)
         zero_copy = self.hw.profile.transfer.zero_copy
-        if st.path == "direct":
-            # pre-laid-out data lands in its final allocation; without zero-copy it is staged
+        if st.path == "direct" and zero_copy:
+            # pre-laid-out data is read straight into its mapped final allocation
             yield pool.alloc(b, "weights", PRIO_LOAD, what)
-            if not zero_copy:
-                yield pool.alloc(b, "staging", PRIO_LOAD, what)
             yield from self.use(self.storage, "storage", st, "read", stages["read"])
-            if not zero_copy:
-                yield from self.use(self.copy, "copy", st, "copy", stages["copy"])
-                pool.free(b, "staging")
-                self.dram_bytes += 2 * b
+        elif st.path == "direct":
+            # read into a host staging buffer, then one copy into the final image/buffer
+            yield pool.alloc(b, "staging", PRIO_LOAD, what)
+            yield from self.use(self.storage, "storage", st, "read", stages["read"])
+            yield pool.alloc(b, "weights", PRIO_LOAD, what)
+            yield from self.use(self.copy, "copy", st, "copy", stages["copy"])
+            pool.free(b, "staging")
+            self.dram_bytes += 2 * b
         else:
             yield pool.alloc(b, "staging", PRIO_LOAD, what)
             yield from self.use(self.storage, "storage", st, "read", stages["read"])
@@ -156,9 +158,8 @@ class _Run:
                          + ([self.end_time[prev]] if prev is not None else []))
         what = f"compute step {st.id} ({st.op})"
         # the GPU was free and this op's inputs ready at data_ready; waiting past it is a stall
-        yield pool.alloc(st.output_bytes, "activations", PRIO_COMPUTE, what)
-        yield pool.alloc(st.workspace_bytes, "workspace", PRIO_COMPUTE, what)
-        yield pool.alloc(st.state_bytes, "kv", PRIO_COMPUTE, what)
+        yield pool.alloc_parts({"activations": st.output_bytes, "workspace": st.workspace_bytes,
+                                "kv": st.state_bytes}, PRIO_COMPUTE, what)
         start = env.now
         self.stall += start - data_ready
         t = self.dur(st, "compute", self.hw.compute_time(st, self.s.tensor_bytes, self.location))

@@ -23,7 +23,7 @@ class _Request:
     priority: int
     seq: int
     nbytes: int = field(compare=False)
-    category: str = field(compare=False)
+    parts: dict[str, int] = field(compare=False)
     event: simpy.Event = field(compare=False)
     what: str = field(compare=False, default="")
 
@@ -50,13 +50,14 @@ class MemoryPool:
         else:
             self.timeline.append(row)
 
-    def _grant(self, nbytes: int, category: str) -> None:
-        self.used += nbytes
-        self.by_cat[category] += nbytes
+    def _grant(self, parts: dict[str, int]) -> None:
+        for category, nbytes in parts.items():
+            self.used += nbytes
+            self.by_cat[category] += nbytes
+            if self.by_cat[category] > self.peak_by_cat[category]:
+                self.peak_by_cat[category] = self.by_cat[category]
         if self.used > self.peak:
             self.peak = self.used
-        if self.by_cat[category] > self.peak_by_cat[category]:
-            self.peak_by_cat[category] = self.by_cat[category]
         self._record()
 
     def fits(self, nbytes: int) -> bool:
@@ -65,16 +66,23 @@ class MemoryPool:
     def alloc(self, nbytes: int, category: str, priority: int = PRIO_LOAD,
               what: str = "") -> simpy.Event:
         """Event that fires once `nbytes` of `category` are granted within the budget."""
+        return self.alloc_parts({category: nbytes}, priority, what)
+
+    def alloc_parts(self, parts: dict[str, int], priority: int = PRIO_LOAD,
+                    what: str = "") -> simpy.Event:
+        """One request for several categories at once (granted all together or not at all)."""
         ev = self.env.event()
+        parts = {c: b for c, b in parts.items() if b > 0}
+        nbytes = sum(parts.values())
         if nbytes <= 0:
             ev.succeed()
             return ev
         if not self._waiting and self.fits(nbytes):
-            self._grant(nbytes, category)
+            self._grant(parts)
             ev.succeed()
             return ev
         self._seq += 1
-        heapq.heappush(self._waiting, _Request(priority, self._seq, nbytes, category, ev, what))
+        heapq.heappush(self._waiting, _Request(priority, self._seq, nbytes, parts, ev, what))
         self._drain()
         return ev
 
@@ -96,7 +104,7 @@ class MemoryPool:
     def _drain(self) -> None:
         while self._waiting and self.fits(self._waiting[0].nbytes):
             req = heapq.heappop(self._waiting)
-            self._grant(req.nbytes, req.category)
+            self._grant(req.parts)
             req.event.succeed()
 
     @property

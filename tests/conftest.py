@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hwprofiles import load_profile
+
 from helpers import linear_chain
 
 DATA = Path(__file__).parent / "data"

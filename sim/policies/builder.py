@@ -55,11 +55,12 @@ class Builder:
         return sum(self.schedule.tensor_bytes[t] for t in tensors)
 
     def load(self, tensors: Iterable[str], after: Iterable[int] = (), path: str = "via_buffer",
-             dst: str | None = None) -> int:
+             dst: str | None = None, layout: dict | None = None) -> int:
         tensors = tuple(tensors)
         nbytes = self.nbytes(tensors)
         return self.schedule.add(Load, tensors=tensors, bytes=nbytes, path=path,
-                                 dst=dst or default_dst(self.profile, nbytes), after=after)
+                                 dst=dst or default_dst(self.profile, nbytes), after=after,
+                                 layout=layout)
 
     def compute(self, unit: Unit, after: Iterable[int] = ()) -> int:
         op = unit.op

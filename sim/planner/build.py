@@ -1,0 +1,70 @@
+"""Turn a FlashMem Plan into Schedule steps: direct loads into textures (or buffers where a
+tensor exceeds the image limits), issued after the op before their issue position, freed after
+their last planned use."""
+
+from __future__ import annotations
+
+from sim.planner.plan import Plan
+from sim.planner.problem import Problem
+from sim.policies.builder import Builder
+
+
+def _emit(b: Builder, problem: Problem, tensors: tuple[str, ...], after: list[int]) -> dict[str, int]:
+    """Load `tensors` directly: one load for those that fit textures, one for buffers."""
+    ids: dict[str, int] = {}
+    for dst in ("texture", "buffer"):
+        part = tuple(t for t in tensors if problem.layouts[t].dst == dst)
+        if not part:
+            continue
+        lid = b.load(part, after=after, path="direct", dst=dst,
+                     layout={t: problem.layouts[t].to_dict() for t in part})
+        for t in part:
+            ids[t] = lid
+    return ids
+
+
+def build_schedule(problem: Problem, plan: Plan, policy: str = "flashmem") -> Builder:
+    """The schedule that executes `plan`."""
+    b = Builder(policy, problem.workload, problem.profile, problem.budget)
+    loaded: dict[str, int] = {}  # tensor -> load id while resident
+    for g in sorted(plan.resident, key=lambda g: problem.groups[g].uses[0]):
+        loaded.update(_emit(b, problem, problem.groups[g].tensors, []))
+    resident_ids = sorted(set(loaded.values()))
+    pinned = {t for g in plan.resident for t in problem.groups[g].tensors}
+    issued: dict[int, list[int]] = {}
+    for i, p in sorted(plan.issue.items()):
+        issued.setdefault(p, []).append(i)
+    unit_at = {u.pos: u for u in problem.units}
+    claims: dict[str, int] = {}
+    users: dict[str, list[int]] = {}
+    last: int | None = None
+    for u in problem.seq:
+        for i in issued.get(u.pos, ()):
+            tensors = problem.groups[problem.units[i].group].tensors
+            need = tuple(t for t in tensors if t not in loaded)
+            if need:
+                loaded.update(_emit(b, problem, need, [last] if last is not None else []))
+            for t in tensors:
+                claims[t] = claims.get(t, 0) + 1
+        names = list(dict.fromkeys(t.name for t in u.op.weights))
+        after = [loaded[t] for t in names]
+        if u.pos == 0:
+            after += resident_ids
+        cid = b.compute(u, after)
+        last = cid
+        for t in names:
+            users.setdefault(t, []).append(cid)
+        su = unit_at.get(u.pos)
+        if su is not None and su.index in plan.issue:
+            done = []
+            for t in problem.groups[su.group].tensors:
+                claims[t] -= 1
+                if claims[t] == 0 and t not in pinned:
+                    done.append(t)
+            if done:
+                b.free(done, after=[c for t in done for c in users.get(t, [])])
+                for t in done:
+                    del loaded[t]
+                    users.pop(t, None)
+    b.schedule.meta["resident_bytes"] = sum(problem.groups[g].bytes for g in plan.resident)
+    return b
