@@ -1,7 +1,7 @@
 """The discrete-event engine: executes a Schedule on a hardware model built from a profile.
 
 Resources: storage (one request stream; a read's time comes from the request-size model),
-a copy unit, a transform unit, and the GPU (one in-order queue: computes run in list order).
+a copy unit and a transform unit (FIFO single servers), and the GPU (one in-order queue: computes run in list order).
 Every allocation waits on the memory pool's budget. A schedule that can make no progress
 (an allocation that can never fit, or a cycle of waits) is reported infeasible, not hung.
 """
@@ -67,9 +67,10 @@ class _Run:
         self.hook = hook
         self.record = record_trace
         self.intervals: list[Interval] = []
-        self.storage = simpy.Resource(self.env, 1)
-        self.copy = simpy.Resource(self.env, 1)
-        self.transform = simpy.Resource(self.env, 1)
+        # storage, copy and transform are FIFO single servers whose service time is known on
+        # arrival, so a reservation (the time each becomes free) gives the same start times
+        # as a queue, with one timeout per use instead of request/release events
+        self.free_at = {"storage": 0.0, "copy": 0.0, "transform": 0.0}
         self.done = [self.env.event() for _ in schedule.steps]
         self.end_time = [0.0] * len(schedule.steps)
         self.location: dict[str, str] = {}
@@ -102,12 +103,12 @@ class _Run:
             return self.done[ids[0]]
         return self.env.all_of([self.done[i] for i in ids])
 
-    def use(self, res: simpy.Resource, name: str, step: Load, stage: str, t: float):
-        with res.request() as req:
-            yield req
-            start = self.env.now
-            yield self.env.timeout(self.dur(step, stage, t))
-            self.interval(name, f"{stage} {','.join(step.tensors)[:80]}", step.id, start, step.bytes)
+    def use(self, name: str, step: Load, stage: str, t: float):
+        start = max(self.env.now, self.free_at[name])
+        end = start + self.dur(step, stage, t)
+        self.free_at[name] = end
+        yield self.env.timeout(end - self.env.now)
+        self.interval(name, f"{stage} {','.join(step.tensors)[:80]}", step.id, start, step.bytes)
 
     # --- step processes ----------------------------------------------------------------------
     def load(self, st: Load):
@@ -120,26 +121,26 @@ class _Run:
         if st.path == "direct" and zero_copy:
             # pre-laid-out data is read straight into its mapped final allocation
             yield pool.alloc(b, "weights", PRIO_LOAD, what)
-            yield from self.use(self.storage, "storage", st, "read", stages["read"])
+            yield from self.use("storage", st, "read", stages["read"])
         elif st.path == "direct":
             # read into a host staging buffer, then one copy into the final image/buffer
             yield pool.alloc(b, "staging", PRIO_LOAD, what)
-            yield from self.use(self.storage, "storage", st, "read", stages["read"])
+            yield from self.use("storage", st, "read", stages["read"])
             yield pool.alloc(b, "weights", PRIO_LOAD, what)
-            yield from self.use(self.copy, "copy", st, "copy", stages["copy"])
+            yield from self.use("copy", st, "copy", stages["copy"])
             pool.free(b, "staging")
             self.dram_bytes += 2 * b
         else:
             yield pool.alloc(b, "staging", PRIO_LOAD, what)
-            yield from self.use(self.storage, "storage", st, "read", stages["read"])
+            yield from self.use("storage", st, "read", stages["read"])
             if not zero_copy:  # host staging -> GPU buffer
                 yield pool.alloc(b, "staging", PRIO_LOAD, what)
-                yield from self.use(self.copy, "copy", st, "copy", stages["copy"])
+                yield from self.use("copy", st, "copy", stages["copy"])
                 pool.free(b, "staging")
                 self.dram_bytes += 2 * b
             if st.dst == "texture":
                 yield pool.alloc(b, "weights", PRIO_LOAD, what)
-                yield from self.use(self.transform, "transform", st, "transform",
+                yield from self.use("transform", st, "transform",
                                     stages["transform"])
                 pool.free(b, "staging")
                 self.dram_bytes += 2 * b

@@ -182,9 +182,15 @@ class Model:
     def op(self, name: str) -> Op:
         return self.graph.nodes[name]["op"]
 
-    def predecessors(self, name: str) -> list[str]:
+    @cached_property
+    def _predecessors(self) -> dict[str, tuple[str, ...]]:
         idx = self.graph.nodes
-        return sorted(self.graph.predecessors(name), key=lambda n: idx[n]["index"])
+        return {n: tuple(sorted(self.graph.predecessors(n), key=lambda m: idx[m]["index"]))
+                for n in self.graph.nodes}
+
+    def predecessors(self, name: str) -> tuple[str, ...]:
+        """Ops whose outputs `name` reads, in the order they were added."""
+        return self._predecessors[name]
 
     @cached_property
     def tensors(self) -> dict[str, Tensor]:
