@@ -1,4 +1,5 @@
-"""The smallest feasible budget of a policy: bisection on simulated feasibility."""
+"""The smallest feasible budget of a policy: bisection on simulated feasibility between an
+analytical floor and a verified ceiling."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 from hwprofiles.schema import HardwareProfile
 from sim.engine import simulate
+from sim.planner.plan import just_in_time, memory_profile
+from sim.planner.problem import build_problem
 from sim.policies import plan
 from workloads.workload import Workload
 
@@ -17,20 +20,31 @@ def feasible(policy: str, workload: Workload, profile: HardwareProfile, budget: 
     return simulate(s, profile, budget=budget, record_trace=False).metrics.feasible
 
 
+def working_set_floor(workload: Workload, profile: HardwareProfile) -> int:
+    """No schedule fits below this: while an op runs, its weights and activations are in memory."""
+    p = build_problem(workload, profile, None)
+    need = list(p.act_bytes)
+    for u in p.units:
+        need[u.pos] += sum(t.nbytes for t in dict.fromkeys(p.seq[u.pos].op.weights))
+    return max(need, default=1)
+
+
 def min_feasible_budget(policy: str, workload: Workload, profile: HardwareProfile,
                         rel_tol: float = 0.005, **options: Any) -> int:
-    """Smallest budget (within `rel_tol`) at which `policy` completes `workload`.
-
-    The upper end is the policy's peak memory with no budget; the lower end the largest
-    single load, which must fit at once.
-    """
-    unconstrained = simulate(plan(policy, workload, profile, None, **options), profile,
-                             record_trace=False).metrics.peak_memory_bytes
-    lo = max([s.bytes for s in plan(policy, workload, profile, unconstrained, **options).loads]
-             + [1]) - 1  # infeasible
-    hi = unconstrained
-    if not feasible(policy, workload, profile, hi, **options):
-        hi = 2 * hi  # memory gating can need slack above the free-running peak
+    """Smallest budget (within `rel_tol`) at which `policy` completes `workload`."""
+    lo = working_set_floor(workload, profile) - 1  # infeasible for every policy
+    hi = None
+    if policy == "flashmem":
+        # loading each layer just in time needs the least memory of any flashmem plan
+        p = build_problem(workload, profile, None)
+        jit = max(memory_profile(p, just_in_time(p)), default=1)
+        if feasible(policy, workload, profile, jit, **options):
+            hi = jit
+    if hi is None:
+        hi = simulate(plan(policy, workload, profile, None, **options), profile,
+                      record_trace=False).metrics.peak_memory_bytes
+        while not feasible(policy, workload, profile, hi, **options):
+            lo, hi = hi, 2 * hi  # memory gating can need slack above the free-running peak
     while hi - lo > max(1, int(hi * rel_tol)):
         mid = (lo + hi) // 2
         if feasible(policy, workload, profile, mid, **options):

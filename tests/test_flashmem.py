@@ -90,8 +90,9 @@ def test_planner_matches_exhaustive_search(toy_zc, seed, n_ops, repeats, slack):
     (1, 3, 2, 1.3), (2, 4, 1, 1.2), (3, 3, 2, 1.8), (4, 2, 3, 1.5),
 ])
 def test_planner_matches_exhaustive_search_with_staging(toy_profile, seed, n_ops, repeats, slack):
-    """Without zero-copy a staging buffer is reserved, so the planner is optimal over the
-    plans whose planned memory fits; the engine may run tighter plans, at most 25% faster."""
+    """Without zero-copy the planner reserves one staging buffer, so it is optimal over the
+    plans whose planned memory fits (the engine can run some tighter ones), and it is never
+    slower than the baselines."""
     wl = small_workload(seed, n_ops, repeats)
     budget = int(min_feasible_budget("flashmem", wl, toy_profile) * slack)
     s = plan("flashmem", wl, toy_profile, budget, solver="cp-sat")
@@ -99,7 +100,10 @@ def test_planner_matches_exhaustive_search_with_staging(toy_profile, seed, n_ops
     assert got.feasible
     assert got.latency_s == pytest.approx(
         exhaustive_best(wl, toy_profile, budget, planned_fit=True), rel=1e-9)
-    assert got.latency_s <= 1.25 * exhaustive_best(wl, toy_profile, budget)
+    for policy in ("sequential", "pipeline"):
+        other = simulate(plan(policy, wl, toy_profile, budget), toy_profile).metrics
+        if other.feasible:
+            assert got.latency_s <= other.latency_s + 1e-12, policy
 
 
 def test_solver_reports_status_bound_and_gap(toy_zc):
