@@ -1,0 +1,1 @@
+"""The FlashMem planner: problem extraction, texture layouts, greedy and CP-SAT plans."""
