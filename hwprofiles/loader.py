@@ -91,9 +91,9 @@ def _parse_value(kind: str, raw: Any) -> Any:
     except units.UnitError as exc:
         raise ValueError(f"{what} ({exc})") from None
     if value <= 0 and kind != "time":
-        raise ValueError(f"a positive {what}")
+        raise ValueError(f"a positive {what.split(' ', 1)[1]}")
     if value < 0:
-        raise ValueError(f"a non-negative {what}")
+        raise ValueError(f"a non-negative {what.split(' ', 1)[1]}")
     return value
 
 
@@ -120,7 +120,10 @@ def _walk_unknown(data: Mapping[str, Any]) -> list[Problem]:
             if path in FIELDS:
                 continue
             if path in known_prefixes:
-                walk(val, path)
+                if isinstance(val, Mapping):
+                    walk(val, path)
+                else:
+                    problems.append(Problem(path, "a mapping of fields", type(val).__name__))
             else:
                 valid = sorted(p.split(".")[-1] for p in FIELDS if p.rsplit(".", 1)[0] == prefix)
                 problems.append(Problem(path, f"one of the known keys ({', '.join(valid)})",
@@ -136,6 +139,18 @@ def _walk_unknown(data: Mapping[str, Any]) -> list[Problem]:
             problems.append(Problem(key, f"one of {', '.join(sorted(TOP_KEYS))}",
                                     "an unknown key"))
     return problems
+
+
+def _under_non_mapping(data: Mapping[str, Any], path: str) -> bool:
+    """True if a section above `path` exists but is not a mapping (reported once already)."""
+    obj: Any = data
+    for part in path.split(".")[:-1]:
+        if part not in obj:
+            return False
+        obj = obj[part]
+        if not isinstance(obj, Mapping):
+            return True
+    return False
 
 
 def check_dict(data: Any) -> tuple[dict[str, Any], dict[str, Source], list[Problem]]:
@@ -154,7 +169,7 @@ def check_dict(data: Any) -> tuple[dict[str, Any], dict[str, Source], list[Probl
         kind = spec.rstrip("?")
         present, raw = _leaf(data, path)
         if not present:
-            if not optional:
+            if not optional and not _under_non_mapping(data, path):
                 problems.append(Problem(path, f"{_describe(kind)}", "nothing (missing field)"))
             continue
         if kind != "text":
@@ -179,7 +194,22 @@ def check_dict(data: Any) -> tuple[dict[str, Any], dict[str, Source], list[Probl
             values[path] = _parse_value(kind, raw)
         except ValueError as exc:
             problems.append(Problem(path, str(exc), repr(raw)))
+    problems.extend(_check_consistency(values))
     return values, sources, problems
+
+
+# (smaller field, larger field): physical orderings a valid profile must respect
+_AT_MOST = (("dram.app_memory", "dram.capacity"), ("gpu.max_alloc", "dram.capacity"))
+
+
+def _check_consistency(values: Mapping[str, Any]) -> list[Problem]:
+    """Cross-field problems (one app cannot use more memory than the device has)."""
+    problems = []
+    for small, large in _AT_MOST:
+        if small in values and large in values and values[small] > values[large]:
+            problems.append(Problem(small, f"at most {large} ({units.format_bytes(values[large])})",
+                                    units.format_bytes(values[small])))
+    return problems
 
 
 def _describe(kind: str) -> str:
@@ -238,12 +268,19 @@ def _read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ProfileError(f"profile file {path} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc)
+        raise ProfileError(f"profile file {path} is not valid YAML{where}: {what}") from None
 
 
-def _resolve(ref: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Raw merged mapping of a profile name or file, following `extends` chains."""
+def _resolve(ref: str, seen: tuple[str, ...] = (), base_dir: Path | None = None) -> dict[str, Any]:
+    """Raw merged mapping of a profile name or file, following `extends` chains; a relative
+    file path in `extends` is looked up next to the file that names it first."""
     path = Path(ref)
+    if base_dir is not None and not path.is_absolute() and (base_dir / path).exists() \
+            and path.suffix in (".yaml", ".yml"):
+        path = base_dir / path
     if not (path.suffix in (".yaml", ".yml") and path.exists()):
         builtin = builtin_dir() / f"{ref}.yaml"
         if not builtin.exists():
@@ -260,8 +297,11 @@ def _resolve(ref: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise ProfileError(f"profile file {path} must hold a mapping, found {type(data).__name__}")
     parent = data.get("extends")
+    if parent is not None and (not isinstance(parent, str) or not parent.strip()):
+        raise ProfileError(f"profile file {path}: extends: expected the name or path of one "
+                           f"profile, found {parent!r}")
     if parent:
-        base = _resolve(str(parent), (*seen, key))
+        base = _resolve(parent, (*seen, key), path.parent)
         base.pop("description", None)
         merged = _deep_merge(base, {k: v for k, v in data.items() if k != "extends"})
         merged["extends"] = parent

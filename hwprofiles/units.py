@@ -114,3 +114,19 @@ def parse_energy(text: object) -> float:
     if isinstance(text, str) and "/" in text:
         text = text.split("/", 1)[0]
     return _parse(text, ENERGY_UNITS, "an energy per unit", "'0.4 nJ/B', '1.5 pJ/FLOP'")
+
+
+def format_rate(r: float) -> str:
+    """Human-readable compute rate: 5.5e12 -> '5.50 TFLOPS'."""
+    for unit, scale in (("PFLOPS", 1e15), ("TFLOPS", 1e12), ("GFLOPS", 1e9), ("MFLOPS", 1e6)):
+        if abs(r) >= scale:
+            return f"{r / scale:.2f} {unit}"
+    return f"{r:.0f} FLOPS"
+
+
+def format_energy(e: float, per: str) -> str:
+    """Human-readable energy per unit: (4e-10, 'B') -> '0.400 nJ/B'."""
+    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12)):
+        if abs(e) >= scale:
+            return f"{e / scale:.3g} {unit}/{per}"
+    return f"{e / 1e-15:.3g} fJ/{per}"

@@ -1,0 +1,65 @@
+"""Human-readable views of a HardwareProfile: each field's value in units plus its source.
+
+Shared by `weightstream profiles show`, notebooks and reports so a number is always printed
+the same way and always next to where it comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hwprofiles import units
+from hwprofiles.schema import FIELDS, HardwareProfile, get_path
+
+
+@dataclass(frozen=True)
+class FieldRow:
+    """One field of a profile as shown to a person."""
+
+    path: str
+    value: str  # in human units, '-' where an optional field is absent
+    source: str  # citation or estimate note, '' for text fields
+    estimate: bool
+
+
+def format_value(path: str, value: Any) -> str:
+    """A field's SI value in the unit family the schema gives that field."""
+    if value is None:
+        return "-"
+    kind = FIELDS[path].rstrip("?")
+    if kind == "bandwidth":
+        return units.format_bandwidth(value)
+    if kind == "time":
+        return units.format_time(value)
+    if kind == "bytes":
+        return units.format_bytes(value)
+    if kind == "rate":
+        return units.format_rate(value)
+    if kind == "energy":
+        return units.format_energy(value, "FLOP" if path.endswith("_per_flop") else "B")
+    if kind == "bool":
+        return "yes" if value else "no"
+    if kind == "count":
+        return f"{value:,}"
+    if kind == "number":
+        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.4g}"
+    if kind == "fraction":
+        return f"{value:.2f}"
+    return str(value)
+
+
+def field_rows(profile: HardwareProfile) -> list[FieldRow]:
+    """Every schema field of `profile` in display order, with value and source."""
+    rows = []
+    for path in FIELDS:
+        value = get_path(profile, path)
+        src = profile.sources.get(path)
+        if src is None and FIELDS[path] != "text":
+            # an optional field the profile leaves out: show the schema default, if any
+            shown = "-" if not value else format_value(path, value)
+            rows.append(FieldRow(path, shown, "not set (optional field)", False))
+            continue
+        rows.append(FieldRow(path, format_value(path, value), src.text if src else "",
+                             bool(src and src.estimate)))
+    return rows
