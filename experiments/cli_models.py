@@ -1,0 +1,120 @@
+"""`weightstream models`: list the zoo, show one model's totals and largest tensors/layers, and
+import an ONNX file or a Hugging Face config.json with the same summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from hwprofiles.units import format_bytes
+
+DTYPES = click.Choice(["fp32", "fp16", "int8", "int4"])
+
+
+def _console() -> Console:
+    return Console(width=120, soft_wrap=False, highlight=False)
+
+
+def _count(n: int) -> str:
+    """A parameter count as 25.56M / 6.738B."""
+    return f"{n / 1e9:.3f}B" if n >= 1e9 else f"{n / 1e6:.2f}M"
+
+
+def print_summary(model, top: int) -> None:
+    """Totals, then the largest tensors and layers (which set the smallest streaming budget)."""
+    from workloads.summary import summarize
+
+    s = summarize(model, top)
+    con = _console()
+    con.print(f"[bold]{s.name}[/bold]  ({s.family or 'model'}, weights {s.dtype})")
+    if s.description:
+        con.print(f"  {s.description}")
+    if s.source:
+        con.print(f"  source: {s.source}")
+    rows = [("ops", f"{s.ops:,}"),
+            ("params", f"{s.params:,} ({_count(s.params)})"
+             + (f"; published {s.published_params:,}" if s.published_params else "")),
+            ("weight bytes", f"{s.weight_bytes:,} ({format_bytes(s.weight_bytes)})"),
+            ("FLOPs", f"{s.flops:,} ({s.flops / 1e9:,.2f} GFLOPs)"),
+            ("peak activation", format_bytes(s.peak_activation_bytes)),
+            ("min streaming", f"{format_bytes(s.min_streaming_bytes)} "
+                              "(largest layer weights + live activations)")]
+    for k, v in rows:
+        con.print(f"  {k:<16} {v}")
+    t = Table(title="largest tensors", title_justify="left")
+    for col in ("tensor", "shape", "bytes"):
+        t.add_column(col, justify="right" if col == "bytes" else "left")
+    for name, shape, nbytes in s.largest_tensors:
+        t.add_row(name, "x".join(map(str, shape)) or "scalar", format_bytes(nbytes))
+    con.print(t)
+    t = Table(title="largest layers", title_justify="left")
+    for col in ("op", "kind", "weights", "GFLOPs"):
+        t.add_column(col, justify="left" if col in ("op", "kind") else "right")
+    for name, kind, wbytes, flops in s.largest_layers:
+        t.add_row(name, kind, format_bytes(wbytes), f"{flops / 1e9:.3f}")
+    con.print(t)
+
+
+@click.group()
+def models() -> None:
+    """Zoo models, their sizes, and importers (ONNX, Hugging Face config.json)."""
+
+
+@models.command("list")
+@click.option("--dtype", type=DTYPES, default="fp16", show_default=True,
+              help="dtype for the size column")
+def list_cmd(dtype: str) -> None:
+    """One row per zoo model: family, params, size in DTYPE, GFLOPs of one inference."""
+    from workloads.zoo import ZOO, get_model
+
+    t = Table(title=f"weightstream model zoo ({len(ZOO)} models)")
+    t.add_column("name")
+    t.add_column("family")
+    t.add_column("params", justify="right")
+    t.add_column(f"{dtype} size", justify="right")
+    t.add_column("GFLOPs", justify="right")
+    for name, entry in ZOO.items():
+        m = get_model(name, dtype)
+        t.add_row(name, entry.family, _count(m.param_count), format_bytes(m.weight_bytes),
+                  f"{m.total_flops / 1e9:,.1f}")
+    _console().print(t)
+
+
+@models.command("show")
+@click.argument("name")
+@click.option("--dtype", type=DTYPES, default="fp16", show_default=True)
+@click.option("--top", default=5, show_default=True, help="how many tensors / layers to list")
+def show(name: str, dtype: str, top: int) -> None:
+    """Totals and largest tensors / layers of zoo model NAME."""
+    from workloads.zoo import get_model
+
+    print_summary(get_model(name, dtype), top)
+
+
+@models.command("import")
+@click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--dtype", type=DTYPES, default=None,
+              help="convert weights to this dtype (default: as stored / fp16 for configs)")
+@click.option("--allow-unsupported", is_flag=True,
+              help="ONNX: import unknown op types as 0-FLOP ops instead of failing")
+@click.option("--top", default=5, show_default=True)
+def import_cmd(file: Path, dtype: str | None, allow_unsupported: bool, top: int) -> None:
+    """Import FILE (.onnx, or a config.json / folder holding one) and print its summary."""
+    from workloads.model import WorkloadError
+
+    if file.suffix == ".onnx":
+        from workloads.onnx_import import load_onnx
+
+        model = load_onnx(file, allow_unsupported=allow_unsupported)
+        if dtype:
+            model = model.with_dtype(dtype)
+    elif file.suffix == ".json" or file.is_dir():
+        from workloads.hf_config import load_hf_config
+
+        model = load_hf_config(file, dtype or "fp16")
+    else:
+        raise WorkloadError(f"cannot import {file}: expected a .onnx file or a config.json")
+    print_summary(model, top)

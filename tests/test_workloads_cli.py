@@ -1,0 +1,61 @@
+"""`weightstream models list | show | import` through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from experiments.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_models_list():
+    r = run("models", "list")
+    assert r.exit_code == 0, r.output
+    for name in ("resnet50", "llama-2-7b", "sd15-unet", "sam-vit-b-encoder"):
+        assert name in r.output
+    assert "25.56M" in r.output and "6.738B" in r.output and "fp16 size" in r.output
+
+
+def test_models_show_totals_and_largest():
+    r = run("models", "show", "gpt2", "--dtype", "int8")
+    assert r.exit_code == 0, r.output
+    assert "124,439,808" in r.output and "peak activation" in r.output
+    assert "largest tensors" in r.output and "gpt2/transformer.wte.weight" in r.output
+    assert "largest layers" in r.output and "lm_head" in r.output
+
+
+def test_models_show_unknown_name_is_a_clean_error():
+    r = run("models", "show", "resnet51")
+    assert r.exit_code == 2
+    assert "error: unknown model 'resnet51'" in r.output and "resnet50" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_models_import_config_and_onnx(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"model_type": "gpt2", "n_embd": 768, "n_head": 12, "n_layer": 12,
+                               "n_positions": 1024, "vocab_size": 50257}))
+    r = run("models", "import", str(cfg))
+    assert r.exit_code == 0, r.output
+    assert "124,439,808" in r.output
+
+    from test_onnx_import import small_cnn
+    r = run("models", "import", str(small_cnn(tmp_path)), "--dtype", "int8")
+    assert r.exit_code == 0, r.output
+    assert "2,682" in r.output and "cnn/w2" in r.output
+
+
+def test_models_import_bad_files(tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00garbage" * 20)
+    r = run("models", "import", str(junk))
+    assert r.exit_code == 2 and "error:" in r.output and "junk.onnx" in r.output
+    other = tmp_path / "weights.bin"
+    other.write_bytes(b"x")
+    r = run("models", "import", str(other))
+    assert r.exit_code == 2 and "expected a .onnx file or a config.json" in r.output

@@ -1,0 +1,88 @@
+"""The model zoo: published architectures built op by op, looked up by name.
+
+`get_model("llama-3.2-1b", "int4", tokens=64)` builds the model with every weight in the dtype
+(`tensor_dtypes` overrides single tensors by full name); keyword arguments go to the family's
+constructor (sequence length, image size, ...).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from workloads.model import Model, WorkloadError, check_dtype
+from workloads.zoo import cnn, diffusion, llm, transformer, vision
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One zoo model: its family and the constructor `(dtype, **kwargs) -> Model`."""
+
+    name: str
+    family: str
+    build: Callable[..., Model]
+
+    @property
+    def options(self) -> list[str]:
+        """Keyword arguments the constructor accepts besides dtype."""
+        return [p for p in inspect.signature(self.build).parameters if p != "dtype"]
+
+
+ZOO: dict[str, ZooEntry] = {e.name: e for e in (
+    ZooEntry("resnet50", "cnn", cnn.resnet50),
+    ZooEntry("resnet152", "cnn", cnn.resnet152),
+    ZooEntry("mobilenetv2", "cnn", cnn.mobilenetv2),
+    ZooEntry("yolov4", "cnn", cnn.yolov4),
+    ZooEntry("vit-b16", "vision-transformer", vision.vit_b16),
+    ZooEntry("swin-t", "vision-transformer", vision.swin_t),
+    ZooEntry("sam-vit-b-encoder", "vision-transformer", vision.sam_vit_b_encoder),
+    ZooEntry("bert-base", "transformer", transformer.bert_base),
+    ZooEntry("gpt2", "llm", llm.lm_builder(llm.GPT2)),
+    ZooEntry("gpt-neo-1.3b", "llm", llm.lm_builder(llm.GPT_NEO_13)),
+    ZooEntry("gpt-neo-2.7b", "llm", llm.lm_builder(llm.GPT_NEO_27)),
+    ZooEntry("llama-2-7b", "llm", llm.lm_builder(llm.LLAMA2_7B)),
+    ZooEntry("llama-3.2-1b", "llm", llm.lm_builder(llm.LLAMA32_1B)),
+    ZooEntry("whisper-small-encoder", "audio", transformer.whisper_encoder),
+    ZooEntry("whisper-small-decoder", "audio", transformer.whisper_decoder),
+    ZooEntry("sd15-text-encoder", "diffusion", transformer.clip_text),
+    ZooEntry("sd15-unet", "diffusion", diffusion.sd15_unet),
+    ZooEntry("sd15-vae-decoder", "diffusion", diffusion.sd15_vae_decoder),
+)}
+
+LLM_CONFIGS = llm.CONFIGS
+
+
+def list_models() -> list[str]:
+    """Zoo model names in registry order."""
+    return list(ZOO)
+
+
+def zoo_entry(name: str) -> ZooEntry:
+    """The registry entry for `name`, or WorkloadError listing the valid names."""
+    try:
+        return ZOO[name]
+    except KeyError:
+        raise WorkloadError(f"unknown model {name!r}; valid models: {', '.join(ZOO)}") from None
+
+
+def get_model(name: str, dtype: str = "fp16", tensor_dtypes: Mapping[str, str] | None = None,
+              **kwargs: object) -> Model:
+    """Build zoo model `name` with weights in `dtype` (per-tensor overrides allowed)."""
+    entry = zoo_entry(name)
+    check_dtype(dtype)
+    bad = sorted(set(kwargs) - set(entry.options))
+    if bad:
+        raise WorkloadError(f"model {name!r} does not take {', '.join(bad)}; options: "
+                            f"{', '.join(entry.options) or 'none'}")
+    model = entry.build(dtype=dtype, **kwargs)
+    if tensor_dtypes:
+        unknown = sorted(set(tensor_dtypes) - set(model.tensors))
+        if unknown:
+            raise WorkloadError(f"model {name!r} has no tensor {unknown[0]!r} "
+                                f"(names look like {next(iter(model.tensors))!r})")
+        model = model.with_dtype(dtype, tensor_dtypes)
+    return model
+
+
+__all__ = ["LLM_CONFIGS", "ZOO", "ZooEntry", "get_model", "list_models", "zoo_entry"]

@@ -1,0 +1,146 @@
+"""A layer-by-layer graph builder for the zoo: each call adds one op with its own weights, FLOPs
+and activation sizes (batch 1), and wires it to the ops whose outputs it reads.
+
+FLOP conventions (also in docs/models.md): a multiply-add counts 2; a bias add counts 1 per
+output element; an activation fused into the op before it adds `ACT_FLOPS` per output element;
+elementwise and normalisation ops count `ELEMENTWISE_FLOPS` per element they write.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from workloads.model import Model, Op, Tensor, WorkloadError
+
+# FLOPs per output element of an activation fused into a conv / linear / norm op
+ACT_FLOPS: dict[str, int] = {"": 0, "relu": 1, "relu6": 2, "leaky": 2, "silu": 4, "gelu": 8,
+                             "quick_gelu": 4, "mish": 6, "sigmoid": 4, "tanh": 4}
+# FLOPs per output element of a standalone elementwise / normalisation op
+ELEMENTWISE_FLOPS: dict[str, int] = {"add": 1, "mul": 1, "concat": 0, "upsample": 0,
+                                     "maxpool": 0, "avgpool": 1, "softmax": 5, "layernorm": 8,
+                                     "rmsnorm": 4, "groupnorm": 8, "batchnorm": 2,
+                                     "embedding": 0, "geglu": 9, "swiglu": 5}
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """An activation: the op that wrote it (None = model input) and its shape (batch 1)."""
+
+    src: str | None
+    shape: tuple[int, ...]
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+def conv_out(size: int, k: int, stride: int, pad: int) -> int:
+    """Spatial output size of a convolution or pooling window."""
+    return (size + 2 * pad - k) // stride + 1
+
+
+class GraphBuilder:
+    """Accumulates ops and edges for one model; tensor names get the `model/` prefix."""
+
+    def __init__(self, model: str, dtype: str = "fp16"):
+        self.model = model
+        self.dtype = dtype
+        self.ops: list[Op] = []
+        self.edges: list[tuple[str, str]] = []
+        self._tensors: dict[str, Tensor] = {}
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def tensor(self, name: str, *shape: int) -> Tensor:
+        """The weight `model/name` (created once; a second use with the same name shares it)."""
+        full = f"{self.model}/{name}"
+        t = self._tensors.get(full)
+        if t is None:
+            t = self._tensors[full] = Tensor(full, tuple(int(d) for d in shape), self.dtype)
+        elif t.shape != tuple(shape):
+            raise WorkloadError(f"tensor {full!r} reused with shape {shape}, was {t.shape}")
+        return t
+
+    def op(self, name: str, kind: str, inputs: Sequence[Act], out_shape: Sequence[int],
+           flops: int, weights: Sequence[Tensor] = (), *, input_elems: int | None = None,
+           workspace: int = 0, state: int = 0, **attrs: object) -> Act:
+        """Add one op reading `inputs` and writing an activation of `out_shape`."""
+        out_shape = tuple(int(d) for d in out_shape)
+        if input_elems is None:
+            input_elems = sum(a.numel for a in inputs)
+        self.ops.append(Op(name, kind, int(flops), tuple(weights), input_elems=int(input_elems),
+                           output_elems=math.prod(out_shape), workspace_elems=int(workspace),
+                           state_elems=int(state), dtype=self.dtype, attrs=attrs))
+        for a in inputs:
+            if a.src is not None:
+                self.edges.append((a.src, name))
+        return Act(name, out_shape)
+
+    def build(self, **meta: object) -> Model:
+        return Model(self.model, self.ops, dict.fromkeys(self.edges), **meta)  # type: ignore[arg-type]
+
+    # -- layers -------------------------------------------------------------------------------
+    def conv2d(self, x: Act, name: str, cout: int, k: int, stride: int = 1, pad: int | None = None,
+               groups: int = 1, bias: bool = True, act: str = "", wname: str | None = None) -> Act:
+        """2-D convolution on a (C, H, W) activation; weight (cout, cin/groups, k, k)."""
+        cin, h, w = x.shape
+        pad = k // 2 if pad is None else pad
+        ho, wo = conv_out(h, k, stride, pad), conv_out(w, k, stride, pad)
+        wname = wname or name
+        weights = [self.tensor(f"{wname}.weight", cout, cin // groups, k, k)]
+        if bias:
+            weights.append(self.tensor(f"{wname}.bias", cout))
+        out = cout * ho * wo
+        flops = 2 * out * (cin // groups) * k * k + (out if bias else 0) + ACT_FLOPS[act] * out
+        return self.op(name, "conv", [x], (cout, ho, wo), flops, weights,
+                       kernel=k, stride=stride, groups=groups, act=act)
+
+    def linear(self, x: Act, name: str, out: int, bias: bool = True, act: str = "",
+               weight: Tensor | None = None, wname: str | None = None) -> Act:
+        """Fully connected layer on the last axis; weight (out, in) as PyTorch stores it."""
+        cin = x.shape[-1]
+        tokens = x.numel // cin
+        wname = wname or name
+        weights = [weight or self.tensor(f"{wname}.weight", out, cin)]
+        if bias:
+            weights.append(self.tensor(f"{wname}.bias", out))
+        n = tokens * out
+        flops = 2 * n * cin + (n if bias else 0) + ACT_FLOPS[act] * n
+        return self.op(name, "linear", [x], (*x.shape[:-1], out), flops, weights, act=act)
+
+    def norm(self, x: Act, name: str, kind: str = "layernorm", bias: bool = True,
+             channel_axis: int = -1, act: str = "", wname: str | None = None,
+             groups: int = 0) -> Act:
+        """LayerNorm / RMSNorm / GroupNorm / BatchNorm with its own scale (and shift)."""
+        c = x.shape[channel_axis]
+        wname = wname or name
+        weights = [self.tensor(f"{wname}.weight", c)]
+        if bias:
+            weights.append(self.tensor(f"{wname}.bias", c))
+        flops = (ELEMENTWISE_FLOPS[kind] + ACT_FLOPS[act]) * x.numel
+        attrs: dict[str, object] = {"act": act}
+        if groups:
+            attrs["groups"] = groups
+        return self.op(name, kind, [x], x.shape, flops, weights, **attrs)
+
+    def elementwise(self, name: str, kind: str, inputs: Sequence[Act],
+                    out_shape: Sequence[int] | None = None) -> Act:
+        """A weightless op (add, mul, softmax, concat, pool, upsample...)."""
+        shape = tuple(out_shape) if out_shape is not None else inputs[0].shape
+        return self.op(name, kind, inputs, shape, ELEMENTWISE_FLOPS[kind] * math.prod(shape))
+
+    def add(self, name: str, a: Act, b: Act) -> Act:
+        return self.elementwise(name, "add", [a, b])
+
+    def concat(self, name: str, parts: Sequence[Act], axis: int = 0) -> Act:
+        """Concatenate activations along `axis` (no FLOPs; a real op so the graph keeps both)."""
+        shape = list(parts[0].shape)
+        shape[axis] = sum(p.shape[axis] for p in parts)
+        return self.elementwise(name, "concat", parts, shape)
+
+    def embedding(self, name: str, table: Tensor, tokens: int, src: Act | None = None) -> Act:
+        """Row gather from `table` (vocab, dim); the whole table is the op's weight."""
+        dim = table.shape[-1]
+        return self.op(name, "embedding", [src] if src else [], (tokens, dim), 0, [table],
+                       input_elems=tokens, gather_rows=tokens)
