@@ -65,3 +65,7 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="weightstream")
 def main() -> None:
     """weightstream: simulate streaming DNN weights through a mobile GPU memory hierarchy."""
+
+
+if __name__ == "__main__":
+    main()

@@ -135,7 +135,8 @@ def test_float_dtype_bytes(zoo, dtype, bytes_per):
 
 def test_int4_and_int8_bytes_include_scales():
     m = get_model("gpt2", "int4")
-    expect = sum(math.ceil(t.numel / 2) + 2 * math.ceil(t.numel / 128) for t in m.tensors.values())
+    expect = sum(math.ceil(t.numel / 2) + 2 * math.ceil(t.numel / 128) if len(t.shape) > 1
+                 else 2 * t.numel for t in m.tensors.values())  # vectors stay fp16
     assert m.weight_bytes == expect
     q = m.op("transformer.h.0.attn.c_attn").weights[0]
     assert q.shape == (2304, 768) and q.nbytes == 2304 * 768 // 2 + 2 * (2304 * 768 // 128)
@@ -177,3 +178,14 @@ def test_resnet50_flops_match_published_gmacs(zoo):
     # torchvision: ResNet-50 4.09 GFLOPS (multiply-adds), ViT-B/16 17.56, Swin-T 4.49
     for name, gmacs in (("resnet50", 4.09), ("vit-b16", 17.56), ("swin-t", 4.49)):
         assert zoo[name].total_flops / 2e9 == pytest.approx(gmacs, rel=0.05), name
+
+
+def test_quantization_keeps_vectors_in_fp16():
+    """int8/int4 quantize matrices and kernels; biases and norm scales stay fp16 (as GPTQ/AWQ)."""
+    m = get_model("gpt2", "int4")
+    vectors = [t for t in m.tensors.values() if len(t.shape) == 1]
+    matrices = [t for t in m.tensors.values() if len(t.shape) >= 2]
+    assert vectors and all(t.dtype == "fp16" for t in vectors)
+    assert all(t.dtype == "int4" for t in matrices)
+    fp16 = get_model("gpt2", "fp16").weight_bytes
+    assert fp16 / 4 < m.weight_bytes < fp16 / 3.5  # ~4.1 bits per weight with group scales

@@ -37,6 +37,13 @@ def activation_dtype(weight_dtype: str) -> str:
     return "fp32" if weight_dtype == "fp32" else "fp16"
 
 
+def storage_dtype(dtype: str, shape: tuple[int, ...]) -> str:
+    """The dtype a tensor of `shape` is stored in when its model is in `dtype`: quantized dtypes
+    apply to matrices and kernels, while 1-D tensors (biases, norm scales) stay fp16, as
+    weight-quantization schemes (GPTQ, AWQ, llama.cpp Q4) keep them."""
+    return "fp16" if dtype in QUANTIZED and len(shape) < 2 else dtype
+
+
 def elem_bytes(dtype: str) -> float:
     return DTYPE_BITS[dtype] / 8
 
@@ -130,9 +137,11 @@ class Op:
         return math.ceil(self.state_elems * elem_bytes(self.act_dtype))
 
     def with_dtype(self, dtype: str, tensor_dtypes: Mapping[str, str] | None = None) -> Op:
-        """This op with weights (and compute) in `dtype`; `tensor_dtypes` overrides per tensor."""
+        """This op with weights (and compute) in `dtype` (see `storage_dtype`); `tensor_dtypes`
+        overrides per tensor."""
         tensor_dtypes = tensor_dtypes or {}
-        weights = tuple(t.with_dtype(tensor_dtypes.get(t.name, dtype)) for t in self.weights)
+        weights = tuple(t.with_dtype(tensor_dtypes.get(t.name) or storage_dtype(dtype, t.shape))
+                        for t in self.weights)
         return replace(self, dtype=dtype, weights=weights)
 
 

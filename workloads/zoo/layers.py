@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from workloads.model import Model, Op, Tensor, WorkloadError
+from workloads.model import Model, Op, Tensor, WorkloadError, storage_dtype
 
 # FLOPs per output element of an activation fused into a conv / linear / norm op
 ACT_FLOPS: dict[str, int] = {"": 0, "relu": 1, "relu6": 2, "leaky": 2, "silu": 4, "gelu": 8,
@@ -57,7 +57,8 @@ class GraphBuilder:
         full = f"{self.model}/{name}"
         t = self._tensors.get(full)
         if t is None:
-            t = self._tensors[full] = Tensor(full, tuple(int(d) for d in shape), self.dtype)
+            dims = tuple(int(d) for d in shape)
+            t = self._tensors[full] = Tensor(full, dims, storage_dtype(self.dtype, dims))
         elif t.shape != tuple(shape):
             raise WorkloadError(f"tensor {full!r} reused with shape {shape}, was {t.shape}")
         return t
