@@ -1,0 +1,279 @@
+"""Plots of sweep results and of single runs (matplotlib, Agg; PNG, SVG or PDF by extension).
+
+- tradeoff: latency vs memory budget, one line per policy, faceted by model (rows) and
+  profile (columns), with the latency lower bound where the results have it;
+- pareto: every feasible run as latency vs peak memory, with the Pareto front per facet;
+- speedup: speedup and memory reduction versus preload at each policy's knee;
+- gantt: the timeline of one run (storage, copy, transform, GPU lanes + memory in use).
+
+Figures are built with `matplotlib.figure.Figure` (no pyplot state), so plotting is safe in
+threads and leaves no open figures behind.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from experiments.errors import ExperimentError
+from experiments.summary import feasible_rows, pareto_front, summarise
+
+FORMATS = (".png", ".svg", ".pdf")
+KINDS = ("tradeoff", "pareto", "speedup")
+MIB = 2**20
+LANES = ("storage", "copy", "transform", "gpu")
+LANE_COLORS = {"storage": "#4c72b0", "copy": "#dd8452", "transform": "#c44e52", "gpu": "#55a868"}
+MEMORY_CATEGORIES = ("weights", "staging", "activations", "workspace", "kv")
+MEMORY_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#8172b3", "#937860")
+POLICY_STYLE = {"preload": ("o", "#7f7f7f"), "sequential": ("s", "#1f77b4"),
+                "pipeline": ("^", "#ff7f0e"), "flashmem": ("D", "#2ca02c")}
+EXTRA_COLORS = ("#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+
+
+def _check_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise ExperimentError(f"cannot tell the image format of {str(path)!r}; use one of "
+                              f"{', '.join(FORMATS)}")
+    return path
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write `fig` to `path` (format from the extension) via a temporary file + rename."""
+    path = _check_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        fig.savefig(tmp, format=path.suffix.lower()[1:], dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _style(policies: Sequence[str], names: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Marker and colour per policy label: fixed for the built-in policies, cycled otherwise."""
+    out: dict[str, tuple[str, str]] = {}
+    extra = iter(EXTRA_COLORS * 4)
+    used: set[str] = set()
+    for p in policies:
+        base = POLICY_STYLE.get(p) or POLICY_STYLE.get(names.get(p, ""))
+        if base and base[1] not in used:
+            out[p] = base
+        else:
+            out[p] = ((base or ("v", ""))[0], next(extra))
+        used.add(out[p][1])
+    return out
+
+
+def _facets(df: pd.DataFrame, cell_w: float = 3.6,
+            cell_h: float = 2.8) -> tuple[Figure, dict[tuple[str, str], Axes], list[str], list[str]]:
+    models = list(dict.fromkeys(df["model"]))
+    profiles = list(dict.fromkeys(df["profile"]))
+    fig = Figure(figsize=(0.6 + cell_w * len(profiles), 0.9 + cell_h * len(models)),
+                 layout="constrained")
+    axes = fig.subplots(len(models), len(profiles), squeeze=False)
+    cells = {(m, p): axes[i][j] for i, m in enumerate(models) for j, p in enumerate(profiles)}
+    for (m, p), ax in cells.items():
+        ax.set_title(f"{m} on {p}", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.tick_params(labelsize=8)
+    return fig, cells, models, profiles
+
+
+def _legend(fig: Figure, axes: list[Axes]) -> None:
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    if handles:
+        labels = sorted(handles, key=_policy_rank)
+        fig.legend([handles[k] for k in labels], labels, loc="outside upper center",
+                   ncol=min(len(handles), 6), fontsize=8, frameon=False)
+
+
+def _policy_rank(label: str) -> tuple[int, str]:
+    order = [*POLICY_STYLE, "lower bound", "Pareto front"]
+    base = label.split("(")[0].strip()
+    return (order.index(base) if base in order else len(order), label)
+
+
+def _log_x(ax: Axes) -> None:
+    """Log x axis with plain-number tick labels at 1, 2, 5 x 10^k."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _series_label(policy: str, dtype: str, multi_dtype: bool) -> str:
+    return f"{policy} ({dtype})" if multi_dtype else policy
+
+
+def _prepare(df: pd.DataFrame) -> pd.DataFrame:
+    if df.empty:
+        raise ExperimentError("no results to plot")
+    return df
+
+
+def plot_tradeoff(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
+    """Latency vs memory budget per policy, faceted by model and profile."""
+    _check_path(path)
+    df = _prepare(df)
+    ok = feasible_rows(df)
+    fig, cells, _, _ = _facets(df)
+    names = dict(zip(df["policy"], df["policy_name"], strict=False))
+    style = _style(list(dict.fromkeys(df["policy"])), names)
+    multi = df["dtype"].nunique() > 1
+    for (m, p), ax in cells.items():
+        f = ok[(ok["model"] == m) & (ok["profile"] == p)]
+        for (pol, dt), g in f.groupby(["policy", "dtype"], sort=False):
+            g = g.sort_values("eff_budget")
+            marker, color = style[pol]
+            ls = "-" if not multi or dt == df["dtype"].iloc[0] else "--"
+            ax.plot(g["eff_budget"] / MIB, g["latency_s"] * 1e3, marker=marker, color=color,
+                    ls=ls, ms=4, lw=1.3, label=_series_label(pol, dt, multi))
+        if "lower_bound_s" in f and f["lower_bound_s"].notna().any():
+            lb = (f.dropna(subset=["lower_bound_s"]).groupby("eff_budget")["lower_bound_s"].min()
+                  .sort_index())
+            ax.plot(lb.index / MIB, lb.values * 1e3, color="black", ls=":", lw=1,
+                    label="lower bound")
+        if f.empty:
+            ax.text(0.5, 0.5, "no feasible run", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8)
+        else:
+            _log_x(ax)
+        ax.set_xlabel("memory budget (MiB)", fontsize=8)
+        ax.set_ylabel("latency (ms)", fontsize=8)
+        ax.set_ylim(bottom=0)
+    _legend(fig, list(cells.values()))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_pareto(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
+    """Every feasible run as (peak memory, latency), coloured by policy, with the Pareto front."""
+    _check_path(path)
+    df = _prepare(df)
+    ok = feasible_rows(df)
+    fig, cells, _, _ = _facets(df)
+    names = dict(zip(df["policy"], df["policy_name"], strict=False))
+    style = _style(list(dict.fromkeys(df["policy"])), names)
+    for (m, p), ax in cells.items():
+        f = ok[(ok["model"] == m) & (ok["profile"] == p)]
+        for pol, g in f.groupby("policy", sort=False):
+            marker, color = style[pol]
+            ax.scatter(g["peak_memory_bytes"] / MIB, g["latency_s"] * 1e3, marker=marker,
+                       color=color, s=18, alpha=0.8, label=pol)
+        if not f.empty:
+            front = pareto_front(f, "peak_memory_bytes", "latency_s")
+            ax.step(front["peak_memory_bytes"] / MIB, front["latency_s"] * 1e3, where="post",
+                    color="black", lw=1, label="Pareto front")
+            _log_x(ax)
+        ax.set_xlabel("peak memory (MiB)", fontsize=8)
+        ax.set_ylabel("latency (ms)", fontsize=8)
+    _legend(fig, list(cells.values()))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_speedup(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
+    """Speedup and memory reduction versus preload at each policy's knee, per model/profile."""
+    _check_path(path)
+    s = summarise(_prepare(df))
+    s = s[s["policy_name"] != "preload"]
+    if s.empty or s["speedup"].isna().all():
+        raise ExperimentError("a speedup plot needs feasible preload runs and at least one "
+                              "other policy in the results")
+    multi = s["dtype"].nunique() > 1
+    s = s.assign(group=[f"{m}\n{p}" + (f"\n{d}" if multi else "")
+                        for m, p, d in zip(s["model"], s["profile"], s["dtype"], strict=True)])
+    groups = list(dict.fromkeys(s["group"]))
+    policies = sorted(dict.fromkeys(s["policy"]), key=_policy_rank)
+    style = _style(policies, dict(zip(s["policy"], s["policy_name"], strict=False)))
+    fig = Figure(figsize=(max(6.0, 1.2 + 1.1 * len(groups) * max(1, len(policies)) * 0.6), 6.0))
+    axes = fig.subplots(2, 1, sharex=True)
+    width = 0.8 / max(1, len(policies))
+    x = np.arange(len(groups))
+    for ax, col, label in ((axes[0], "speedup", "speedup vs preload (x)"),
+                           (axes[1], "memory_reduction", "memory reduction vs preload (x)")):
+        for k, pol in enumerate(policies):
+            g = s[s["policy"] == pol].set_index("group").reindex(groups)
+            ax.bar(x + (k - (len(policies) - 1) / 2) * width, g[col].to_numpy(dtype=float),
+                   width, color=style[pol][1], label=pol)
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.tick_params(labelsize=8)
+    axes[1].set_xticks(x, groups, fontsize=7)
+    axes[0].legend(fontsize=8, ncol=min(len(policies), 4), frameon=False)
+    axes[0].set_title(title or "at each policy's knee (smallest budget within 10% of its best "
+                      "latency)", fontsize=9)
+    return save_figure(fig, path)
+
+
+PLOTTERS = {"tradeoff": plot_tradeoff, "pareto": plot_pareto, "speedup": plot_speedup}
+
+
+def plot_results(df: pd.DataFrame, kind: str, path: str | Path, title: str | None = None) -> Path:
+    """Dispatch to the plot named `kind`."""
+    if kind not in PLOTTERS:
+        raise ExperimentError(f"unknown plot kind {kind!r}; valid kinds: {', '.join(PLOTTERS)}")
+    return PLOTTERS[kind](df, path, title)
+
+
+def plot_gantt(trace: Any, path: str | Path, title: str | None = None) -> Path:
+    """Gantt timeline of one run: a lane per resource and the memory in use stacked by category."""
+    _check_path(path)
+    fig = Figure(figsize=(11, 4.6))
+    ax, mem = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2.2, 1.3]})
+    scale = 1e3
+    end = 0.0
+    for lane, res in enumerate(LANES):
+        spans = [(i.start * scale, (i.end - i.start) * scale) for i in trace.intervals
+                 if i.resource == res and i.end > i.start]
+        if spans:
+            ax.broken_barh(spans, (lane - 0.38, 0.76), facecolors=LANE_COLORS[res],
+                           edgecolors="white", linewidth=0.3)
+            end = max(end, max(s + d for s, d in spans))
+    ax.set_yticks(range(len(LANES)), LANES, fontsize=8)
+    ax.set_ylim(-0.6, len(LANES) - 0.4)
+    ax.invert_yaxis()
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.tick_params(labelsize=8)
+    if not trace.intervals:
+        ax.text(0.5, 0.5, "empty trace", ha="center", va="center", transform=ax.transAxes)
+    if trace.memory:
+        arr = np.asarray(trace.memory, dtype=float)
+        t = arr[:, 0] * scale
+        ys = [arr[:, 2 + k] / MIB for k in range(len(MEMORY_CATEGORIES))]
+        end = max(end, float(t.max()))
+        if t[-1] < end:  # hold the last level to the end of the run
+            t = np.append(t, end)
+            ys = [np.append(y, y[-1]) for y in ys]
+        mem.stackplot(t, *ys, labels=MEMORY_CATEGORIES, colors=MEMORY_COLORS, step="post",
+                      alpha=0.85)
+        mem.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    mem.set_ylabel("memory (MiB)", fontsize=8)
+    mem.set_xlabel("time (ms)", fontsize=8)
+    mem.grid(True, alpha=0.3)
+    mem.tick_params(labelsize=8)
+    mem.set_xlim(0, end * 1.01 if end > 0 else 1)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)

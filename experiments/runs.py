@@ -1,0 +1,221 @@
+"""One run of a sweep: its inputs (RunSpec), its stable key, the automatic budget points, and the
+function that plans + simulates it into one results row.
+
+`execute_run` and `budget_points` are plain top-level functions of picklable arguments so every
+runner (serial, process pool, Dask) calls the same code and gets the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from experiments.resolve import load_profile_ref, load_workload
+from experiments.spec import PolicyRef, ProfileRef, SweepSpec, WorkloadRef, digest_of
+
+# bump when the meaning of a results row changes: every run is then keyed anew and re-executed
+RESULTS_SCHEMA = "weightstream-results/1"
+# columns whose values depend on the machine and the moment, not on the inputs
+TIMING_COLUMNS = ("wall_s", "meta.plan_time_s", "meta.solver_wall_s")
+
+
+@cache
+def code_version() -> str:
+    """Results schema + installed package version: part of every run's key."""
+    try:
+        from importlib.metadata import version
+
+        pkg = version("weightstream")
+    except Exception:  # not installed (running from a source tree)
+        pkg = "0"
+    return f"{RESULTS_SCHEMA}+weightstream-{pkg}"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The full inputs of one simulation run."""
+
+    workload: WorkloadRef
+    profile: ProfileRef
+    policy: PolicyRef
+    dtype: str
+    budget_bytes: int | None
+    auto_budget: bool = False
+
+    def identity(self) -> dict[str, Any]:
+        """Everything the run's result depends on, as sorted-JSON-ready data."""
+        return {"workload": self.workload.to_dict(), "profile": self.profile.to_dict(),
+                "policy": self.policy.to_dict(),
+                "dtype": self.dtype, "budget_bytes": self.budget_bytes,
+                "version": code_version()}
+
+    @property
+    def key(self) -> str:
+        return digest_of(self.identity(), 24)
+
+    def input_columns(self) -> dict[str, Any]:
+        """The row's input columns (labels for tables and plots, exact refs for re-running)."""
+        return {
+            "key": self.key,
+            "model": self.workload.label,
+            "workload_kind": self.workload.kind,
+            "workload_ref": self.workload.name,
+            "workload_args": json.dumps(dict(self.workload.args), sort_keys=True),
+            "profile": self.profile.label,
+            "profile_name": self.profile.name,
+            "profile_overrides": json.dumps(list(self.profile.overrides)),
+            "policy": self.policy.label,
+            "policy_name": self.policy.name,
+            "policy_options": json.dumps(dict(self.policy.options), sort_keys=True),
+            "dtype": self.dtype,
+            "budget_bytes": self.budget_bytes,
+            "auto_budget": self.auto_budget,
+            "code_version": code_version(),
+        }
+
+
+@dataclass(frozen=True)
+class BudgetGroup:
+    """The inputs that decide one set of automatic budget points."""
+
+    workload: WorkloadRef
+    profile: ProfileRef
+    dtype: str
+    policies: tuple[PolicyRef, ...]
+    points: int
+
+    @property
+    def key(self) -> str:
+        return digest_of({"workload": self.workload.to_dict(), "profile": self.profile.to_dict(),
+                        "dtype": self.dtype,
+                        "policies": [p.to_dict() for p in self.policies], "points": self.points,
+                        "version": code_version()}, 24)
+
+
+@dataclass(frozen=True)
+class BudgetPoints:
+    """Resolved automatic budgets of one group, with the floor and ceiling they span."""
+
+    key: str
+    budgets: tuple[int, ...]
+    min_feasible_bytes: int | None
+    full_footprint_bytes: int | None
+    notes: tuple[str, ...] = ()
+
+
+def log_points(lo: int, hi: int, n: int) -> tuple[int, ...]:
+    """`n` log-spaced whole byte counts from `lo` to `hi` inclusive (deduplicated)."""
+    if n <= 1 or hi <= lo:
+        return (max(lo, hi) if n > 1 else hi,)
+    ratio = math.log(hi / lo)
+    pts = [lo] + [int(round(lo * math.exp(ratio * i / (n - 1)))) for i in range(1, n - 1)]
+    pts.append(hi)
+    return tuple(sorted(set(pts)))
+
+
+def budget_points(group: BudgetGroup) -> BudgetPoints:
+    """From the smallest budget any streaming policy of the sweep runs in (preload's floor is its
+    full footprint) up to the full preload footprint, `points` log-spaced budgets."""
+    from sim import plan, simulate
+    from sim.capacity import min_feasible_budget
+
+    wl = load_workload(group.workload, group.dtype)
+    prof = load_profile_ref(group.profile)
+    notes: list[str] = []
+    full: int | None = None
+    try:
+        full = simulate(plan("preload", wl, prof, None), prof,
+                        record_trace=False).metrics.peak_memory_bytes
+    except Exception as exc:
+        notes.append(f"preload footprint: {type(exc).__name__}: {exc}")
+    streaming = [p for p in group.policies if p.name != "preload"]
+    floors: list[int] = []
+    for p in streaming:
+        try:
+            floors.append(min_feasible_budget(p.name, wl, prof, **dict(p.options)))
+        except Exception as exc:
+            notes.append(f"min feasible budget of {p.label}: {type(exc).__name__}: {exc}")
+    lo = min(floors) if floors else full
+    if lo is None or full is None:
+        hi = lo if full is None else full
+        pts = (hi,) if hi is not None else ()
+    else:
+        pts = log_points(lo, max(full, lo), group.points)
+    return BudgetPoints(group.key, tuple(pts), lo, full, tuple(notes))
+
+
+def expand(spec: SweepSpec, auto: dict[str, BudgetPoints] | None = None) -> list[RunSpec]:
+    """Every run of `spec` in a fixed order; `auto` maps BudgetGroup keys to resolved points."""
+    runs: list[RunSpec] = []
+    for w in spec.workloads:
+        for prof in spec.profiles:
+            for dtype in spec.dtypes:
+                if spec.budgets.auto:
+                    g = budget_group(spec, w, prof, dtype)
+                    if auto is None or g.key not in auto:
+                        raise KeyError(f"automatic budgets of {w.label} on {prof.label} not resolved")
+                    budgets: tuple[int | None, ...] = auto[g.key].budgets or (None,)
+                else:
+                    budgets = spec.budgets.values
+                for pol in spec.policies:
+                    for b in budgets:
+                        runs.append(RunSpec(w, prof, pol, dtype, b, bool(spec.budgets.auto)))
+    return runs
+
+
+def budget_group(spec: SweepSpec, w: WorkloadRef, prof: ProfileRef, dtype: str) -> BudgetGroup:
+    return BudgetGroup(w, prof, dtype, spec.policies, int(spec.budgets.auto or 0))
+
+
+def budget_groups(spec: SweepSpec) -> list[BudgetGroup]:
+    """The groups whose automatic budgets must be resolved before the runs are known."""
+    if not spec.budgets.auto:
+        return []
+    return [budget_group(spec, w, p, d) for w in spec.workloads for p in spec.profiles
+            for d in spec.dtypes]
+
+
+def execute_run(run: RunSpec) -> dict[str, Any]:
+    """Plan and simulate one run; any failure becomes the row's `error`, never an exception."""
+    from sim import plan, simulate
+
+    t0 = time.perf_counter()
+    row: dict[str, Any] = run.input_columns()
+    error: str | None = None
+    lb: float | None = None
+    try:
+        wl = load_workload(run.workload, run.dtype)
+        prof = load_profile_ref(run.profile)
+        sched = plan(run.policy.name, wl, prof, run.budget_bytes, **dict(run.policy.options))
+        m = simulate(sched, prof, budget=run.budget_bytes, record_trace=False).metrics
+        metrics = m.flat()
+        for k in ("policy", "profile", "model", "budget_bytes"):  # inputs keep the spec's labels
+            metrics.pop(k, None)
+        row.update(metrics)
+        row["profile_resolved"] = m.profile
+        error = m.error
+        lb = m.meta.get("lower_bound_s")
+        if lb is None:
+            lb = _lower_bound(wl, prof, run.budget_bytes)
+    except Exception as exc:  # one failing run must not stop the sweep
+        error = f"{type(exc).__name__}: {exc}"
+    row["feasible"] = bool(row.get("feasible", False)) and error is None
+    row["error"] = error
+    row["lower_bound_s"] = lb
+    row["wall_s"] = time.perf_counter() - t0
+    return row
+
+
+def _lower_bound(wl: Any, prof: Any, budget: int | None) -> float | None:
+    try:
+        from sim.bounds import lower_bound
+    except ImportError:
+        return None
+    try:
+        return float(lower_bound(wl, prof, budget))
+    except Exception:
+        return None

@@ -1,0 +1,352 @@
+"""Sweep specs: the YAML file that names workloads x profiles x policies x budgets x dtypes.
+
+A spec is parsed and checked in full before anything runs, so a typo fails in a second with a
+message that names the key and the valid choices, not after an hour of simulation.
+
+    name: my-sweep
+    models: [resnet50, gpt2]                 # zoo models, one inference each
+    workloads: [llama-3.2-1b-p128-d32]       # scenarios (optional)
+    profiles:
+      - snapdragon-8-gen-3
+      - {name: snapdragon-8-gen-3, label: sd8g3-ufs3, set: {storage.read_bandwidth: 2.1GB/s}}
+    policies:
+      - preload
+      - {name: pipeline, options: {depth: 2}}
+    budgets: {auto: 6}                       # or a list: [64MiB, 256MiB, unlimited]
+    dtypes: [fp16]
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from experiments.errors import ExperimentError
+
+SPEC_KEYS = ("name", "description", "models", "workloads", "profiles", "policies", "budgets",
+             "dtypes")
+WORKLOAD_KEYS = ("name", "label", "factory", "args")
+PROFILE_KEYS = ("name", "label", "set")
+POLICY_KEYS = ("name", "label", "options")
+AUTO_KEYS = ("auto",)
+UNLIMITED = ("unlimited", "none", "inf")
+DEFAULT_DTYPES = ("fp16",)
+
+
+def _hint(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_keys(data: Mapping[str, Any], valid: tuple[str, ...], where: str) -> None:
+    for k in data:
+        if k not in valid:
+            raise ExperimentError(f"unknown key {k!r} in {where}{_hint(str(k), valid)}; "
+                                  f"valid keys: {', '.join(valid)}")
+
+
+def digest_of(obj: Any, n: int = 16) -> str:
+    """Short sha256 of the sorted JSON of `obj`: stable across runs, machines and processes."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def _canon(value: Any) -> Any:
+    """A JSON-stable form of an option or argument value."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+@dataclass(frozen=True)
+class WorkloadRef:
+    """One entry of the workload axis: a zoo model, a scenario or a Python factory."""
+
+    kind: str  # "model" | "workload" | "factory"
+    name: str
+    label: str
+    args: tuple[tuple[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "args": dict(self.args)}
+
+
+@dataclass(frozen=True)
+class ProfileRef:
+    """A hardware profile name or YAML path plus `--set` style overrides."""
+
+    name: str
+    label: str
+    overrides: tuple[str, ...] = ()
+    digest: str = ""  # hash of the resolved profile's numbers: an edited file re-runs its rows
+
+    def to_dict(self) -> dict[str, Any]:
+        # a YAML file counts by its file name and content, not by where it lies on this machine
+        name = Path(self.name).name if self.name.endswith((".yaml", ".yml")) else self.name
+        return {"name": name, "set": list(self.overrides), "digest": self.digest}
+
+
+@dataclass(frozen=True)
+class PolicyRef:
+    """A policy name with its keyword options (label names it in tables and plots)."""
+
+    name: str
+    label: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "options": dict(self.options)}
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Explicit budgets in bytes (None = unlimited), or `auto` log-spaced points."""
+
+    values: tuple[int | None, ...] = ()
+    auto: int | None = None
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A parsed, checked sweep: the cross product of its axes is the list of runs."""
+
+    name: str
+    workloads: tuple[WorkloadRef, ...]
+    profiles: tuple[ProfileRef, ...]
+    policies: tuple[PolicyRef, ...]
+    budgets: Budgets
+    dtypes: tuple[str, ...] = DEFAULT_DTYPES
+    description: str = ""
+    source: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def size_hint(self) -> str:
+        nb = self.budgets.auto if self.budgets.auto else len(self.budgets.values)
+        return (f"{len(self.workloads)} workload(s) x {len(self.profiles)} profile(s) x "
+                f"{len(self.policies)} polic(ies) x {nb} budget(s) x {len(self.dtypes)} dtype(s)")
+
+
+# --- parsing -------------------------------------------------------------------------------------
+def _axis(data: Mapping[str, Any], key: str, required: bool = True) -> list[Any]:
+    raw = data.get(key)
+    if raw is None:
+        if required:
+            raise ExperimentError(f"sweep spec needs a non-empty {key!r} list")
+        return []
+    if isinstance(raw, str | Mapping):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise ExperimentError(f"{key!r} must be a list, found {type(raw).__name__}")
+    if not raw and required:
+        raise ExperimentError(f"{key!r} is empty; give at least one entry")
+    return raw
+
+
+def _entry(item: Any, keys: tuple[str, ...], where: str) -> dict[str, Any]:
+    if isinstance(item, str):
+        return {"name": item}
+    if not isinstance(item, Mapping):
+        raise ExperimentError(f"each entry of {where} must be a name or a mapping, found {item!r}")
+    _check_keys(item, keys, f"an entry of {where}")
+    return dict(item)
+
+
+def _workloads(data: Mapping[str, Any], check_names: bool) -> tuple[WorkloadRef, ...]:
+    models = _axis(data, "models", required=False)
+    scenarios = _axis(data, "workloads", required=False)
+    if not models and not scenarios:
+        raise ExperimentError("sweep spec needs a non-empty 'models' or 'workloads' list")
+    out: list[WorkloadRef] = []
+    for kind, items in (("model", models), ("workload", scenarios)):
+        for item in items:
+            e = _entry(item, WORKLOAD_KEYS, f"'{kind}s'")
+            args = e.get("args") or {}
+            if not isinstance(args, Mapping):
+                raise ExperimentError(f"'args' of {kind} entry {e!r} must be a mapping")
+            if e.get("factory"):
+                fac = str(e["factory"])
+                if ":" not in fac:
+                    raise ExperimentError(f"factory {fac!r} must look like 'package.module:function'")
+                name = str(e.get("name") or fac.split(":")[1])
+                ref = WorkloadRef("factory", fac, str(e.get("label") or name),
+                                  tuple(sorted(_canon(dict(args)).items())))
+            else:
+                if not e.get("name"):
+                    raise ExperimentError(f"{kind} entry {e!r} needs a 'name'")
+                if args:
+                    raise ExperimentError(f"'args' is only valid with 'factory' ({kind} {e['name']!r})")
+                name = str(e["name"])
+                ref = WorkloadRef(kind, name, str(e.get("label") or name))
+                if check_names:
+                    _check_workload_name(kind, name)
+            out.append(ref)
+    _unique([w.label for w in out], "workload labels")
+    return tuple(out)
+
+
+def _check_workload_name(kind: str, name: str) -> None:
+    from experiments.resolve import known_names
+
+    known = known_names(kind)
+    if known is not None and name not in known:
+        raise ExperimentError(f"unknown {kind} {name!r} in sweep spec{_hint(name, known)}; "
+                              f"valid {kind}s: {', '.join(known)}")
+
+
+def _profiles(data: Mapping[str, Any], check_names: bool,
+              base: Path | None = None) -> tuple[ProfileRef, ...]:
+    out: list[ProfileRef] = []
+    for item in _axis(data, "profiles"):
+        e = _entry(item, PROFILE_KEYS, "'profiles'")
+        if not e.get("name"):
+            raise ExperimentError(f"profile entry {e!r} needs a 'name'")
+        sets = e.get("set") or {}
+        if not isinstance(sets, Mapping):
+            raise ExperimentError(f"'set' of profile {e['name']!r} must be a mapping of "
+                                  "field: value, e.g. {storage.read_bandwidth: 2.1GB/s}")
+        overrides = tuple(f"{k}={v}" for k, v in sorted(sets.items()))
+        name = str(e["name"])
+        short = Path(name).stem if name.endswith((".yaml", ".yml")) else name
+        label = str(e.get("label") or (short if not overrides else f"{short}+{','.join(overrides)}"))
+        if base is not None and name.endswith((".yaml", ".yml")) and not Path(name).is_absolute():
+            if (base / name).exists():  # relative to the spec file first, then to the cwd
+                name = str((base / name).resolve())
+        digest = ""
+        if check_names:
+            from hwprofiles.loader import ProfileError, load_profile
+
+            try:
+                prof = load_profile(name, overrides)
+            except ProfileError as exc:
+                raise ExperimentError(f"profile entry {name!r} in sweep spec: {exc}") from None
+            digest = digest_of(prof.to_dict())
+        out.append(ProfileRef(name, label, overrides, digest))
+    _unique([p.label for p in out], "profile labels")
+    return tuple(out)
+
+
+def _policies(data: Mapping[str, Any], check_names: bool) -> tuple[PolicyRef, ...]:
+    out: list[PolicyRef] = []
+    for item in _axis(data, "policies"):
+        e = _entry(item, POLICY_KEYS, "'policies'")
+        if not e.get("name"):
+            raise ExperimentError(f"policy entry {e!r} needs a 'name'")
+        name = str(e["name"])
+        opts = e.get("options") or {}
+        if not isinstance(opts, Mapping):
+            raise ExperimentError(f"'options' of policy {name!r} must be a mapping, e.g. {{depth: 2}}")
+        if check_names:
+            from sim.policies import list_policies, policy_options
+
+            valid = list_policies()
+            if name not in valid:
+                raise ExperimentError(f"unknown policy {name!r} in sweep spec{_hint(name, valid)}; "
+                                      f"valid policies: {', '.join(valid)}")
+            known = policy_options(name)
+            for k in opts:
+                if k not in known:
+                    raise ExperimentError(f"policy {name!r} has no option {k!r}; valid options: "
+                                          f"{', '.join(known) or 'none'}")
+        options = tuple(sorted(_canon(dict(opts)).items()))
+        label = str(e.get("label") or (name if not options else
+                                       f"{name}({','.join(f'{k}={v}' for k, v in options)})"))
+        out.append(PolicyRef(name, label, options))
+    _unique([p.label for p in out], "policy labels")
+    return tuple(out)
+
+
+def _budgets(data: Mapping[str, Any]) -> Budgets:
+    from hwprofiles.units import UnitError, parse_bytes
+
+    raw = data.get("budgets", {"auto": 6})
+    if isinstance(raw, Mapping):
+        _check_keys(raw, AUTO_KEYS, "'budgets'")
+        n = raw.get("auto")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ExperimentError(f"budgets: {{auto: N}} needs a whole number N >= 1, found {n!r}")
+        return Budgets(auto=n)
+    items = _axis(data, "budgets")
+    values: list[int | None] = []
+    for item in items:
+        if item is None or (isinstance(item, str) and item.strip().lower() in UNLIMITED):
+            values.append(None)
+            continue
+        try:
+            b = parse_bytes(item)
+        except UnitError as exc:
+            raise ExperimentError(f"bad budget {item!r} in 'budgets': {exc}") from None
+        if b <= 0:
+            raise ExperimentError(f"budget {item!r} in 'budgets' must be positive")
+        values.append(b)
+    return Budgets(values=tuple(dict.fromkeys(values)))
+
+
+def _dtypes(data: Mapping[str, Any]) -> tuple[str, ...]:
+    from workloads.model import DTYPE_BITS
+
+    items = _axis(data, "dtypes", required=False) if "dtypes" in data else list(DEFAULT_DTYPES)
+    if not items:
+        raise ExperimentError("'dtypes' is empty; give at least one of " + ", ".join(DTYPE_BITS))
+    for d in items:
+        if d not in DTYPE_BITS:
+            raise ExperimentError(f"unknown dtype {d!r} in 'dtypes'{_hint(str(d), list(DTYPE_BITS))}; "
+                                  f"valid dtypes: {', '.join(DTYPE_BITS)}")
+    return tuple(dict.fromkeys(str(d) for d in items))
+
+
+def _unique(labels: list[str], what: str) -> None:
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise ExperimentError(f"duplicate {what} in sweep spec: {', '.join(dup)}; give each "
+                              "entry a distinct 'label'")
+
+
+def parse_spec(data: Any, check_names: bool = True, default_name: str = "sweep",
+               base: Path | None = None) -> SweepSpec:
+    """Check a spec mapping and build the SweepSpec; raises ExperimentError on any problem.
+    Relative profile file paths are looked up in `base` (the spec's folder) first."""
+    if not isinstance(data, Mapping):
+        raise ExperimentError(f"a sweep spec must be a mapping of {', '.join(SPEC_KEYS)}; "
+                              f"found {type(data).__name__}")
+    _check_keys(data, SPEC_KEYS, "sweep spec")
+    return SweepSpec(
+        name=str(data.get("name") or default_name),
+        description=str(data.get("description") or ""),
+        workloads=_workloads(data, check_names),
+        profiles=_profiles(data, check_names, base),
+        policies=_policies(data, check_names),
+        budgets=_budgets(data),
+        dtypes=_dtypes(data),
+        source=_canon(dict(data)),
+    )
+
+
+def builtin_specs() -> dict[str, Path]:
+    """Shipped specs by name (experiments/specs/*.yaml)."""
+    root = Path(__file__).with_name("specs")
+    return {p.stem: p for p in sorted(root.glob("*.yaml"))}
+
+
+def load_spec(ref: str, check_names: bool = True) -> SweepSpec:
+    """A spec from a YAML file path or the name of a built-in spec ('default')."""
+    path = Path(ref)
+    builtins = builtin_specs()
+    if not path.exists():
+        if ref in builtins:
+            path = builtins[ref]
+        else:
+            raise ExperimentError(f"sweep spec {ref!r} is neither a file nor a built-in spec; "
+                                  f"built-in specs: {', '.join(builtins)}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ExperimentError(f"sweep spec {path} is not valid YAML: {exc}") from None
+    except OSError as exc:
+        raise ExperimentError(f"cannot read sweep spec {path}: {exc.strerror}") from None
+    return parse_spec(data, check_names, default_name=path.stem, base=path.parent)
+

@@ -1,0 +1,98 @@
+"""Summaries of a results table: per model/profile/dtype/policy the best latency, the smallest
+feasible budget, the knee of the latency/budget curve and the speedup and memory reduction
+there versus `preload`. Used by the sweep summary and the speedup plot."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from hwprofiles.units import format_bytes, format_time
+
+GROUP = ["model", "profile", "dtype"]
+KNEE_TOL = 0.10  # the knee: the smallest budget whose latency is within 10 % of the best
+
+
+def effective_budget(df: pd.DataFrame) -> pd.Series:
+    """Budget in bytes; an unlimited run counts at the memory it actually used."""
+    b = df["budget_bytes"].astype("Float64") if "budget_bytes" in df else pd.Series(np.nan, df.index)
+    return b.fillna(df["peak_memory_bytes"].astype("Float64")).astype(float)
+
+
+def feasible_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of runs that completed within their budget, with an `eff_budget` column."""
+    if df.empty:
+        return df.assign(eff_budget=pd.Series(dtype=float))
+    ok = df[df["feasible"].astype(bool)].copy()
+    ok["eff_budget"] = effective_budget(ok)
+    return ok
+
+
+def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Rows not dominated in (x, y), both minimised, sorted by x."""
+    pts = points.sort_values([x, y], kind="stable")
+    best = math.inf
+    keep = []
+    for idx, yv in zip(pts.index, pts[y], strict=True):
+        if yv < best - 1e-15:
+            keep.append(idx)
+            best = yv
+    return pts.loc[keep]
+
+
+def summarise(df: pd.DataFrame, knee_tol: float = KNEE_TOL) -> pd.DataFrame:
+    """One row per (model, profile, dtype, policy) with best latency, min budget, knee and
+    speedup / memory reduction at the knee versus the best feasible preload run."""
+    ok = feasible_rows(df)
+    rows = []
+    for keys, g in df.groupby([*GROUP, "policy"], sort=True, dropna=False):
+        model, profile, dtype, policy = keys
+        f = ok[(ok["model"] == model) & (ok["profile"] == profile) & (ok["dtype"] == dtype)]
+        pre = f[f["policy_name"] == "preload"]
+        mine = f[f["policy"] == policy].sort_values(["eff_budget", "latency_s"], kind="stable")
+        row = {"model": model, "profile": profile, "dtype": dtype, "policy": policy,
+               "policy_name": g["policy_name"].iloc[0], "runs": len(g), "feasible_runs": len(mine),
+               "best_latency_s": np.nan, "min_budget_bytes": np.nan, "knee_budget_bytes": np.nan,
+               "knee_latency_s": np.nan, "knee_peak_memory_bytes": np.nan,
+               "preload_latency_s": np.nan, "preload_peak_memory_bytes": np.nan,
+               "speedup": np.nan, "memory_reduction": np.nan}
+        if not pre.empty:
+            p = pre.sort_values("latency_s", kind="stable").iloc[0]
+            row["preload_latency_s"] = float(p["latency_s"])
+            row["preload_peak_memory_bytes"] = float(p["peak_memory_bytes"])
+        if not mine.empty:
+            best = float(mine["latency_s"].min())
+            knee = mine[mine["latency_s"] <= best * (1 + knee_tol)].iloc[0]
+            row.update(best_latency_s=best, min_budget_bytes=float(mine["eff_budget"].iloc[0]),
+                       knee_budget_bytes=float(knee["eff_budget"]),
+                       knee_latency_s=float(knee["latency_s"]),
+                       knee_peak_memory_bytes=float(knee["peak_memory_bytes"]))
+            if not pre.empty:
+                row["speedup"] = row["preload_latency_s"] / row["knee_latency_s"]
+                row["memory_reduction"] = (row["preload_peak_memory_bytes"]
+                                           / row["knee_peak_memory_bytes"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_table(summary: pd.DataFrame) -> list[list[str]]:
+    """Header + text rows of a summary for printing."""
+    def b(v: float) -> str:
+        return "-" if pd.isna(v) else format_bytes(v)
+
+    def t(v: float) -> str:
+        return "-" if pd.isna(v) else format_time(v)
+
+    def x(v: float) -> str:
+        return "-" if pd.isna(v) else f"{v:.2f}x"
+
+    out = [["model", "profile", "dtype", "policy", "feasible", "best latency", "min budget",
+            "knee budget", "latency@knee", "speedup", "mem. reduction"]]
+    for r in summary.itertuples(index=False):
+        out.append([str(r.model), str(r.profile), str(r.dtype), str(r.policy),
+                    f"{r.feasible_runs}/{r.runs}", t(r.best_latency_s), b(r.min_budget_bytes),
+                    b(r.knee_budget_bytes), t(r.knee_latency_s), x(r.speedup),
+                    x(r.memory_reduction)])
+    return out

@@ -1,0 +1,154 @@
+"""Run a sweep: resolve automatic budgets, skip runs already stored, execute the rest on a
+runner with a progress bar, store rows as they arrive, consolidate.
+
+Interrupting a sweep (Ctrl-C, a crash, a killed job) loses at most the rows not yet flushed;
+running the same command again executes only the missing runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+import yaml
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from experiments.runners import Runner, make_runner
+from experiments.runs import BudgetPoints, budget_groups, budget_points, execute_run, expand
+from experiments.spec import SweepSpec
+from experiments.store import ResultsStore
+
+BUDGETS_FILE = "budgets.json"
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class SweepOutcome:
+    """What a sweep did: the full results table and how many runs it executed vs found stored."""
+
+    results: pd.DataFrame
+    total: int
+    executed: int
+    skipped: int
+    failed: int
+    wall_s: float
+    out_dir: Path
+
+
+class RateColumn(ProgressColumn):
+    """Runs per second."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} runs/s" if speed else "- runs/s", style="progress.data.speed")
+
+
+def _progress(console: Console | None, enabled: bool) -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    RateColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                    console=console or Console(stderr=True), disable=not enabled,
+                    transient=False)
+
+
+def _tracked(progress: Progress, desc: str, runner: Runner, fn: Callable[[T], R],
+             items: Sequence[T]) -> Any:
+    task = progress.add_task(desc, total=len(items))
+    for item, result in runner.map_unordered(fn, items):
+        progress.advance(task)
+        yield item, result
+
+
+def resolve_budgets(spec: SweepSpec, store: ResultsStore, runner: Runner,
+                    progress: Progress) -> dict[str, BudgetPoints]:
+    """Automatic budget points per group, cached in the results directory by group key."""
+    groups = budget_groups(spec)
+    cached = store.read_json(BUDGETS_FILE) or {}
+    known: dict[str, BudgetPoints] = {}
+    for g in groups:
+        if g.key in cached:
+            c = cached[g.key]
+            known[g.key] = BudgetPoints(c["key"], tuple(c["budgets"]), c["min_feasible_bytes"],
+                                        c["full_footprint_bytes"], tuple(c.get("notes", ())))
+    todo = [g for g in groups if g.key not in known]
+    if todo:
+        for _g, pts in _tracked(progress, "budgets", runner, budget_points, todo):
+            known[pts.key] = pts
+        cached.update({k: asdict(v) for k, v in known.items()})
+        store.write_text(BUDGETS_FILE, json.dumps(cached, indent=1, sort_keys=True))
+    return known
+
+
+def run_sweep(spec: SweepSpec, out_dir: str | Path, runner: Runner | None = None, *,
+              workers: int | None = None, scheduler: str | None = None,
+              progress: bool = True, console: Console | None = None,
+              on_row: Callable[[dict[str, Any]], None] | None = None,
+              flush_every: int = 32, flush_s: float = 2.0) -> SweepOutcome:
+    """Execute every run of `spec` not yet stored in `out_dir`; returns the full results.
+
+    `on_row` is called after each row arrives (tests use it to interrupt a sweep). Rows are
+    flushed to a part file every `flush_every` rows or `flush_s` seconds, and on any exit.
+    """
+    t0 = time.perf_counter()
+    own = runner is None
+    runner = runner or make_runner(workers, scheduler)
+    try:
+        return _run(spec, out_dir, runner, progress, console, on_row, flush_every, flush_s, t0)
+    finally:
+        if own:
+            runner.close()
+
+
+def _run(spec: SweepSpec, out_dir: str | Path, runner: Runner, progress: bool,
+         console: Console | None, on_row: Callable[[dict[str, Any]], None] | None,
+         flush_every: int, flush_s: float, t0: float) -> SweepOutcome:
+    store = ResultsStore(out_dir)
+    store.root.mkdir(parents=True, exist_ok=True)
+    store.write_text("spec.yaml", yaml.safe_dump(spec.source, sort_keys=False))
+    with _progress(console, progress) as bar:
+        auto = resolve_budgets(spec, store, runner, bar)
+        runs = expand(spec, auto)
+        done = store.done_keys()
+        seen: set[str] = set()
+        todo = []
+        for r in runs:
+            if r.key not in done and r.key not in seen:
+                todo.append(r)
+                seen.add(r.key)
+        pending: list[dict[str, Any]] = []
+        last = time.monotonic()
+        try:
+            for _r, row in _tracked(bar, f"{spec.name} ({runner.name})", runner,
+                                    execute_run, todo):
+                pending.append(row)
+                if on_row is not None:
+                    on_row(row)
+                if len(pending) >= flush_every or time.monotonic() - last >= flush_s:
+                    store.append(pending)
+                    pending, last = [], time.monotonic()
+        finally:
+            store.append(pending)
+    results = store.consolidate()
+    keys = {r.key for r in runs}
+    failed = 0
+    if not results.empty:
+        results = results[results["key"].isin(keys)].reset_index(drop=True)
+        failed = int((~results["feasible"].astype(bool)).sum())
+    return SweepOutcome(results, len(keys), len(todo), len(keys) - len(todo), failed,
+                        time.perf_counter() - t0, store.root)

@@ -1,0 +1,65 @@
+"""`weightstream run` through the CLI: the --json contract, trace and Gantt outputs, and clear
+errors (exit 2 with valid choices, no traceback) for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.image as mpimg
+import pytest
+from click.testing import CliRunner
+
+from experiments.cli import main
+
+pytest.importorskip("workloads.scenarios", reason="model zoo / scenarios not available")
+
+BASE = ["run", "--model", "mobilenetv2", "--profile", "snapdragon-8-gen-3"]
+CONTRACT = ("latency_s", "peak_memory_bytes", "weight_bytes", "flash_bytes_read", "gpu_stall_s",
+            "feasible", "policy", "model", "profile", "budget_bytes")
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, [*BASE, *args])
+
+
+def test_json_has_the_contract_fields():
+    r = invoke("--policy", "pipeline", "--budget", "64MiB", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    for k in CONTRACT:
+        assert k in d, k
+    assert d["feasible"] is True and d["policy"] == "pipeline" and d["model"] == "mobilenetv2"
+    assert d["budget_bytes"] == 64 * 2**20 and d["peak_memory_bytes"] <= d["budget_bytes"]
+    assert d["latency_s"] > 0 and d["flash_bytes_read"] >= d["weight_bytes"] > 0
+
+
+def test_trace_and_gantt_files(tmp_path):
+    trace, gantt = tmp_path / "t.json", tmp_path / "g.png"
+    r = invoke("--policy", "sequential", "--trace", str(trace), "--gantt", str(gantt))
+    assert r.exit_code == 0, r.output
+    events = json.loads(trace.read_text())["traceEvents"]
+    assert any(e["ph"] == "X" for e in events) and any(e["ph"] == "C" for e in events)
+    h, w = mpimg.imread(gantt).shape[:2]
+    assert w > h > 200
+
+
+def test_infeasible_budget_names_the_smallest_feasible_budget():
+    r = invoke("--policy", "sequential", "--budget", "1MiB")
+    assert r.exit_code != 0
+    assert "smallest feasible" in r.output and "at least" in r.output and "MiB" in r.output
+    assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--model", "resnet-5", "--policy", "pipeline"], ["resnet-5", "resnet50"]),
+    (["--profile", "pixel-99", "--policy", "pipeline"], ["pixel-99", "valid profiles"]),
+    (["--policy", "warp"], ["warp", "valid policies", "pipeline"]),
+    (["--policy", "pipeline", "--budget", "12 parsecs"], ["12 parsecs", "valid units"]),
+    (["--policy", "pipeline", "--dtype", "fp8"], ["fp8", "fp16"]),
+])
+def test_bad_input_exits_2_with_choices(args, words):
+    r = invoke(*args)
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output and not isinstance(r.exception, ValueError)
+    for w in words:
+        assert w in r.output

@@ -1,0 +1,164 @@
+"""validate: the whole loop (microbench -> calibrate -> replay -> compare) on a real OpenCL
+device (PoCL on the CPU in CI), with small models and quick settings; skipped with the reason
+when no OpenCL device exists. Fits are also checked against synthetic data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from experiments.cli import main
+from hwprofiles import check_file, load_profile
+from hwprofiles.schema import StorageSpec
+from hwprofiles.storage import read_time
+from sim.schedule import Schedule, validate_schedule
+from validate.fit import fit_bandwidth, fit_latency_bandwidth, fit_storage
+
+SIZE = 0.12
+
+
+@pytest.fixture(scope="module")
+def device():
+    from validate.device import open_device
+    from validate.errors import ValidateError
+
+    try:
+        return open_device("pocl")
+    except ValidateError:
+        try:
+            return open_device(None)
+        except ValidateError as exc:
+            pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def bench(device, tmp_path_factory):
+    from validate.microbench import run_microbench
+
+    mb = run_microbench(device, quick=True)
+    path = tmp_path_factory.mktemp("mb") / "mb.json"
+    mb.save(path)
+    return mb, path
+
+
+@pytest.fixture(scope="module")
+def calibrated(device, bench, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cal") / "calibrated-test.yaml"
+    r = CliRunner().invoke(main, ["validate", "calibrate", "--microbench", str(bench[1]),
+                                  "--device", device.info.spec, "--out", str(out),
+                                  "--size", str(SIZE)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+# --- without a device ------------------------------------------------------------------------
+def test_fit_latency_bandwidth_recovers_parameters():
+    x = np.array([4e3, 6.4e4, 1e6, 4e6, 1.6e7])
+    f = fit_latency_bandwidth(x, 20e-6 + x / 5e9)
+    assert f.latency == pytest.approx(20e-6, rel=1e-6)
+    assert f.bandwidth == pytest.approx(5e9, rel=1e-6)
+    assert fit_bandwidth(x, x / 2e9).bandwidth == pytest.approx(2e9)
+
+
+def test_fit_storage_recovers_request_model():
+    pts = []
+    for qd in (1, 4):
+        for size in (4096, 65536, 1 << 20):
+            total = size * 16
+            spec = StorageSpec("t", 2e9, 50e-6, qd, size)
+            pts.append({"size": size, "qd": qd, "total": total,
+                        "seconds": read_time(spec, total)})
+    f = fit_storage(pts)
+    assert f.read_bandwidth == pytest.approx(2e9, rel=0.05)
+    assert f.request_latency == pytest.approx(50e-6, rel=0.1)
+    assert f.residual < 0.02
+
+
+def test_scaled_schedule_stays_valid():
+    from validate.cases import HELD_OUT, make_schedule
+    from validate.replay import scale_schedule
+
+    s = make_schedule(HELD_OUT[2], load_profile("snapdragon-8-gen-3"), 1.0)
+    small = scale_schedule(s, 0.1)
+    validate_schedule(small)
+    assert small.streamed_bytes < s.streamed_bytes * 0.11
+
+
+def test_unknown_device_is_a_clear_error():
+    r = CliRunner().invoke(main, ["validate", "microbench", "--device", "no-such-device-xyz"])
+    assert r.exit_code == 2
+    assert "error:" in r.output and ("no OpenCL" in r.output)
+    assert "Traceback" not in r.output
+
+
+# --- on a device --------------------------------------------------------------------------------
+def test_microbench_measures_every_stage(bench):
+    from validate.microbench import Microbench
+
+    mb, path = bench
+    again = Microbench.load(path)
+    assert again.device["name"] == mb.device["name"]
+    assert mb.storage_mode in ("O_DIRECT", "fadvise-dontneed", "page-cache")
+    for pts in (mb.write_buffer, mb.read_buffer, mb.storage, mb.compute["fp32"]):
+        assert pts and all(p["seconds"] > 0 for p in pts)
+    if mb.device["image_support"]:
+        assert mb.write_image2d and mb.write_image2d_array and mb.transform and mb.read_image2d
+    assert mb.launch["period_s"] > 0 and mb.peak["fp32"] > 0
+
+
+def test_calibrated_profile_is_valid_and_sourced(calibrated, device):
+    assert check_file(str(calibrated)) == []
+    p = load_profile(str(calibrated))
+    src = p.sources["storage.read_bandwidth"].text
+    assert device.info.name in src and "residual" in src
+    assert "refined" in p.sources["gpu.compute_efficiency"].text
+    assert p.transfer.zero_copy is False
+    assert "not measured" in p.sources["gpu.prefers_texture"].text
+
+
+def test_replay_cli_emits_a_trace_within_budget(calibrated, device, tmp_path):
+    from validate.cases import HELD_OUT, make_schedule
+
+    s = make_schedule(HELD_OUT[2], load_profile(str(calibrated)), SIZE)  # pipeline, tight
+    path = tmp_path / "s.json"
+    s.save(path)
+    out = tmp_path / "trace.json"
+    r = CliRunner().invoke(main, ["validate", "replay", str(path), "--device", device.info.spec,
+                                  "--out", str(out), "--scale", "0.5",
+                                  "--chrome", str(tmp_path / "c.json")])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output.strip().splitlines()[-1])
+    assert summary["latency_s"] > 0
+    assert summary["peak_memory_bytes"] <= summary["budget_bytes"]
+    from validate.replay import load_trace
+
+    tr = load_trace(out)
+    assert {i.resource for i in tr.intervals} >= {"storage", "copy", "gpu"}
+    assert all(i.end >= i.start for i in tr.intervals)
+    computes = Schedule.load(path).computes
+    assert len([i for i in tr.intervals if i.resource == "gpu"]) == len(computes)
+    # dependencies hold in measured time: a compute starts after its weights' loads end
+    ends = {}
+    for i in tr.intervals:
+        ends[i.step] = max(ends.get(i.step, 0.0), i.end)
+    for i in tr.intervals:
+        if i.resource == "gpu":
+            st = s.steps[i.step]
+            for a in st.after:
+                assert i.start >= ends[a] - 1e-4
+
+
+def test_compare_reports_error_on_held_out_schedules(calibrated, device, tmp_path):
+    from validate.cases import HELD_OUT
+    from validate.compare import mape, markdown, plot_overlay, run_cases
+
+    prof = load_profile(str(calibrated))
+    res = run_cases(device, prof, HELD_OUT[:3], SIZE, repeats=1)
+    assert all(r.sim_s > 0 and r.measured_s > 0 for r in res)
+    text = markdown(res, prof, device.info.to_dict(), "t")
+    assert "End-to-end MAPE" in text and np.isfinite(mape(res))
+    plot_overlay(res, tmp_path / "o.png")
+    assert (tmp_path / "o.png").stat().st_size > 1000

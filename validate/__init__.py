@@ -1,0 +1,1 @@
+"""Validation against real OpenCL devices: microbenchmarks, calibration, replay, comparison."""

@@ -1,0 +1,599 @@
+"""Replay a saved Schedule on a real OpenCL device and measure its timeline.
+
+Weights live in one file on disk (each load's tensors contiguous, 4 KiB aligned). A single
+storage thread serves reads in issue order (like the simulator's storage FIFO), each read split
+into requests kept `queue_depth` deep by a reader pool, into page-aligned host staging
+buffers. Copies run on a copy queue, buffer->image transforms on a transform queue, and one
+FLOP-matched proxy kernel per compute on an in-order compute queue (list order), which waits
+on its loads' events. Loads, frees and every allocation wait as the simulator's engine does:
+`after` steps done, memory granted within the budget by a host-side pool. One host thread
+drives it all, woken by event callbacks and read completions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue as _queue
+import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim.schedule import Compute, Free, Load, Schedule
+from sim.trace import Interval, Trace
+from validate.device import Device, host_now
+from validate.errors import ValidateError
+from validate.kernels import (
+    FLOPS_PER_ITER,
+    MAX_GLOBAL,
+    ImageLayout,
+    build,
+    clock_offset,
+    global_size,
+    image_layout,
+    proxy_src,
+    transform_src,
+)
+from validate.microbench import enqueue_transform
+from validate.pool import PRIO_COMPUTE, PRIO_LOAD, HostPool
+from validate.reader import BlobReader, align_up, aligned_array, write_blob_file
+
+LOCAL = 64
+
+
+@dataclass
+class ReplayOptions:
+    """How to replay: size scale, where weight files go, the reader's queue depth and request."""
+
+    scale: float = 1.0
+    weights_dir: Path | None = None
+    queue_depth: int = 4
+    request_size: int = 1 << 20
+    max_global: int = MAX_GLOBAL
+
+
+@dataclass
+class ReplayResult:
+    """What one replay measured."""
+
+    schedule: str
+    device: dict[str, Any]
+    trace: Trace
+    latency_s: float
+    wall_s: float
+    peak_memory_bytes: int
+    budget_bytes: int | None
+    storage_mode: str
+    scale: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": "weightstream-replay", "schedule": self.schedule,
+                "device": self.device, "latency_s": self.latency_s, "wall_s": self.wall_s,
+                "peak_memory_bytes": self.peak_memory_bytes, "budget_bytes": self.budget_bytes,
+                "storage_mode": self.storage_mode, "scale": self.scale,
+                "source": self.trace.source,
+                "intervals": [asdict(i) for i in self.trace.intervals],
+                "memory": [list(r) for r in self.trace.memory]}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict()))
+
+
+def load_trace(path: str | Path) -> Trace:
+    """Read the trace of a saved replay (or any file with 'intervals' and 'memory')."""
+    data = json.loads(Path(path).read_text())
+    return Trace([Interval(**i) for i in data["intervals"]],
+                 [tuple(r) for r in data.get("memory", [])], data.get("source", "replay"))
+
+
+def scale_schedule(s: Schedule, f: float) -> Schedule:
+    """The same plan with every byte count, FLOP count and the budget multiplied by `f`."""
+    if f == 1.0:
+        return s
+    if not 0 < f <= 1e6:
+        raise ValidateError(f"scale must be a positive factor, found {f}")
+
+    def sb(b: int) -> int:
+        return max(16, round(b * f)) if b > 0 else 0
+
+    tb = {t: sb(b) for t, b in s.tensor_bytes.items()}
+    steps: list[Any] = []
+    for st in s.steps:
+        if isinstance(st, Load):
+            steps.append(replace(st, bytes=sum(tb[t] for t in st.tensors), layout=None))
+        elif isinstance(st, Compute):
+            steps.append(replace(st, flops=round(st.flops * f), input_bytes=sb(st.input_bytes),
+                                 output_bytes=sb(st.output_bytes),
+                                 workspace_bytes=sb(st.workspace_bytes),
+                                 state_bytes=sb(st.state_bytes)))
+        else:
+            steps.append(st)
+    budget = None if s.budget_bytes is None else round(s.budget_bytes * f)
+    # a scaled budget must still admit the (rounded-up) largest allocation
+    return Schedule(s.policy, s.workload, s.profile, budget, tb, list(s.invocations), steps,
+                    {**s.meta, "scale": f})
+
+
+@dataclass
+class _Obj:
+    """A device weight object holding one load's tensors."""
+
+    kind: str  # 'b' buffer, 'i' image2d, 'a' image2d_array
+    mem: Any = None
+    layout: ImageLayout | None = None
+    live: set[str] = field(default_factory=set)
+    key: tuple = ()
+
+
+@dataclass
+class _LoadState:
+    stage: int = 0
+    offset: int = 0
+    region: int = 0  # bytes of the host staging region (layout-sized, 4 KiB aligned)
+    kind: str = "b"
+    layout: ImageLayout | None = None
+    ticket: Any = None
+    wticket: Any = None
+    host: Any = None
+    future: Future | None = None
+    read: tuple[float, float] = (0.0, 0.0)
+    gpu_buf: Any = None
+    copy_ev: Any = None
+    tr_ev: Any = None
+    host_freed: bool = False
+    gpu_freed: bool = False
+
+
+class _Replay:
+    """One replay run (state kept out of the public API)."""
+
+    def __init__(self, dev: Device, s: Schedule, opts: ReplayOptions, workdir: Path):
+        self.dev, self.s, self.opts, self.workdir = dev, s, opts, workdir
+        self.cl = dev.cl
+        info = dev.info
+        self.half_images = info.half_images
+        self.texel_bytes = 8 if self.half_images else 16
+        self.n = len(s.steps)
+        self.done = [False] * self.n
+        self.ev: list[Any] = [None] * self.n
+        self.loads: dict[int, _LoadState] = {}
+        self.objs: dict[str, _Obj] = {}  # tensor -> object
+        self.notify: _queue.SimpleQueue = _queue.SimpleQueue()
+        self.t0 = 0.0
+        self.pool = HostPool(s.budget_bytes, lambda: host_now() - self.t0)
+        self.consumers: dict[int, int] = {}
+        self.cticket: dict[int, Any] = {}
+        self.outstanding = 0
+        self.kernels: dict[tuple[str, bool], Any] = {}
+        self.next_compute = 0
+        self.cache: dict[tuple, list[Any]] = {}  # freed objects kept for reuse, by size/layout
+        self.compute_ids = [st.id for st in s.steps if isinstance(st, Compute)]
+        for st in s.steps:
+            if isinstance(st, Compute):
+                self.consumers.setdefault(st.id, 0)
+                for i in st.inputs:
+                    self.consumers[i] = self.consumers.get(i, 0) + 1
+
+    # --- preparation (not timed) ---------------------------------------------------------
+    def prepare(self) -> None:
+        info = self.dev.info
+        off = 0
+        for st in self.s.steps:
+            if not isinstance(st, Load):
+                continue
+            if st.bytes > (info.max_alloc or 1 << 62):
+                raise ValidateError(f"load step {st.id} needs one allocation of {st.bytes} bytes, "
+                                    f"more than the device's max allocation {info.max_alloc}; "
+                                    "shrink the schedule with --scale")
+            ls = _LoadState(offset=off)
+            if st.dst == "texture" and info.image_support:
+                try:
+                    ls.layout = image_layout(st.bytes, self.texel_bytes, info.image2d_max_width,
+                                             info.image2d_max_height,
+                                             max(1, info.image_max_array_size))
+                except ValueError as exc:
+                    raise ValidateError(f"load step {st.id}: {exc}; shrink with --scale") from None
+                ls.kind = "i" if ls.layout.kind == "image2d" else "a"
+                ls.region = align_up(ls.layout.nbytes)
+            else:
+                ls.region = align_up(max(16, st.bytes))
+            self.loads[st.id] = ls
+            off += ls.region
+        self.path = self.workdir / "weights.bin"
+        write_blob_file(self.path, max(off, 4096))
+        self.reader = BlobReader(self.path, self.opts.queue_depth, self.opts.request_size)
+        self.reader.drop_cache()
+        self.storage = ThreadPoolExecutor(1, thread_name_prefix="ws-storage")
+        # kernels: transform program, one proxy program per weight-kind signature
+        self.tr_prg = build(self.dev, transform_src()) if info.image_support else None
+        computes = [st for st in self.s.steps if isinstance(st, Compute)]
+        where = {t: self.loads[st.id].kind for st in self.s.steps if isinstance(st, Load)
+                 for t in st.tensors}
+        for c in computes:
+            self._kernel(self._sig(c, where), self._half(c))
+        act = max([16] + [align_up(max(c.input_bytes, c.output_bytes), 16) for c in computes])
+        mf = self.cl.mem_flags
+        self.act_in = self.cl.Buffer(self.dev.context, mf.READ_WRITE, act)
+        self.act_out = self.cl.Buffer(self.dev.context, mf.READ_WRITE, act)
+        self.cl.enqueue_fill_buffer(self.dev.compute_queue, self.act_in, np.float32(1.0), 0,
+                                    act).wait()
+        self._warm_up(where)
+        self.offset = clock_offset(self.dev)
+
+    def _sig(self, c: Compute, where: dict[str, str]) -> str:
+        return "".join(where.get(t, "b") for t in c.weights)
+
+    def _half(self, c: Compute) -> bool:
+        return self.dev.info.fp16 and c.dtype != "fp32"
+
+    def _kernel(self, sig: str, half: bool) -> Any:
+        key = (sig, half)
+        if key not in self.kernels:
+            self.kernels[key] = self.cl.Kernel(build(self.dev, proxy_src(sig, half)), "proxy")
+        return self.kernels[key]
+
+    def _warm_up(self, where: dict[str, str]) -> None:
+        """Run each kernel once on small objects so JIT compilation stays out of the timing."""
+        cl, q = self.cl, self.dev.compute_queue
+        small: dict[str, _Obj] = {}
+        info = self.dev.info
+        for kind in "bia":
+            if kind == "b":
+                small[kind] = _Obj("b", cl.Buffer(self.dev.context, cl.mem_flags.READ_WRITE, 4096))
+            elif info.image_support:
+                lay = image_layout(4096, self.texel_bytes, info.image2d_max_width,
+                                   info.image2d_max_height, max(1, info.image_max_array_size),
+                                   prefer_array=kind == "a")
+                small[kind] = _Obj(kind, self._image(lay), lay)
+        for (sig, _half), knl in self.kernels.items():
+            args = [self.act_in, np.int32(1), self.act_out, np.int32(1), np.int32(1),
+                    np.float32(0.999), np.float32(1e-3)]
+            for k in sig:
+                args += self._obj_args(small[k], 4096)
+            knl.set_args(*args)
+            cl.enqueue_nd_range_kernel(q, knl, (LOCAL,), (LOCAL,)).wait()
+        if self.tr_prg is not None:
+            for kind in "ia":
+                o = small[kind]
+                src = cl.Buffer(self.dev.context, cl.mem_flags.READ_WRITE, o.layout.nbytes)
+                enqueue_transform(cl, self.dev.transform_queue, self.tr_prg, src, o.mem,
+                                  o.layout, self.half_images, local=LOCAL).wait()
+                host = aligned_array(o.layout.nbytes)[:o.layout.nbytes]
+                self._copy(o, host, self.dev.copy_queue).wait()
+
+    def _image(self, lay: ImageLayout) -> Any:
+        cl = self.cl
+        ctype = cl.channel_type.HALF_FLOAT if self.half_images else cl.channel_type.FLOAT
+        fmt = cl.ImageFormat(cl.channel_order.RGBA, ctype)
+        if lay.kind == "image2d":
+            return cl.create_image(self.dev.context, cl.mem_flags.READ_WRITE, fmt,
+                            shape=(lay.width, lay.height))
+        return cl.create_image(self.dev.context, cl.mem_flags.READ_WRITE, fmt,
+                        shape=(lay.width, lay.height, lay.layers), is_array=True)
+
+    def _obj_args(self, o: _Obj, nbytes: int) -> list[Any]:
+        if o.kind == "b":
+            return [o.mem, np.int32(max(1, nbytes // 16))]
+        assert o.layout is not None
+        n = [o.mem, np.int32(max(1, min(o.layout.texels, math.ceil(nbytes / self.texel_bytes)))),
+             np.int32(o.layout.width)]
+        if o.kind == "a":
+            n.append(np.int32(o.layout.height))
+        return n
+
+    def _copy(self, o: _Obj, host: Any, q: Any) -> Any:
+        cl = self.cl
+        if o.kind == "b":
+            return cl.enqueue_copy(q, o.mem, host, is_blocking=False)
+        lay = o.layout
+        assert lay is not None
+        if o.kind == "i":
+            return cl.enqueue_copy(q, o.mem, host, origin=(0, 0), region=(lay.width, lay.height),
+                                   is_blocking=False)
+        return cl.enqueue_copy(q, o.mem, host, origin=(0, 0, 0),
+                               region=(lay.width, lay.height, lay.layers), is_blocking=False)
+
+    # --- completion tracking ---------------------------------------------------------------
+    def _watch(self, ev: Any) -> Any:
+        self.outstanding += 1
+        ev.set_callback(self.cl.command_execution_status.COMPLETE,
+                        lambda status: self.notify.put(1))
+        return ev
+
+    def _complete(self, ev: Any) -> bool:
+        st = ev.command_execution_status
+        if st < 0:
+            raise ValidateError(f"an OpenCL command failed on {self.dev.info.name} (status {st})")
+        return st == self.cl.command_execution_status.COMPLETE
+
+    # --- step advancement ------------------------------------------------------------------
+    def _deps_done(self, ids: tuple[int, ...]) -> bool:
+        return all(self.done[i] for i in ids)
+
+    def advance_load(self, st: Load) -> bool:
+        ls = self.loads[st.id]
+        pool, b = self.pool, st.bytes
+        if ls.stage == 0:
+            if not self._deps_done(st.after):
+                return False
+            ls.ticket = pool.request({"staging": b}, PRIO_LOAD)
+            ls.stage = 1
+            return True
+        if ls.stage == 1:
+            if not ls.ticket.granted:
+                return False
+            host = self._take(("host", ls.region))
+            ls.host = host if host is not None else aligned_array(ls.region)
+            ls.future = self.storage.submit(self.reader.read, ls.offset, ls.region, ls.host)
+            ls.future.add_done_callback(lambda f: self.notify.put(1))
+            self.outstanding += 1
+            ls.stage = 2
+            return True
+        if ls.stage == 2:
+            assert ls.future is not None
+            if not ls.future.done():
+                return False
+            self.outstanding -= 1
+            ls.read = ls.future.result()
+            cat = "weights" if st.path == "direct" else "staging"
+            ls.ticket = pool.request({cat: b}, PRIO_LOAD)
+            ls.stage = 3
+            return True
+        if ls.stage == 3:
+            if not ls.ticket.granted:
+                return False
+            final = st.path == "direct" or st.dst == "buffer" or ls.layout is None
+            if final:
+                obj = self._new_obj(st, ls)
+                n = ls.layout.nbytes if ls.layout is not None else align_up(b, 16)
+                ls.copy_ev = self._watch(self._copy(obj, ls.host[:n], self.dev.copy_queue))
+                self.dev.copy_queue.flush()
+                self.ev[st.id] = ls.copy_ev
+                ls.stage = 6
+                return True
+            assert ls.layout is not None
+            ls.gpu_buf = self._take(("b", ls.layout.nbytes)) or self.cl.Buffer(
+                self.dev.context, self.cl.mem_flags.READ_WRITE, ls.layout.nbytes)
+            ls.copy_ev = self._watch(self.cl.enqueue_copy(
+                self.dev.copy_queue, ls.gpu_buf, ls.host[:ls.layout.nbytes], is_blocking=False))
+            self.dev.copy_queue.flush()
+            ls.wticket = pool.request({"weights": b}, PRIO_LOAD)
+            ls.stage = 4
+            return True
+        if ls.stage == 4:  # via_buffer -> texture: copy in flight, transform waits for memory
+            moved = self._free_host_if_copied(ls, b)
+            if not ls.wticket.granted:
+                return moved
+            obj = self._new_obj(st, ls)
+            assert ls.layout is not None
+            ls.tr_ev = self._watch(enqueue_transform(
+                self.cl, self.dev.transform_queue, self.tr_prg, ls.gpu_buf, obj.mem, ls.layout,
+                self.half_images, wait_for=[ls.copy_ev], local=LOCAL))
+            self.dev.transform_queue.flush()
+            self.ev[st.id] = ls.tr_ev
+            ls.stage = 5
+            return True
+        if ls.stage == 5:
+            moved = self._free_host_if_copied(ls, b)
+            if not ls.host_freed or not self._complete(ls.tr_ev):
+                return moved
+            self.outstanding -= 1
+            pool.free(b, "staging")  # the GPU staging buffer
+            self._give(("b", ls.layout.nbytes), ls.gpu_buf)
+            ls.gpu_buf = None
+            self._finish(st.id)
+            return True
+        if ls.stage == 6:  # final copy in flight
+            if not self._complete(ls.copy_ev):
+                return False
+            self.outstanding -= 1
+            if st.path == "direct":
+                pool.free(b, "staging")
+            else:
+                pool.free(b, "staging")  # host staging
+                pool.move(b, "staging", "weights")
+            self._give(("host", ls.region), ls.host)
+            ls.host = None
+            self._finish(st.id)
+            return True
+        return False
+
+    def _take(self, key: tuple) -> Any:
+        objs = self.cache.get(key)
+        return objs.pop() if objs else None
+
+    def _give(self, key: tuple, obj: Any) -> None:
+        self.cache.setdefault(key, []).append(obj)
+
+    def _free_host_if_copied(self, ls: _LoadState, b: int) -> bool:
+        if ls.host_freed or not self._complete(ls.copy_ev):
+            return False
+        self.outstanding -= 1
+        ls.host_freed = True
+        self._give(("host", ls.region), ls.host)
+        ls.host = None
+        self.pool.free(b, "staging")
+        return True
+
+    def _new_obj(self, st: Load, ls: _LoadState) -> _Obj:
+        cl = self.cl
+        if ls.layout is not None and ls.kind in "ia":
+            key: tuple = (ls.kind, ls.layout)
+            obj = _Obj(ls.kind, self._take(key) or self._image(ls.layout), ls.layout)
+        else:
+            n = align_up(max(16, st.bytes), 16)
+            key = ("b", n)
+            obj = _Obj("b", self._take(key) or cl.Buffer(self.dev.context,
+                                                         cl.mem_flags.READ_WRITE, n))
+        obj.key = key
+        obj.live = set(st.tensors)
+        for t in st.tensors:
+            self.objs[t] = obj
+        return obj
+
+    def advance_compute(self, st: Compute) -> bool:
+        if st.id in self.cticket:
+            t = self.cticket[st.id]
+            if self.ev[st.id] is None:
+                if not t.granted:
+                    return False
+                self._enqueue_compute(st)
+                return True
+            if not self._complete(self.ev[st.id]):
+                return False
+            self.outstanding -= 1
+            del self.cticket[st.id]
+            pool = self.pool
+            pool.free(st.workspace_bytes, "workspace")
+            for i in st.inputs:
+                self.consumers[i] -= 1
+                if self.consumers[i] == 0:
+                    pool.free(self.s.steps[i].output_bytes, "activations")  # type: ignore[union-attr]
+            if self.consumers[st.id] == 0:
+                pool.free(st.output_bytes, "activations")
+            self._finish(st.id)
+            return True
+        if self.compute_ids[self.next_compute] != st.id:
+            return False  # computes are issued in list order
+        for d in (*st.after, *st.inputs):
+            if self.done[d]:
+                continue
+            if isinstance(self.s.steps[d], Free) or self.ev[d] is None:
+                return False  # device work can wait on an event; a host step must be done
+        self.cticket[st.id] = self.pool.request(
+            {"activations": st.output_bytes, "workspace": st.workspace_bytes,
+             "kv": st.state_bytes}, PRIO_COMPUTE)
+        self.next_compute += 1
+        return True
+
+    def _enqueue_compute(self, st: Compute) -> None:
+        cl = self.cl
+        half = self._half(st)
+        sig = "".join(self.objs[t].kind for t in st.weights)
+        knl = self._kernel(sig, half)
+        wbytes = sum(self.s.tensor_bytes[t] for t in st.weights)
+        g, iters = global_size(st.flops, wbytes + st.input_bytes + st.output_bytes,
+                               self.opts.max_global)
+        args = [self.act_in, np.int32(st.input_bytes // 16), self.act_out,
+                np.int32(st.output_bytes // 16), np.int32(iters), np.float32(0.999),
+                np.float32(1e-3)]
+        for t in st.weights:
+            args += self._obj_args(self.objs[t], self.s.tensor_bytes[t])
+        knl.set_args(*args)
+        waits = [self.ev[d] for d in (*st.after, *st.inputs)
+                 if self.ev[d] is not None and not self.done[d]]
+        ev = cl.enqueue_nd_range_kernel(self.dev.compute_queue, knl, (g,), (LOCAL,),
+                                        wait_for=waits or None)
+        self.dev.compute_queue.flush()
+        self.ev[st.id] = self._watch(ev)
+        self.proxy_flops[st.id] = g * iters * FLOPS_PER_ITER
+
+    def advance_free(self, st: Free) -> bool:
+        if not self._deps_done(st.after):
+            return False
+        for t in st.tensors:
+            obj = self.objs.pop(t)
+            obj.live.discard(t)
+            if not obj.live and obj.mem is not None:
+                self._give(obj.key, obj.mem)
+                obj.mem = None
+        self.pool.free(sum(self.s.tensor_bytes[t] for t in st.tensors), "weights")
+        self._finish(st.id)
+        return True
+
+    def _finish(self, sid: int) -> None:
+        self.done[sid] = True
+
+    # --- driver ----------------------------------------------------------------------------
+    def run(self) -> tuple[float, float]:
+        budget = self.s.budget_bytes
+        for st in self.s.steps:
+            if isinstance(st, Load) and budget is not None and st.bytes > budget:
+                raise ValidateError(f"load step {st.id} needs {st.bytes} bytes at once, more than "
+                                    f"the budget of {budget} bytes")
+        self.proxy_flops: dict[int, int] = {}
+        active = list(self.s.steps)
+        self.t0 = host_now()
+        self.pool.timeline = [(0.0, 0, 0, 0, 0, 0, 0)]
+        while active:
+            progressed = True
+            while progressed:
+                progressed = False
+                for st in active:
+                    if isinstance(st, Load):
+                        moved = self.advance_load(st)
+                    elif isinstance(st, Compute):
+                        moved = self.advance_compute(st)
+                    else:
+                        moved = self.advance_free(st)
+                    progressed |= moved
+                active = [st for st in active if not self.done[st.id]]
+            if not active:
+                break
+            if self.outstanding == 0:
+                blocked = self.pool.waiting
+                head = (f"; waiting for memory: {blocked[0].nbytes} bytes with {self.pool.used} of "
+                        f"{budget} bytes in use") if blocked else ""
+                raise ValidateError(f"schedule cannot complete within the budget: {len(active)} "
+                                    f"step(s) never ran, first step {active[0].id}{head}")
+            try:
+                self.notify.get(timeout=0.0005)
+            except _queue.Empty:
+                pass
+        self.dev.finish()
+        return self.t0, host_now()
+
+    def trace(self) -> Trace:
+        """Intervals from host clocks (reads) and profiling events (copies, transforms, kernels)."""
+        t0, off = self.t0, self.offset
+        out: list[Interval] = []
+
+        def dev(ev: Any) -> tuple[float, float]:
+            return (ev.profile.start * 1e-9 + off - t0, ev.profile.end * 1e-9 + off - t0)
+
+        labels = [inv.label for inv in self.s.invocations]
+        for st in self.s.steps:
+            if isinstance(st, Load):
+                ls = self.loads[st.id]
+                name = ",".join(st.tensors)[:80]
+                out.append(Interval("storage", f"read {name}", st.id, ls.read[0] - t0,
+                                    ls.read[1] - t0, st.bytes))
+                s, e = dev(ls.copy_ev)
+                out.append(Interval("copy", f"copy {name}", st.id, s, e, st.bytes))
+                if ls.tr_ev is not None:
+                    s, e = dev(ls.tr_ev)
+                    out.append(Interval("transform", f"transform {name}", st.id, s, e, st.bytes))
+            elif isinstance(st, Compute):
+                s, e = dev(self.ev[st.id])
+                out.append(Interval("gpu", st.op, st.id, s, e, 0, labels[st.invocation]))
+        out.sort(key=lambda i: (i.start, i.resource, i.step))
+        return Trace(out, list(self.pool.timeline), f"replay:{self.dev.info.name}")
+
+    def close(self) -> None:
+        if hasattr(self, "storage"):
+            self.storage.shutdown(wait=True)
+        if hasattr(self, "reader"):
+            self.reader.close()
+
+
+def replay(dev: Device, schedule: Schedule, opts: ReplayOptions | None = None) -> ReplayResult:
+    """Execute `schedule` (scaled by `opts.scale`) on `dev`; returns the measured trace."""
+    opts = opts or ReplayOptions()
+    s = scale_schedule(schedule, opts.scale)
+    with tempfile.TemporaryDirectory(prefix="ws-replay-", dir=opts.weights_dir) as tmp:
+        r = _Replay(dev, s, opts, Path(tmp))
+        try:
+            r.prepare()
+            t0, t1 = r.run()
+            trace = r.trace()
+        finally:
+            r.close()
+    latency = max([0.0] + [i.end for i in trace.intervals])
+    return ReplayResult(schedule=f"{s.workload}/{s.policy}", device=dev.info.to_dict(),
+                        trace=trace, latency_s=latency, wall_s=t1 - t0,
+                        peak_memory_bytes=r.pool.peak, budget_bytes=s.budget_bytes,
+                        storage_mode=r.reader.mode, scale=opts.scale)
