@@ -17,8 +17,8 @@ from common import machine, peak_rss_mib, table, timed  # noqa: E402
 from hwprofiles import load_profile  # noqa: E402
 from sim import plan, simulate  # noqa: E402
 from workloads.scenarios import resolve_workload  # noqa: E402
-from workloads.zoo import get_model  # noqa: E402
 from workloads.workload import repeated  # noqa: E402
+from workloads.zoo import get_model  # noqa: E402
 
 PROFILE = "snapdragon-8-gen-3"
 
