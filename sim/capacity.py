@@ -32,6 +32,9 @@ def working_set_floor(workload: Workload, profile: HardwareProfile) -> int:
 def min_feasible_budget(policy: str, workload: Workload, profile: HardwareProfile,
                         rel_tol: float = 0.005, **options: Any) -> int:
     """Smallest budget (within `rel_tol`) at which `policy` completes `workload`."""
+    if policy == "flashmem":
+        # whether any plan fits does not depend on how hard the solver optimises it
+        options = {**options, "solver": "greedy"}
     lo = working_set_floor(workload, profile) - 1  # infeasible for every policy
     hi = None
     if policy == "flashmem":

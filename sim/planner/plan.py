@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from sim.planner.problem import Problem
 
 DEFAULT_LOOKAHEAD = 256  # how many ops before its use a load may be issued
+MAX_WINDOW = 8  # deepest fixed window tried as a candidate
 
 
 @dataclass
@@ -120,6 +121,21 @@ def earliest_issue(problem: Problem, resident: frozenset[int],
     return Plan(resident, issue)
 
 
+def window_issue(problem: Problem, resident: frozenset[int], depth: int) -> Plan | None:
+    """Demand-Layering style issue points: streamed unit i is issued right after streamed unit
+    i - depth has run (its weights freed); None if the plan does not fit the budget."""
+    issue: dict[int, int] = {}
+    streamed = [u for u in problem.units if u.group not in resident]
+    p_prev = 0
+    for j, u in enumerate(streamed):
+        p = streamed[j - depth].pos + 1 if j >= depth else 0
+        p = min(max(p, p_prev), u.pos)
+        issue[u.index] = p
+        p_prev = p
+    plan = Plan(resident, issue)
+    return plan if fits(problem, plan) else None
+
+
 def residency_candidates(problem: Problem, steps: int = 8) -> list[frozenset[int]]:
     """Resident sets to try: prefixes of the reused groups (most reuses first) filling
     0, 1/steps, ..., all of the memory left after the largest activation footprint."""
@@ -145,15 +161,19 @@ def residency_candidates(problem: Problem, steps: int = 8) -> list[frozenset[int
 
 
 def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD) -> tuple[Plan, float] | None:
-    """Best (by analytical makespan) of earliest-issue plans over the residency candidates."""
+    """Best (by analytical makespan) over the residency candidates of the earliest-issue plan
+    and the fixed-window plans (depth 1..MAX_WINDOW), which contain the pipeline policy's
+    issue pattern."""
     best: tuple[Plan, float] | None = None
     for resident in residency_candidates(problem):
-        plan = earliest_issue(problem, resident, lookahead)
-        if plan is None:
-            continue
-        t = makespan(problem, plan)
-        if best is None or t < best[1]:
-            best = (plan, t)
+        plans = [earliest_issue(problem, resident, lookahead)]
+        plans += [window_issue(problem, resident, d) for d in range(1, MAX_WINDOW + 1)]
+        for plan in plans:
+            if plan is None:
+                continue
+            t = makespan(problem, plan)
+            if best is None or t < best[1] - 1e-15:
+                best = (plan, t)
     return best
 
 

@@ -93,7 +93,12 @@ def build_problem(workload: Workload, profile: HardwareProfile, budget: int | No
     """Extract positions, units, groups, durations and layouts for the planners."""
     hw = HardwareModel(profile)
     tensors = workload.tensors
-    layouts = {n: texture_layout(t.nbytes, t.dtype, profile.gpu) for n, t in tensors.items()}
+    gpu = profile.gpu
+    if gpu.texture_read_efficiency >= gpu.buffer_read_efficiency:
+        layouts = {n: texture_layout(t.nbytes, t.dtype, gpu) for n, t in tensors.items()}
+    else:  # this GPU reads weights faster from buffers (e.g. CUDA-class GPUs)
+        why = "buffers read faster than textures on this GPU"
+        layouts = {n: TextureLayout("buffer", reason=why) for n in tensors}
     location = {n: lay.dst for n, lay in layouts.items()}
     tbytes = {n: t.nbytes for n, t in tensors.items()}
     seq = units(workload)

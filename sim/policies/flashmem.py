@@ -9,8 +9,9 @@ across image2d_array layers or kept in a buffer when they exceed the image limit
 At run time the plan is dynamic: each load starts as soon as its issue point and the memory
 budget allow (the engine's gating), so it stays good when real durations differ.
 
-Planner: CP-SAT (sim.planner.cpsat) within a time limit, hinted by the greedy planner; graphs
-with more than `solver_max_units` weighted ops use the greedy planner alone. The best plan by
+Planner: CP-SAT (sim.planner.cpsat) within a (deterministic) time limit, hinted by the greedy
+planner, with issue points at most `solver_lookahead` ops ahead; graphs with more than
+`solver_max_units` weighted ops use the greedy planner alone (solver="cp-sat" forces it). The best plan by
 the analytical timeline wins; meta records which planner, the solver bound and the gap, the
 plan time and the latency lower bound.
 """
@@ -33,8 +34,8 @@ SOLVERS = ("auto", "cp-sat", "greedy")
 
 
 def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = None,
-             solver: str = "auto", time_limit: float = 5.0, solver_max_units: int = 160,
-             lookahead: int = DEFAULT_LOOKAHEAD) -> Builder:
+             solver: str = "auto", time_limit: float = 2.0, solver_max_units: int = 48,
+             lookahead: int = DEFAULT_LOOKAHEAD, solver_lookahead: int = 24) -> Builder:
     if solver not in SOLVERS:
         raise SimError(f"unknown flashmem solver {solver!r}; valid: {', '.join(SOLVERS)}")
     t0 = time.perf_counter()
@@ -51,7 +52,7 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
         meta["solver_skipped"] = (f"{len(problem.units)} weighted ops > solver_max_units "
                                   f"({solver_max_units})")
     if use_solver and found is not None:
-        res = solve(problem, plan, time_limit, lookahead)
+        res = solve(problem, plan, time_limit, min(lookahead, solver_lookahead))
         meta.update(solver_status=res.status, solver_wall_s=res.wall_s,
                     solver_objective_s=res.objective_s, solver_bound_s=res.bound_s)
         if res.objective_s:
@@ -63,7 +64,9 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
                 meta["planner"] = "cp-sat"
     b = build_schedule(problem, plan)
     lb = lower_bound(workload, profile, budget)
-    meta.update(estimated_latency_s=est, lower_bound_s=lb, plan_time_s=time.perf_counter() - t0,
+    meta.update(estimated_latency_s=est, lower_bound_s=lb,
+                gap_to_lower_bound=(est - lb) / est if est else None,
+                plan_time_s=time.perf_counter() - t0,
                 streamed_units=len(plan.issue), weighted_units=len(problem.units))
     b.schedule.meta.update(meta)
     return b
