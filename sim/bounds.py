@@ -13,21 +13,18 @@ Valid for every policy under the engine's model:
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from hwprofiles.schema import HardwareProfile
 from hwprofiles.storage import read_time
-from sim.planner.problem import build_problem
+from sim.planner.problem import Problem, build_problem
 from workloads.workload import Workload
 
 
-def lower_bound(workload: Workload, profile: HardwareProfile, budget: int | None) -> float:
-    """Seconds no schedule of `workload` on `profile` within `budget` can beat."""
-    best = max(profile.gpu.texture_read_efficiency, profile.gpu.buffer_read_efficiency)
-    fast = replace(profile, gpu=replace(profile.gpu, texture_read_efficiency=best,
-                                        buffer_read_efficiency=best))
-    p = build_problem(workload, fast, budget)
-    compute = sum(p.compute_s)
+def lower_bound(workload: Workload, profile: HardwareProfile, budget: int | None,
+                problem: Problem | None = None) -> float:
+    """Seconds no schedule of `workload` on `profile` within `budget` can beat (`problem`: the
+    already extracted planning problem of the same inputs, to avoid extracting it again)."""
+    p = problem or build_problem(workload, profile, budget)
+    compute = sum(p.best_compute_s)
     if not p.units:
         return compute
     must = sum(g.bytes for g in p.groups)
@@ -43,6 +40,6 @@ def lower_bound(workload: Workload, profile: HardwareProfile, budget: int | None
         storage = max(storage, must / profile.transfer.host_to_gpu_bandwidth)
     first, last = p.units[0], p.units[-1]
     first_read = p.groups[first.group].read_s
-    critical = max(first_read + sum(p.compute_s[first.pos:]),
-                   storage + sum(p.compute_s[last.pos:]))
+    critical = max(first_read + sum(p.best_compute_s[first.pos:]),
+                   storage + sum(p.best_compute_s[last.pos:]))
     return max(compute, storage, critical)

@@ -2,6 +2,8 @@
 
 Resources: storage (one request stream; a read's time comes from the request-size model),
 a copy unit and a transform unit (FIFO single servers), and the GPU (one in-order queue: computes run in list order).
+With `gpu.shared_with_transfers` (a CPU OpenCL device) copies, transforms and computes are served
+by one FIFO unit: each waits until the unit is free, in order of arrival.
 Every allocation waits on the memory pool's budget. A schedule that can make no progress
 (an allocation that can never fit, or a cycle of waits) is reported infeasible, not hung.
 """
@@ -70,7 +72,12 @@ class _Run:
         # storage, copy and transform are FIFO single servers whose service time is known on
         # arrival, so a reservation (the time each becomes free) gives the same start times
         # as a queue, with one timeout per use instead of request/release events
-        self.free_at = {"storage": 0.0, "copy": 0.0, "transform": 0.0}
+        self.free_at = {"storage": 0.0, "copy": 0.0, "transform": 0.0, "gpu": 0.0}
+        # which reservation each resource uses: copies and transforms take the GPU's when shared
+        self.shared = profile.gpu.shared_with_transfers
+        self.unit = {"storage": "storage", "copy": "copy", "transform": "transform"}
+        if self.shared:
+            self.unit.update(copy="gpu", transform="gpu")
         self.done = [self.env.event() for _ in schedule.steps]
         self.end_time = [0.0] * len(schedule.steps)
         self.location: dict[str, str] = {}
@@ -104,9 +111,10 @@ class _Run:
         return self.env.all_of([self.done[i] for i in ids])
 
     def use(self, name: str, step: Load, stage: str, t: float):
-        start = max(self.env.now, self.free_at[name])
+        unit = self.unit[name]
+        start = max(self.env.now, self.free_at[unit])
         end = start + self.dur(step, stage, t)
-        self.free_at[name] = end
+        self.free_at[unit] = end
         yield self.env.timeout(end - self.env.now)
         self.interval(name, f"{stage} {','.join(step.tensors)[:80]}", step.id, start, step.bytes)
 
@@ -161,10 +169,16 @@ class _Run:
         # the GPU was free and this op's inputs ready at data_ready; waiting past it is a stall
         yield pool.alloc_parts({"activations": st.output_bytes, "workspace": st.workspace_bytes,
                                 "kv": st.state_bytes}, PRIO_COMPUTE, what)
-        start = env.now
-        self.stall += start - data_ready
         t = self.dur(st, "compute", self.hw.compute_time(st, self.s.tensor_bytes, self.location))
-        yield env.timeout(t)
+        start = env.now
+        if self.shared:  # wait for copies/transforms that reached the shared unit first
+            start = max(start, self.free_at["gpu"])
+            self.free_at["gpu"] = start + t
+            self.stall += start - data_ready
+            yield env.timeout(start + t - env.now)
+        else:
+            self.stall += start - data_ready
+            yield env.timeout(t)
         self.compute_s += t
         self.dram_bytes += st.input_bytes + st.output_bytes + sum(
             self.s.tensor_bytes[w] for w in st.weights)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from sim.planner.problem import Problem
 
 DEFAULT_LOOKAHEAD = 256  # how many ops before its use a load may be issued
@@ -38,13 +40,14 @@ def resident_bytes(problem: Problem, resident: frozenset[int]) -> int:
 def memory_profile(problem: Problem, plan: Plan) -> list[int]:
     """Planned bytes in use while each op runs."""
     base = resident_bytes(problem, plan.resident) + problem.staging_reserve()
-    mem = [base + a for a in problem.act_bytes]
+    diff = np.zeros(problem.n + 1, dtype=np.int64)
     for i, p in plan.issue.items():
         u = problem.units[i]
         s = problem.groups[u.group].bytes
-        for k in range(p, u.pos + 1):
-            mem[k] += s
-    return mem
+        diff[p] += s
+        diff[u.pos + 1] -= s
+    mem = np.cumsum(diff[:-1]) + np.asarray(problem.act_bytes, dtype=np.int64) + base
+    return mem.tolist()
 
 
 def fits(problem: Problem, plan: Plan) -> bool:
@@ -96,8 +99,10 @@ def earliest_issue(problem: Problem, resident: frozenset[int],
     cannot fit even when loaded just in time."""
     budget = problem.budget
     base = resident_bytes(problem, resident) + problem.staging_reserve()
-    occupied = [0] * problem.n
-    act = problem.act_bytes
+    # free[k]: bytes still free while op k runs, given the loads issued so far
+    free = None
+    if budget is not None:
+        free = budget - base - np.asarray(problem.act_bytes, dtype=np.int64)
     issue: dict[int, int] = {}
     p_prev = 0
     for u in problem.units:
@@ -105,17 +110,14 @@ def earliest_issue(problem: Problem, resident: frozenset[int],
             continue
         s = problem.groups[u.group].bytes
         lo = max(p_prev, u.pos - lookahead)
-        if budget is None:
+        if free is None:
             p = lo
         else:
-            if base + occupied[u.pos] + s + act[u.pos] > budget:
+            short = np.flatnonzero(free[lo:u.pos + 1] < s)
+            if short.size and short[-1] == u.pos - lo:
                 return None
-            j = u.pos
-            while j >= lo and base + occupied[j] + s + act[j] <= budget:
-                j -= 1
-            p = j + 1
-        for k in range(p, u.pos + 1):
-            occupied[k] += s
+            p = lo + int(short[-1]) + 1 if short.size else lo
+            free[p:u.pos + 1] -= s
         issue[u.index] = p
         p_prev = p
     return Plan(resident, issue)
@@ -165,15 +167,21 @@ def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD) -> tuple[Plan, 
     and the fixed-window plans (depth 1..MAX_WINDOW), which contain the pipeline policy's
     issue pattern."""
     best: tuple[Plan, float] | None = None
-    for resident in residency_candidates(problem):
-        plans = [earliest_issue(problem, resident, lookahead)]
-        plans += [window_issue(problem, resident, d) for d in range(1, MAX_WINDOW + 1)]
-        for plan in plans:
-            if plan is None:
-                continue
+
+    def consider(plan: Plan | None) -> None:
+        nonlocal best
+        if plan is not None:
             t = makespan(problem, plan)
             if best is None or t < best[1] - 1e-15:
                 best = (plan, t)
+
+    candidates = residency_candidates(problem)
+    for resident in candidates:
+        consider(earliest_issue(problem, resident, lookahead))
+    # fixed windows for the residency the earliest-issue plans preferred (and for none)
+    for resident in dict.fromkeys([best[0].resident if best else frozenset(), frozenset()]):
+        for d in range(1, MAX_WINDOW + 1):
+            consider(window_issue(problem, resident, d))
     return best
 
 

@@ -50,6 +50,7 @@ class Problem:
     budget: int | None
     seq: list[Unit]
     compute_s: list[float]  # per position
+    best_compute_s: list[float]  # per position, weights read at the GPU's best efficiency
     act_bytes: list[int]  # per position: activation + workspace + KV bytes while it runs
     units: list[StreamUnit]
     groups: list[Group]
@@ -102,13 +103,16 @@ def build_problem(workload: Workload, profile: HardwareProfile, budget: int | No
     location = {n: lay.dst for n, lay in layouts.items()}
     tbytes = {n: t.nbytes for n, t in tensors.items()}
     seq = units(workload)
-    compute_s = []
+    best_loc = "texture" if gpu.texture_read_efficiency >= gpu.buffer_read_efficiency else "buffer"
+    best_location = dict.fromkeys(tensors, best_loc)
+    compute_s, best_compute_s = [], []
     for u in seq:
         op = u.op
         step = Compute(id=0, op=op.name, invocation=u.inv, kind=op.kind, dtype=op.dtype,
                        flops=op.flops, weights=tuple(dict.fromkeys(t.name for t in op.weights)),
                        input_bytes=op.input_bytes, output_bytes=op.output_bytes)
         compute_s.append(hw.compute_time(step, tbytes, location))
+        best_compute_s.append(hw.compute_time(step, tbytes, best_location))
     groups: list[Group] = []
     by_key: dict[tuple[str, ...], int] = {}
     owner: dict[str, int] = {}
@@ -138,5 +142,6 @@ def build_problem(workload: Workload, profile: HardwareProfile, budget: int | No
     for g in groups:
         stages = hw.load_stages(g.bytes, "direct", "texture")
         g.read_s, g.copy_s = stages["read"], stages["copy"]
-    return Problem(workload, profile, budget, seq, compute_s, activation_bytes(seq, workload),
+    return Problem(workload, profile, budget, seq, compute_s, best_compute_s,
+                   activation_bytes(seq, workload),
                    stream_units, groups, layouts, profile.transfer.zero_copy)

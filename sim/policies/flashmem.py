@@ -63,7 +63,7 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
                 plan, est = res.plan, t
                 meta["planner"] = "cp-sat"
     b = build_schedule(problem, plan)
-    lb = lower_bound(workload, profile, budget)
+    lb = lower_bound(workload, profile, budget, problem)
     meta.update(estimated_latency_s=est, lower_bound_s=lb,
                 gap_to_lower_bound=(est - lb) / est if est else None,
                 plan_time_s=time.perf_counter() - t0,
