@@ -44,7 +44,7 @@ def main() -> None:
     gib = 2**30
     for name, wl, budget in [
         ("resnet50", resolve_workload("resnet50", "fp16"), 64 * 2**20),
-        ("gpt2", resolve_workload("gpt2", "fp16"), 128 * 2**20),
+        ("gpt2", resolve_workload("gpt2", "fp16"), 256 * 2**20),
         (f"llama-2-7b decode {tokens}", resolve_workload(f"llama-2-7b-decode-{tokens}", "fp16")
          if not args.quick else resolve_workload("llama-3.2-1b-p128-d32", "fp16"), 2 * gib),
     ]:

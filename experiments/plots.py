@@ -100,7 +100,7 @@ def _legend(fig: Figure, axes: list[Axes]) -> None:
             handles.setdefault(lab, h)
     if handles:
         labels = sorted(handles, key=_policy_rank)
-        fig.legend([handles[k] for k in labels], labels, loc="outside upper center",
+        fig.legend([handles[k] for k in labels], labels, loc="outside lower center",
                    ncol=min(len(handles), 6), fontsize=8, frameon=False)
 
 

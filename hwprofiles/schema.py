@@ -63,6 +63,9 @@ class GpuSpec:
     max_alloc: int  # bytes, largest single allocation
     kernel_launch_overhead: float  # s
     prefers_texture: bool  # frameworks on this GPU keep weights in textures
+    # copies and transforms run on the same execution unit as kernels (a CPU OpenCL device):
+    # one FIFO server for all three instead of separate copy/transform units
+    shared_with_transfers: bool = False
 
     def flops_for(self, dtype: str) -> float:
         """Peak rate for a compute dtype; int4 runs at the int8 rate, else fp16, if not given."""
@@ -117,6 +120,8 @@ class HardwareProfile:
         out: dict[str, Any] = {}
         for path in FIELDS:
             out[path] = get_path(self, path)
+        if not out["gpu.shared_with_transfers"]:
+            del out["gpu.shared_with_transfers"]  # at its default: keeps earlier digests stable
         return out
 
 
@@ -158,6 +163,7 @@ FIELDS: dict[str, str] = {
     "gpu.max_alloc": "bytes",
     "gpu.kernel_launch_overhead": "time",
     "gpu.prefers_texture": "bool",
+    "gpu.shared_with_transfers": "bool?",
     "transfer.host_to_gpu_bandwidth": "bandwidth",
     "transfer.host_to_gpu_latency": "time",
     "transfer.transform_bandwidth": "bandwidth",
