@@ -113,8 +113,10 @@ def run(model: str | None, workload: str | None, profile_ref: str, policy: str,
         plot_gantt(result.trace, gantt_path, title=" / ".join(summary_lines(m)[0:1]))
     if as_json:
         click.echo(json.dumps(m.to_dict(), default=float))
-    else:
+    elif m.feasible:
         click.echo("\n".join(summary_lines(m)))
+    else:
+        click.echo(summary_lines(m)[0] + ": infeasible")
     if not m.feasible:
         click.echo(f"error: {m.error}", err=True)
         sys.exit(3)
