@@ -241,6 +241,26 @@ class Model:
                 f"weight_bytes={self.weight_bytes:,})")
 
 
+def activation_profile(model: Model, state: int = 0) -> list[int]:
+    """Activation bytes held while each op runs (in execution order): live outputs not yet
+    consumed, the op's own output and workspace, and the persistent state (KV cache) so far,
+    starting from `state` bytes of state carried in from earlier invocations."""
+    remaining = {n: model.graph.out_degree(n) for n in model.order}
+    live = 0
+    out: list[int] = []
+    for op in model.ops:
+        state += op.state_bytes
+        out.append(live + op.output_bytes + op.workspace_bytes + state)
+        live += op.output_bytes
+        for p in model.predecessors(op.name):
+            remaining[p] -= 1
+            if remaining[p] == 0:
+                live -= model.op(p).output_bytes
+        if remaining[op.name] == 0:
+            live -= op.output_bytes
+    return out
+
+
 def chain(name: str, ops: Iterable[Op], **kwargs: object) -> Model:
     """A model whose ops run one after another (each reads the previous op's output)."""
     ops = list(ops)

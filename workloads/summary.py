@@ -5,26 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workloads.model import Model
-
-
-def activation_profile(model: Model) -> list[int]:
-    """Activation bytes held while each op runs (in execution order): live outputs not yet
-    consumed, the op's own output and workspace, and the persistent state (KV cache) so far."""
-    remaining = {n: model.graph.out_degree(n) for n in model.order}
-    live = state = 0
-    out: list[int] = []
-    for op in model.ops:
-        state += op.state_bytes
-        out.append(live + op.output_bytes + op.workspace_bytes + state)
-        live += op.output_bytes
-        for p in model.predecessors(op.name):
-            remaining[p] -= 1
-            if remaining[p] == 0:
-                live -= model.op(p).output_bytes
-        if remaining[op.name] == 0:
-            live -= op.output_bytes
-    return out
+from workloads.model import Model, activation_profile
 
 
 @dataclass(frozen=True)

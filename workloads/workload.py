@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workloads.model import Model, Tensor, WorkloadError
+from workloads.model import Model, Tensor, WorkloadError, activation_profile
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,16 @@ class Workload:
     @property
     def total_flops(self) -> int:
         return sum(inv.model.total_flops for inv in self.invocations)
+
+    def activation_profile(self) -> list[int]:
+        """Activation + workspace + KV bytes while each op of each invocation runs; the KV
+        cache carries over from one invocation to the next."""
+        out: list[int] = []
+        state = 0
+        for inv in self.invocations:
+            out += activation_profile(inv.model, state)
+            state += sum(op.state_bytes for op in inv.model.ops)
+        return out
 
     @property
     def models(self) -> list[str]:

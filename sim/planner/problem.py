@@ -68,28 +68,6 @@ class Problem:
         return max(g.bytes for g in self.groups)
 
 
-def activation_bytes(seq: list[Unit], workload: Workload) -> list[int]:
-    """Memory the engine holds for activations, workspace and KV state while each op runs."""
-    out: list[int] = []
-    kv = 0
-    for inv in workload.invocations:
-        model = inv.model
-        remaining = {n: model.graph.out_degree(n) for n in model.order}
-        live = 0
-        for op in model.ops:
-            kv += op.state_bytes
-            out.append(live + op.output_bytes + op.workspace_bytes + kv)
-            live += op.output_bytes
-            for p in model.predecessors(op.name):
-                remaining[p] -= 1
-                if remaining[p] == 0:
-                    live -= model.op(p).output_bytes
-            if remaining[op.name] == 0:
-                live -= op.output_bytes
-    assert len(out) == len(seq)
-    return out
-
-
 def build_problem(workload: Workload, profile: HardwareProfile, budget: int | None) -> Problem:
     """Extract positions, units, groups, durations and layouts for the planners."""
     hw = HardwareModel(profile)
@@ -143,5 +121,5 @@ def build_problem(workload: Workload, profile: HardwareProfile, budget: int | No
         stages = hw.load_stages(g.bytes, "direct", "texture")
         g.read_s, g.copy_s = stages["read"], stages["copy"]
     return Problem(workload, profile, budget, seq, compute_s, best_compute_s,
-                   activation_bytes(seq, workload),
+                   workload.activation_profile(),
                    stream_units, groups, layouts, profile.transfer.zero_copy)

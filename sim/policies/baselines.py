@@ -41,22 +41,7 @@ def preload(workload: Workload, profile: HardwareProfile, budget: int | None = N
 
 def activation_peak(workload: Workload) -> int:
     """Peak bytes of live activations + workspace + KV state over the run (no weights)."""
-    peak = kv = 0
-    for inv in workload.invocations:
-        model = inv.model
-        remaining = {n: model.graph.out_degree(n) for n in model.order}
-        live = 0
-        for op in model.ops:
-            live += op.output_bytes
-            kv += op.state_bytes
-            peak = max(peak, live + op.workspace_bytes + kv)
-            for p in model.predecessors(op.name):
-                remaining[p] -= 1
-                if remaining[p] == 0:
-                    live -= model.op(p).output_bytes
-            if remaining[op.name] == 0:
-                live -= op.output_bytes
-    return peak
+    return max(workload.activation_profile(), default=0)
 
 
 def _weighted_bytes(seq: list[Unit], b: Builder) -> list[int]:
