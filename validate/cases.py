@@ -1,7 +1,8 @@
 """The schedules replayed for calibration and for the held-out error report.
 
 Small synthetic models stand in for real networks (so a replay takes well under a second on a
-CPU OpenCL device): a conv-net chain and an MLP for calibration; a ResNet-style net with skip
+CPU OpenCL device): a conv-net chain, an MLP and a two-block transformer-style chain (small
+kernels and loads next to large ones, so per-step costs are pinned down) for calibration; a ResNet-style net with skip
 connections and a MobileNet-style depthwise/pointwise chain held out for the report. FLOPs are
 set relative to the device so that compute and weight streaming are of the same order
 (`intensity` = FLOPs per weight byte of a conv layer), and the models are scaled by `size`.
@@ -13,7 +14,6 @@ from dataclasses import dataclass, replace
 
 from hwprofiles.schema import HardwareProfile
 from sim.policies import plan
-from sim.policies.baselines import activation_peak
 from sim.schedule import Schedule
 from workloads import Model, Op, Tensor, chain, single
 
@@ -84,6 +84,20 @@ def build_model(name: str, size: float, intensity: float) -> Model:
                           input_elems=act, output_elems=act))
             ops.append(_conv(f"pw{i}", int(layer * s), intensity, act, name))
         return chain(name, ops)
+    if name == "tinyformer":
+        # two transformer-style blocks: tiny norm weights, weightless attention math, linear
+        # layers of several sizes -- small kernels and small loads next to large ones
+        ops = []
+        for b in range(2):
+            for op, kind, wb, fl in (("ln1", "norm", 4096, 8 * act), ("qkv", "linear", 1.5, 0),
+                                     ("attn", "attention", 0, 24 * act), ("proj", "linear", 0.5, 0),
+                                     ("ln2", "norm", 4096, 8 * act), ("up", "linear", 1.0, 0),
+                                     ("down", "linear", 1.0, 0)):
+                nb = int(wb) if wb >= 4096 else int(layer * wb)
+                flops = fl or int(nb * intensity)
+                ws = (_w(f"{name}/{b}{op}.w", nb),) if nb else ()
+                ops.append(Op(f"{b}{op}", kind, flops, ws, input_elems=act, output_elems=act))
+        return chain(name, ops)
     raise ValueError(f"unknown model {name!r}")
 
 
@@ -94,6 +108,8 @@ CALIBRATION = (
     Case("mlp", "sequential", "tight", dst="buffer"),
     Case("mlp", "pipeline", "loose", "direct"),
     Case("mlp", "preload", "loose", dst="buffer"),
+    Case("tinyformer", "pipeline", "tight"),
+    Case("tinyformer", "sequential", "loose", "direct", "buffer"),
 )
 
 HELD_OUT = (
@@ -108,6 +124,27 @@ HELD_OUT = (
     Case("mobilenetish", "pipeline", "loose", dst="buffer"),
     Case("mobilenetish", "preload", "loose", "direct", "buffer"),
 )
+
+
+def activation_peak(workload) -> int:
+    """Peak bytes of live activations + workspace + KV state over the run (no weights); the
+    budgets of the cases are set from it (kept here so the cases do not move with planners)."""
+    peak = kv = 0
+    for inv in workload.invocations:
+        model = inv.model
+        remaining = {n: model.graph.out_degree(n) for n in model.order}
+        live = 0
+        for op in model.ops:
+            live += op.output_bytes
+            kv += op.state_bytes
+            peak = max(peak, live + op.workspace_bytes + kv)
+            for p in model.predecessors(op.name):
+                remaining[p] -= 1
+                if remaining[p] == 0:
+                    live -= model.op(p).output_bytes
+            if remaining[op.name] == 0:
+                live -= op.output_bytes
+    return peak
 
 
 def intensity_for(profile: HardwareProfile) -> float:
@@ -127,7 +164,7 @@ def make_schedule(case: Case, profile: HardwareProfile, size: float = 1.0,
     # the policies put weights in textures on GPUs that prefer them: pick the case's dst
     prof = replace(profile, gpu=replace(profile.gpu, prefers_texture=case.dst == "texture"))
     largest = max(sum(t.nbytes for t in op.weights) for op in model.ops)
-    act = activation_peak(wl)
+    act = max(wl.activation_profile(), default=0)
     if case.budget == "loose":
         budget = 2 * model.weight_bytes + 4 * act + 4 * largest
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -70,10 +71,14 @@ def microbench(spec: str | None, out: str | None, quick: bool, workdir: str | No
 @click.option("--refine/--no-refine", default=True, show_default=True,
               help="replay the calibration schedules and refit from their stage times")
 @click.option("--size", type=float, default=None, help="model size factor (default 1, quick 0.25)")
-@click.option("--repeats", type=int, default=1, show_default=True)
+@click.option("--repeats", type=int, default=3, show_default=True,
+              help="replays per calibration schedule (the median is fitted)")
+@click.option("--save-replays", type=click.Path(file_okay=False), default=None,
+              help="also write each calibration schedule, its median replay and all latencies here")
 @click.option("--quick", is_flag=True)
 def calibrate(mb_file: str | None, spec: str | None, base: str, out: str, name: str | None,
-              refine: bool, size: float | None, repeats: int, quick: bool) -> None:
+              refine: bool, size: float | None, repeats: int, save_replays: str | None,
+              quick: bool) -> None:
     """Fit a profile to microbenchmarks (+ calibration-schedule replays) and write it."""
     from hwprofiles import load_profile
     from validate.calibrate import fit_microbench, profile_data, to_profile, write_profile
@@ -93,18 +98,34 @@ def calibrate(mb_file: str | None, spec: str | None, base: str, out: str, name: 
     pname = name or Path(out).stem
     data = profile_data(cal, base_p, pname)
     if refine and dev is not None:
+        from validate.calibrate import fit_per_step
         from validate.cases import CALIBRATION, make_schedule
         from validate.compare import replay_median
         from validate.replay import ReplayOptions
 
         prof = to_profile(data)
-        runs = []
+        runs, medians = [], []
         for c in CALIBRATION:
             s = make_schedule(c, prof, _size(size, quick))
-            r, _ = replay_median(dev, s, repeats, ReplayOptions())
-            _say(f"calibration replay {c.name}: {r.latency_s * 1e3:.2f} ms")
+            r, lats = replay_median(dev, s, repeats, ReplayOptions())
+            _say(f"calibration replay {c.name}: {r.latency_s * 1e3:.2f} ms "
+                 f"(runs {', '.join(f'{x * 1e3:.1f}' for x in lats)})")
             runs.append((s, r.trace))
+            medians.append((s, r.latency_s))
+            if save_replays:
+                d = Path(save_replays)
+                d.mkdir(parents=True, exist_ok=True)
+                stem = c.name.replace("/", "_")
+                s.save(d / f"{stem}.schedule.json")
+                r.save(d / f"{stem}.replay.json")
+                (d / f"{stem}.runs.json").write_text(json.dumps(lats))
         cal = refine_fit(cal, prof, runs)
+        prof = to_profile(profile_data(cal, base_p, pname))
+        # copies/transforms can only share the compute unit on a CPU device (PoCL); a GPU
+        # has its own copy engines
+        cpu = "CPU" in str(dev.info.device_type).upper()
+        _, res = fit_per_step(cal, prof, medians, shared=(False, True) if cpu else (False,))
+        _say(f"per-step costs fitted end to end: residual {res:.1%} RMS on the calibration set")
         data = profile_data(cal, base_p, pname)
     write_profile(data, out)
     click.echo(f"wrote {out}")
@@ -159,12 +180,14 @@ def replay(schedule_file: str, spec: str | None, scale: float, weights_dir: str 
 @click.option("--out", "out", type=click.Path(file_okay=False), default="validate-report",
               show_default=True)
 @click.option("--size", type=float, default=None, help="model size factor (default 1, quick 0.25)")
-@click.option("--repeats", type=int, default=3, show_default=True,
+@click.option("--repeats", type=int, default=5, show_default=True,
               help="replays per schedule (the median is reported)")
 @click.option("--quick", is_flag=True)
 @click.option("--title", default=None)
+@click.option("--save-replays", type=click.Path(file_okay=False), default=None,
+              help="also write each held-out schedule and its median replay here")
 def compare(spec: str | None, profile_ref: str, out: str, size: float | None, repeats: int,
-            quick: bool, title: str | None) -> None:
+            quick: bool, title: str | None, save_replays: str | None) -> None:
     """Simulate and replay the held-out schedules; write report.md, overlay.png, results.json."""
     from hwprofiles import load_profile
     from validate.cases import HELD_OUT
@@ -176,11 +199,23 @@ def compare(spec: str | None, profile_ref: str, out: str, size: float | None, re
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
     sz = _size(size, quick)
+    load0 = os.getloadavg()[0]
     results = run_cases(dev, profile, HELD_OUT, sz, repeats, say=_say)
+    load1 = os.getloadavg()[0]
+    if save_replays:
+        d = Path(save_replays)
+        d.mkdir(parents=True, exist_ok=True)
+        for c, r in zip(HELD_OUT, results, strict=True):
+            if r.measured is not None:
+                r.measured.save(d / f"{c.name.replace('/', '_')}.replay.json")
     notes = [f"Held-out schedules (models never used for calibration), model size factor {sz}, "
              f"median of {repeats} replay(s) each. Errors are simulated / measured - 1. "
              "Per-op errors compare each stage's duration (compute: the simulator's time less "
-             "its launch overhead vs the kernel's profiling-event time)."]
+             "its launch overhead vs the kernel's profiling-event time).",
+             "",
+             f"Host load average (1 min) {load0:.2f} at the start, {load1:.2f} at the end, on "
+             f"{os.cpu_count()} CPU(s); host staging memory "
+             f"{'pinned (mapped ALLOC_HOST_PTR buffers)' if dev.pinned else 'pageable (mmap)'}."]
     text = markdown(results, profile, dev.info.to_dict(),
                     title or f"Simulated vs measured on {dev.info.name}", notes)
     (outdir / "report.md").write_text(text)

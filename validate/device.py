@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import numpy as np
 
 from validate.errors import ValidateError
 
@@ -54,11 +56,53 @@ class Device:
     compute_queue: Any
     copy_queue: Any
     transform_queue: Any
+    _pinned_ok: bool | None = None
+    _keep: list = field(default_factory=list)
+    _free_host: dict = field(default_factory=dict)
 
     def queue(self) -> Any:
         """A new profiling in-order queue on this device."""
         return self.cl.CommandQueue(self.context, self.device,
                                     properties=self.cl.command_queue_properties.PROFILING_ENABLE)
+
+    def host_array(self, nbytes: int) -> Any:
+        """A page-aligned uint8 host array for staging, pinned where the driver allows it: a
+        mapped CL_MEM_ALLOC_HOST_PTR buffer (page-locked on NVIDIA, so copies from it are true
+        asynchronous DMA, as in a real runtime's staging pool); else an anonymous mmap."""
+        from validate.reader import ALIGN, align_up, aligned_array
+
+        n = max(ALIGN, align_up(nbytes))
+        free = self._free_host.get(n)
+        if free:
+            return free.pop()
+        if self._pinned_ok is not False:
+            cl = self.cl
+            try:
+                buf = cl.Buffer(self.context, cl.mem_flags.READ_WRITE
+                                | cl.mem_flags.ALLOC_HOST_PTR, n)
+                arr, ev = cl.enqueue_map_buffer(self.copy_queue, buf, cl.map_flags.READ
+                                                | cl.map_flags.WRITE, 0, (n,), np.uint8)
+                ev.wait()
+                if arr.ctypes.data % ALIGN == 0:
+                    self._pinned_ok = True
+                    self._keep.append(buf)
+                    arr[::ALIGN] = 0  # touch every page now, not on first use
+                    return arr
+                self._pinned_ok = False
+            except cl.Error:
+                self._pinned_ok = False
+        arr = aligned_array(n)
+        arr[::ALIGN] = 0
+        return arr
+
+    def give_host(self, arr: Any) -> None:
+        """Return an array from `host_array` for reuse by later replays."""
+        self._free_host.setdefault(arr.size, []).append(arr)
+
+    @property
+    def pinned(self) -> bool:
+        """Whether host staging arrays are pinned (mapped ALLOC_HOST_PTR buffers)."""
+        return bool(self._pinned_ok)
 
     def finish(self) -> None:
         for q in (self.compute_queue, self.copy_queue, self.transform_queue):

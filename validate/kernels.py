@@ -123,6 +123,15 @@ def image_layout(nbytes: int, texel_bytes: int, max_w: int, max_h: int, max_laye
     return ImageLayout("image2d_array", w, h, layers, texel_bytes)
 
 
+def max_global_for(info: Any) -> int:
+    """Largest proxy-kernel global size for a device: 2^18 work-items on a GPU; on a CPU device
+    (PoCL) 4096 per compute unit, since each work-item there is a loop iteration with a fixed
+    cost and a real CPU kernel would not spread a few MFLOPs over 2^18 of them."""
+    if "CPU" in str(getattr(info, "device_type", "")).upper():
+        return max(256, min(MAX_GLOBAL, 4096 * max(1, int(info.compute_units))))
+    return MAX_GLOBAL
+
+
 def global_size(flops: int, nbytes: int, max_global: int = MAX_GLOBAL) -> tuple[int, int]:
     """(work-items, multiply-add rounds) with work-items x rounds x 32 ~ `flops`; enough
     work-items to stream `nbytes` (one per 64 bytes, capped), so memory-bound ops are not

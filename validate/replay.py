@@ -16,6 +16,7 @@ import json
 import math
 import queue as _queue
 import tempfile
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -29,12 +30,12 @@ from validate.device import Device, host_now
 from validate.errors import ValidateError
 from validate.kernels import (
     FLOPS_PER_ITER,
-    MAX_GLOBAL,
     ImageLayout,
     build,
     clock_offset,
     global_size,
     image_layout,
+    max_global_for,
     proxy_src,
     transform_src,
 )
@@ -53,7 +54,7 @@ class ReplayOptions:
     weights_dir: Path | None = None
     queue_depth: int = 4
     request_size: int = 1 << 20
-    max_global: int = MAX_GLOBAL
+    max_global: int | None = None  # None: `max_global_for` the device
 
 
 @dataclass
@@ -168,6 +169,8 @@ class _Replay:
         self.consumers: dict[int, int] = {}
         self.cticket: dict[int, Any] = {}
         self.outstanding = 0
+        self.last_copy = -1  # the load whose copy was enqueued last on the copy queue
+        self.waiters: dict[int, tuple[_queue.SimpleQueue, threading.Thread]] = {}
         self.kernels: dict[tuple[str, bool], Any] = {}
         self.next_compute = 0
         self.cache: dict[tuple, list[Any]] = {}  # freed objects kept for reuse, by size/layout
@@ -222,7 +225,55 @@ class _Replay:
         self.cl.enqueue_fill_buffer(self.dev.compute_queue, self.act_in, np.float32(1.0), 0,
                                     act).wait()
         self._warm_up(where)
+        self._preallocate()
         self.offset = clock_offset(self.dev)
+
+    def _preallocate(self) -> None:
+        """Create (and touch once) the host staging arrays and device objects the loads will
+        take, like a runtime's caching allocator after its first run, so first-use allocation
+        and page faults stay off the timed path. Per size/layout key at most as many as the
+        budget lets be live at once (+1). Also start the storage and reader threads."""
+        need: dict[tuple, list[int]] = {}  # key -> [count, bytes]
+        for st in self.s.steps:
+            if not isinstance(st, Load):
+                continue
+            ls = self.loads[st.id]
+            keys = [(("host", ls.region), ls.region)]
+            if ls.layout is not None and ls.kind in "ia":
+                keys.append(((ls.kind, ls.layout), ls.layout.nbytes))
+                if st.path != "direct":
+                    keys.append((("b", ls.layout.nbytes), ls.layout.nbytes))
+            else:
+                n = align_up(max(16, st.bytes), 16)
+                keys.append((("b", n), n))
+            for k, n in keys:
+                need.setdefault(k, [0, n])[0] += 1
+        budget = self.s.budget_bytes
+        cl, q = self.cl, self.dev.copy_queue
+        biggest = max([4096] + [n for k, (_, n) in need.items() if k[0] != "host"])
+        scratch = aligned_array(biggest)
+        for key, (count, n) in need.items():
+            if budget is not None:
+                count = min(count, budget // max(1, n) + 1)
+            for _ in range(count):
+                if key[0] == "host":
+                    obj = self.dev.host_array(n)
+                elif key[0] == "b":
+                    obj = cl.Buffer(self.dev.context, cl.mem_flags.READ_WRITE, n)
+                    cl.enqueue_copy(q, obj, scratch[:n], is_blocking=False)
+                else:
+                    obj = self._image(key[1])
+                    self._copy(_Obj(key[0], obj, key[1]), scratch[:n], q)
+                self._give(key, obj)
+        q.finish()
+        self.storage.submit(lambda: None).result()
+        if self.loads:
+            first = next(iter(self.loads.values()))
+            host = self._take(("host", first.region))
+            host = host if host is not None else self.dev.host_array(first.region)
+            self.reader.read(first.offset, first.region, host)
+            self._give(("host", first.region), host)
+            self.reader.drop_cache()
 
     def _sig(self, c: Compute, where: dict[str, str]) -> str:
         return "".join(where.get(t, "b") for t in c.weights)
@@ -299,10 +350,30 @@ class _Replay:
 
     # --- completion tracking ---------------------------------------------------------------
     def _watch(self, ev: Any) -> Any:
+        """Count `ev` as outstanding and have its queue's waiter thread signal its completion.
+        Each queue is in order, so one thread per queue waiting on its events in enqueue order
+        sees every completion as it happens (event callbacks can arrive late on some drivers)."""
         self.outstanding += 1
-        ev.set_callback(self.cl.command_execution_status.COMPLETE,
-                        lambda status: self.notify.put(1))
+        q = ev.command_queue.int_ptr
+        if q not in self.waiters:
+            inbox: _queue.SimpleQueue = _queue.SimpleQueue()
+            t = threading.Thread(target=self._wait_loop, args=(inbox,), daemon=True,
+                                 name="ws-wait")
+            t.start()
+            self.waiters[q] = (inbox, t)
+        self.waiters[q][0].put(ev)
         return ev
+
+    def _wait_loop(self, inbox: _queue.SimpleQueue) -> None:
+        while True:
+            ev = inbox.get()
+            if ev is None:
+                return
+            try:
+                ev.wait()  # releases the GIL while the driver waits
+            except Exception:  # noqa: BLE001 - a failed command is reported by _complete
+                pass
+            self.notify.put(1)
 
     def _complete(self, ev: Any) -> bool:
         st = ev.command_execution_status
@@ -327,7 +398,7 @@ class _Replay:
             if not ls.ticket.granted:
                 return False
             host = self._take(("host", ls.region))
-            ls.host = host if host is not None else aligned_array(ls.region)
+            ls.host = host if host is not None else self.dev.host_array(ls.region)
             ls.future = self.storage.submit(self.reader.read, ls.offset, ls.region, ls.host)
             ls.future.add_done_callback(lambda f: self.notify.put(1))
             self.outstanding += 1
@@ -352,6 +423,7 @@ class _Replay:
                 n = ls.layout.nbytes if ls.layout is not None else align_up(b, 16)
                 ls.copy_ev = self._watch(self._copy(obj, ls.host[:n], self.dev.copy_queue))
                 self.dev.copy_queue.flush()
+                self.last_copy = st.id
                 self.ev[st.id] = ls.copy_ev
                 ls.stage = 6
                 return True
@@ -361,6 +433,7 @@ class _Replay:
             ls.copy_ev = self._watch(self.cl.enqueue_copy(
                 self.dev.copy_queue, ls.gpu_buf, ls.host[:ls.layout.nbytes], is_blocking=False))
             self.dev.copy_queue.flush()
+            self.last_copy = st.id
             ls.wticket = pool.request({"weights": b}, PRIO_LOAD)
             ls.stage = 4
             return True
@@ -370,10 +443,15 @@ class _Replay:
                 return moved
             obj = self._new_obj(st, ls)
             assert ls.layout is not None
+            # right behind its own copy, the transform goes on the copy queue (in order, so no
+            # cross-queue event wait, which costs 0.2-0.4 ms on some drivers); behind other
+            # loads' copies it goes on the transform queue, waiting on its copy's event
+            same = self.last_copy == st.id
+            q = self.dev.copy_queue if same else self.dev.transform_queue
             ls.tr_ev = self._watch(enqueue_transform(
-                self.cl, self.dev.transform_queue, self.tr_prg, ls.gpu_buf, obj.mem, ls.layout,
-                self.half_images, wait_for=[ls.copy_ev], local=LOCAL))
-            self.dev.transform_queue.flush()
+                self.cl, q, self.tr_prg, ls.gpu_buf, obj.mem, ls.layout,
+                self.half_images, wait_for=None if same else [ls.copy_ev], local=LOCAL))
+            q.flush()
             self.ev[st.id] = ls.tr_ev
             ls.stage = 5
             return True
@@ -477,7 +555,7 @@ class _Replay:
         knl = self._kernel(sig, half)
         wbytes = sum(self.s.tensor_bytes[t] for t in st.weights)
         g, iters = global_size(st.flops, wbytes + st.input_bytes + st.output_bytes,
-                               self.opts.max_global)
+                               self.opts.max_global or max_global_for(self.dev.info))
         args = [self.act_in, np.int32(st.input_bytes // 16), self.act_out,
                 np.int32(st.output_bytes // 16), np.int32(iters), np.float32(0.999),
                 np.float32(1e-3)]
@@ -540,8 +618,8 @@ class _Replay:
                         f"{budget} bytes in use") if blocked else ""
                 raise ValidateError(f"schedule cannot complete within the budget: {len(active)} "
                                     f"step(s) never ran, first step {active[0].id}{head}")
-            try:
-                self.notify.get(timeout=0.0005)
+            try:  # every state change is signalled (waiter threads, read completions)
+                self.notify.get(timeout=0.02)
             except _queue.Empty:
                 pass
         self.dev.finish()
@@ -574,6 +652,15 @@ class _Replay:
         return Trace(out, list(self.pool.timeline), f"replay:{self.dev.info.name}")
 
     def close(self) -> None:
+        for inbox, t in self.waiters.values():
+            inbox.put(None)
+            t.join()
+        self.waiters.clear()
+        for key, objs in self.cache.items():
+            if key[0] == "host":
+                for a in objs:
+                    self.dev.give_host(a)
+        self.cache.clear()
         if hasattr(self, "storage"):
             self.storage.shutdown(wait=True)
         if hasattr(self, "reader"):
