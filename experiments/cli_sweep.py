@@ -54,7 +54,8 @@ def sweep(spec_ref: str, out_dir: str, workers: int | None, scheduler: str | Non
     if not df.empty:
         click.echo(format_table(summary_table(summarise(df))))
     click.echo(f"{out.total} runs: {out.executed} executed, {out.skipped} already stored, "
-               f"{out.failed} failed or infeasible; {out.wall_s:.1f} s. "
+               f"{out.failed - out.errors} infeasible (budget below what the policy runs in), "
+               f"{out.errors} errors; {out.wall_s:.1f} s. "
                f"Results: {Path(out_dir) / 'results.parquet'}")
 
 

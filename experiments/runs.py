@@ -18,7 +18,7 @@ from experiments.resolve import load_profile_ref, load_workload
 from experiments.spec import PolicyRef, ProfileRef, SweepSpec, WorkloadRef, digest_of
 
 # bump when the meaning of a results row changes: every run is then keyed anew and re-executed
-RESULTS_SCHEMA = "weightstream-results/1"
+RESULTS_SCHEMA = "weightstream-results/2"  # 2: status column
 # columns whose values depend on the machine and the moment, not on the inputs
 TIMING_COLUMNS = ("wall_s", "meta.plan_time_s", "meta.solver_wall_s")
 
@@ -186,6 +186,7 @@ def execute_run(run: RunSpec) -> dict[str, Any]:
     t0 = time.perf_counter()
     row: dict[str, Any] = run.input_columns()
     error: str | None = None
+    crashed = False
     lb: float | None = None
     try:
         wl = load_workload(run.workload, run.dtype)
@@ -203,7 +204,10 @@ def execute_run(run: RunSpec) -> dict[str, Any]:
             lb = _lower_bound(wl, prof, run.budget_bytes)
     except Exception as exc:  # one failing run must not stop the sweep
         error = f"{type(exc).__name__}: {exc}"
+        crashed = True
     row["feasible"] = bool(row.get("feasible", False)) and error is None
+    # ok | infeasible (the budget is below what the policy can run in) | error (bad input)
+    row["status"] = "ok" if row["feasible"] else ("error" if crashed else "infeasible")
     row["error"] = error
     row["lower_bound_s"] = lb
     row["wall_s"] = time.perf_counter() - t0

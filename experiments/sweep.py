@@ -47,9 +47,10 @@ class SweepOutcome:
     total: int
     executed: int
     skipped: int
-    failed: int
+    failed: int  # runs that did not complete: infeasible + errors
     wall_s: float
     out_dir: Path
+    errors: int = 0  # of `failed`, runs that raised (bad input) rather than being infeasible
 
 
 class RateColumn(ProgressColumn):
@@ -146,9 +147,11 @@ def _run(spec: SweepSpec, out_dir: str | Path, runner: Runner, progress: bool,
             store.append(pending)
     results = store.consolidate()
     keys = {r.key for r in runs}
-    failed = 0
+    failed = errors = 0
     if not results.empty:
         results = results[results["key"].isin(keys)].reset_index(drop=True)
         failed = int((~results["feasible"].astype(bool)).sum())
+        if "status" in results:
+            errors = int((results["status"] == "error").sum())
     return SweepOutcome(results, len(keys), len(todo), len(keys) - len(todo), failed,
-                        time.perf_counter() - t0, store.root)
+                        time.perf_counter() - t0, store.root, errors)

@@ -138,7 +138,8 @@ def test_failing_runs_are_recorded_and_sweep_goes_on(tmp_path):
         "sequential", {"name": "pipeline", "label": "broken", "options": {"depth": 0}}]))
     out = run_sweep(spec, tmp_path, SerialRunner(), progress=False)
     df = out.results
-    assert len(df) == 4 and out.failed == 2
+    assert len(df) == 4 and out.failed == 2 and out.errors == 2
+    assert set(df["status"]) == {"ok", "error"}
     broken = df[df["policy"] == "broken"]
     assert broken["error"].str.contains("depth").all() and not broken["feasible"].any()
     assert df[df["policy"] == "sequential"]["feasible"].all()
