@@ -66,6 +66,9 @@ class GpuSpec:
     # copies and transforms run on the same execution unit as kernels (a CPU OpenCL device):
     # one FIFO server for all three instead of separate copy/transform units
     shared_with_transfers: bool = False
+    # how far a kernel's weight/activation streaming overlaps its arithmetic: 1 = perfectly
+    # (roofline max), towards 0 = serially (a CPU kernel reads, then computes: the sum)
+    compute_memory_overlap: float = 1.0
 
     def flops_for(self, dtype: str) -> float:
         """Peak rate for a compute dtype; int4 runs at the int8 rate, else fp16, if not given."""
@@ -122,6 +125,8 @@ class HardwareProfile:
             out[path] = get_path(self, path)
         if not out["gpu.shared_with_transfers"]:
             del out["gpu.shared_with_transfers"]  # at its default: keeps earlier digests stable
+        if out["gpu.compute_memory_overlap"] == 1.0:
+            del out["gpu.compute_memory_overlap"]  # likewise
         return out
 
 
@@ -164,6 +169,7 @@ FIELDS: dict[str, str] = {
     "gpu.kernel_launch_overhead": "time",
     "gpu.prefers_texture": "bool",
     "gpu.shared_with_transfers": "bool?",
+    "gpu.compute_memory_overlap": "fraction?",
     "transfer.host_to_gpu_bandwidth": "bandwidth",
     "transfer.host_to_gpu_latency": "time",
     "transfer.transform_bandwidth": "bandwidth",

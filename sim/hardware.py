@@ -4,9 +4,11 @@
   depth, bandwidth, IOPS cap);
 - host->GPU copy: latency + B / copy bandwidth;
 - buffer->texture transform: B / transform bandwidth;
-- compute (roofline): launch overhead + max(FLOPs / (peak[dtype] x efficiency),
-  weight bytes / (DRAM bandwidth x texture-or-buffer read efficiency)
-  + activation bytes / DRAM bandwidth).
+- compute (roofline): launch overhead + max(t_flops, t_mem) + (1 - overlap) x min(t_flops, t_mem)
+  with t_flops = FLOPs / (peak[dtype] x efficiency), t_mem = weight bytes / (DRAM bandwidth x
+  texture-or-buffer read efficiency) + activation bytes / DRAM bandwidth, and overlap =
+  `gpu.compute_memory_overlap` (1, the default: the plain roofline max; near 0: the sum, as on
+  a CPU kernel that reads its weights and then computes).
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ class HardwareModel:
         t_mem = (step.input_bytes + step.output_bytes) / g.memory_bandwidth
         for t in step.weights:
             t_mem += tensor_bytes[t] / self.weight_read_bandwidth(location.get(t, "buffer"))
-        return g.kernel_launch_overhead + max(t_flops, t_mem)
+        return (g.kernel_launch_overhead + max(t_flops, t_mem)
+                + (1.0 - g.compute_memory_overlap) * min(t_flops, t_mem))
 
     def load_stages(self, nbytes: int, path: str, dst: str) -> dict[str, float]:
         """Durations of a load's stages (read, copy, transform) for a path and destination."""

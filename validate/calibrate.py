@@ -189,7 +189,7 @@ def refine(cal: Calibration, profile: HardwareProfile,
             elif iv.resource == "transform":
                 transforms.append((iv.bytes, d))
             elif iv.resource == "gpu":
-                gpu.append((steps[iv.step], d, s.tensor_bytes, loc))
+                gpu.append((steps[iv.step], d, s.tensor_bytes, loc, iv.end - iv.start))
     tag = f"refined on {len(runs)} calibration schedule replay(s), effective stage times"
     if len(reads) >= 3:
         step = max(1, len(reads) // 80)
@@ -209,26 +209,69 @@ def refine(cal: Calibration, profile: HardwareProfile,
     return cal
 
 
-def _refine_gpu(cal: Calibration, p: HardwareProfile, gpu: list, tag: str) -> None:
-    """Refit the launch overhead (dispatch gap + fixed kernel cost) from kernel times; the
+# overlaps tried for gpu.compute_memory_overlap ('fraction': (0, 1], so the serial end is 0.001)
+OVERLAPS = (0.001, *(round(0.05 * i, 2) for i in range(1, 21)))
+
+
+def fit_overlap(gpu: list, p: HardwareProfile) -> tuple[float, float, float, float]:
+    """`gpu.compute_memory_overlap` from the kernels' profiling-event durations. For each
+    overlap on the grid, event ~ c + k x (max(t_flops, t_mem) + (1 - overlap) min(t_flops, t_mem))
+    with t_flops, t_mem from the microbenchmarked rates; c (the proxy kernel's fixed cost) and k
+    (how much slower kernels ran during the replays than in the microbenchmarks) are fitted by
+    least squares on relative error and only the overlap is kept. Returns (overlap, c, k, RMS
+    relative residual)."""
+    from sim.hardware import HardwareModel
+
+    ev = np.array([e for *_, e in gpu])
+    keep = ev > 0
+    ev = ev[keep]
+    best = None
+    for o in OVERLAPS:
+        hw = HardwareModel(replace(p, gpu=replace(p.gpu, kernel_launch_overhead=0.0,
+                                                  compute_memory_overlap=o)))
+        base = np.array([hw.compute_time(st, tb, loc) for st, _, tb, loc, _ in gpu])[keep]
+        a = np.stack([np.ones_like(base), base], axis=1) / ev[:, None]
+        (c, k), *_ = np.linalg.lstsq(a, np.ones_like(ev), rcond=None)
+        if c < 0:
+            c, k = 0.0, float(np.sum(base / ev) / np.sum(np.square(base / ev)))
+        res = float(np.sqrt(np.mean(np.square((c + k * base) / ev - 1))))
+        if best is None or res < best[0] - 1e-12:
+            best = (res, o, float(c), float(k))
+    assert best is not None
+    return best[1], best[2], best[3], best[0]
+
+
+def _refine_gpu(cal: Calibration, p: HardwareProfile, gpu: list, tag: str) -> HardwareProfile:
+    """Fit `gpu.compute_memory_overlap` from the kernels' event durations (`fit_overlap`), then
+    the launch overhead (dispatch gap + fixed kernel cost) from effective kernel times; the
     rates and read efficiencies stay as the microbenchmarks measured them (the calibration
     kernels do not span enough of the roofline to refit them without extrapolating)."""
     from sim.hardware import HardwareModel
 
+    overlap, fixed, scale, ores = fit_overlap(gpu, p)
+    cal.set("gpu.compute_memory_overlap", overlap,
+            f"profiling-event durations of {len(gpu)} proxy kernels ({tag}) against "
+            f"max + (1 - overlap) x min of their microbenchmarked FLOP and weight-read times "
+            f"(x {scale:.3g} replay slowdown + {fixed * 1e6:.1f} us fixed cost, both fitted "
+            f"by linear least squares per grid point), overlap grid "
+            f"{OVERLAPS[0]}..1 step 0.05; fit residual {ores:.1%} RMS")
+    p = replace(p, gpu=replace(p.gpu, compute_memory_overlap=overlap))
     hw = HardwareModel(replace(p, gpu=replace(p.gpu, kernel_launch_overhead=0.0)))
-    extra = [d - hw.compute_time(st, tb, loc) for st, d, tb, loc in gpu]
+    extra = [d - hw.compute_time(st, tb, loc) for st, d, tb, loc, _ in gpu]
     launch = max(0.0, float(np.median(extra)))
-    pred = np.array([launch + d - e for (_, d, _, _), e in zip(gpu, extra, strict=True)])
-    meas = np.array([d for _, d, _, _ in gpu])
+    pred = np.array([launch + g[1] - e for g, e in zip(gpu, extra, strict=True)])
+    meas = np.array([g[1] for g in gpu])
     res = _rms_rel(pred, meas)
     cal.set("gpu.kernel_launch_overhead", launch,
             f"dispatch gap + fixed kernel cost: median of effective kernel time - roofline; "
             f"{tag}, {len(gpu)} proxy kernels; fit residual {res:.1%} RMS")
+    return p
 
 
 # per-step costs fitted end to end, and the multipliers the coordinate search tries
 PER_STEP = ("storage.request_latency", "transfer.host_to_gpu_latency", "gpu.kernel_launch_overhead",
             "gpu.compute_efficiency")
+_FRACTIONS = {"gpu.compute_efficiency": 0.01, "gpu.compute_memory_overlap": OVERLAPS[0]}
 _STEPS = (0.0, 0.25, 0.5, 0.7, 0.85, 0.95, 1.05, 1.2, 1.4, 2.0, 4.0)
 
 
@@ -272,8 +315,8 @@ def fit_per_step(cal: Calibration, profile: HardwareProfile,
                 for m in _STEPS:
                     y = dict(x)
                     y[k] = x[k] * m if x[k] > 0 else (1e-5 * m)
-                    if k == "gpu.compute_efficiency":  # a fraction of the measured peak
-                        y[k] = min(1.0, max(0.01, y[k]))
+                    if k in _FRACTIONS:  # a fraction of the measured peak / of the overlap
+                        y[k] = min(1.0, max(_FRACTIONS[k], y[k]))
                     if y[k] == x[k]:
                         continue
                     e = loss(_with(p, y))

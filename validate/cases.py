@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from hwprofiles.schema import HardwareProfile
 from sim.policies import plan
+from sim.policies.baselines import activation_peak  # noqa: F401  (re-exported for callers)
 from sim.schedule import Schedule
 from workloads import Model, Op, Tensor, chain, single
 
@@ -124,27 +125,6 @@ HELD_OUT = (
     Case("mobilenetish", "pipeline", "loose", dst="buffer"),
     Case("mobilenetish", "preload", "loose", "direct", "buffer"),
 )
-
-
-def activation_peak(workload) -> int:
-    """Peak bytes of live activations + workspace + KV state over the run (no weights); the
-    budgets of the cases are set from it (kept here so the cases do not move with planners)."""
-    peak = kv = 0
-    for inv in workload.invocations:
-        model = inv.model
-        remaining = {n: model.graph.out_degree(n) for n in model.order}
-        live = 0
-        for op in model.ops:
-            live += op.output_bytes
-            kv += op.state_bytes
-            peak = max(peak, live + op.workspace_bytes + kv)
-            for p in model.predecessors(op.name):
-                remaining[p] -= 1
-                if remaining[p] == 0:
-                    live -= model.op(p).output_bytes
-            if remaining[op.name] == 0:
-                live -= op.output_bytes
-    return peak
 
 
 def intensity_for(profile: HardwareProfile) -> float:
