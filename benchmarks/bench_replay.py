@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--device", default="pocl")
     args = ap.parse_args()
     dev = open_device(args.device)
-    prof = load_profile("pocl-cpu")
+    prof = load_profile("calibrated-pocl-cpu")
     rows = []
     for n, kib, mflops in ((16, 16, 1), (64, 16, 1), (64, 1024, 10), (256, 16, 1)):
         wl = layers(n, kib, mflops)
@@ -54,7 +54,7 @@ def main() -> None:
     table(f"Replay overhead on {dev.info.name if hasattr(dev, 'info') else args.device} "
           f"({machine()})",
           ["schedule", "path", "steps", "measured ms", "timed work ms", "driver us/step",
-           "setup ms", "simulated ms (pocl-cpu)"], rows)
+           "setup ms", "simulated ms (calibrated-pocl-cpu)"], rows)
 
 
 if __name__ == "__main__":

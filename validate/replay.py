@@ -46,6 +46,9 @@ from validate.reader import BlobReader, align_up, aligned_array, write_blob_file
 LOCAL = 64
 
 
+# how many of the earliest unfinished steps the driver examines on each wake
+SCAN_WINDOW = 64
+
 @dataclass
 class ReplayOptions:
     """How to replay: size scale, where weight files go, the reader's queue depth and request."""
@@ -594,36 +597,47 @@ class _Replay:
                 raise ValidateError(f"load step {st.id} needs {st.bytes} bytes at once, more than "
                                     f"the budget of {budget} bytes")
         self.proxy_flops: dict[int, int] = {}
-        active = list(self.s.steps)
+        steps, done, n = self.s.steps, self.done, len(self.s.steps)
+        lo = 0  # every step before `lo` is done
         self.t0 = host_now()
         self.pool.timeline = [(0.0, 0, 0, 0, 0, 0, 0)]
-        while active:
+        while True:
             progressed = True
             while progressed:
-                progressed = False
-                for st in active:
-                    if isinstance(st, Load):
-                        moved = self.advance_load(st)
-                    elif isinstance(st, Compute):
-                        moved = self.advance_compute(st)
-                    else:
-                        moved = self.advance_free(st)
-                    progressed |= moved
-                active = [st for st in active if not self.done[st.id]]
-            if not active:
+                while lo < n and done[steps[lo].id]:
+                    lo += 1
+                # a step depends only on earlier ones, so the earliest unfinished steps are the
+                # ones that can move: scanning a bounded window keeps each wake O(1), not O(n)
+                progressed = self._advance(s for s in steps[lo:lo + SCAN_WINDOW]
+                                           if not done[s.id])
+            if lo >= n:
                 break
-            if self.outstanding == 0:
+            if self.outstanding == 0 and not self._advance(
+                    s for s in steps[lo:] if not done[s.id]):
                 blocked = self.pool.waiting
                 head = (f"; waiting for memory: {blocked[0].nbytes} bytes with {self.pool.used} of "
                         f"{budget} bytes in use") if blocked else ""
-                raise ValidateError(f"schedule cannot complete within the budget: {len(active)} "
-                                    f"step(s) never ran, first step {active[0].id}{head}")
+                left = sum(1 for s in steps[lo:] if not done[s.id])
+                raise ValidateError(f"schedule cannot complete within the budget: {left} "
+                                    f"step(s) never ran, first step {steps[lo].id}{head}")
             try:  # every state change is signalled (waiter threads, read completions)
                 self.notify.get(timeout=0.02)
             except _queue.Empty:
                 pass
         self.dev.finish()
         return self.t0, host_now()
+
+    def _advance(self, candidates) -> bool:
+        """Try to move each candidate step forward; True if any did."""
+        moved = False
+        for st in candidates:
+            if isinstance(st, Load):
+                moved |= self.advance_load(st)
+            elif isinstance(st, Compute):
+                moved |= self.advance_compute(st)
+            else:
+                moved |= self.advance_free(st)
+        return moved
 
     def trace(self) -> Trace:
         """Intervals from host clocks (reads) and profiling events (copies, transforms, kernels)."""
