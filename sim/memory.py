@@ -4,11 +4,15 @@ Requests are granted strictly in order of (priority, arrival): a waiting request
 later one of the same or lower priority, as a runtime that allocates in issue order would.
 Computes' activations get priority over loads, so prefetching never starves the op that runs
 now. Usage is recorded as a step function of time for peaks and time averages.
+
+`BudgetPool` is the clock-agnostic core (the OpenCL replay drives it with host time);
+`MemoryPool` is its SimPy face, whose requests are events.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import simpy
@@ -19,39 +23,45 @@ PRIO_LOAD = 1
 
 
 @dataclass(order=True)
-class _Request:
+class Ticket:
+    """One allocation request; `granted` flips (and `on_grant` runs) once it fits the budget."""
+
     priority: int
     seq: int
-    nbytes: int = field(compare=False)
     parts: dict[str, int] = field(compare=False)
-    event: simpy.Event = field(compare=False)
     what: str = field(compare=False, default="")
+    on_grant: Callable[[], object] | None = field(compare=False, default=None, repr=False)
+    granted: bool = field(compare=False, default=False)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(self.parts.values())
 
 
-class MemoryPool:
-    """Budget-enforcing allocator with per-category accounting and a usage timeline."""
+class BudgetPool:
+    """Budget-enforcing byte accounting by category with a usage timeline (time from `clock`)."""
 
-    def __init__(self, env: simpy.Environment, budget: int | None):
-        self.env = env
+    def __init__(self, budget: int | None, clock: Callable[[], float]):
         self.budget = budget
+        self.clock = clock
         self.used = 0
         self.by_cat = dict.fromkeys(CATEGORIES, 0)
         self.peak = 0
         self.peak_by_cat = dict.fromkeys(CATEGORIES, 0)
-        self._waiting: list[_Request] = []
+        self.waiting: list[Ticket] = []
         self._seq = 0
         # timeline: (time, total, weights, staging, activations, workspace, kv)
         self.timeline: list[tuple[float, ...]] = [(0.0, 0, 0, 0, 0, 0, 0)]
 
     def _record(self) -> None:
-        row = (self.env.now, self.used, *self.by_cat.values())
+        row = (self.clock(), self.used, *self.by_cat.values())
         if self.timeline[-1][0] == row[0]:
             self.timeline[-1] = row
         else:
             self.timeline.append(row)
 
-    def _grant(self, parts: dict[str, int]) -> None:
-        for category, nbytes in parts.items():
+    def _grant(self, t: Ticket) -> None:
+        for category, nbytes in t.parts.items():
             self.used += nbytes
             self.by_cat[category] += nbytes
             if self.by_cat[category] > self.peak_by_cat[category]:
@@ -59,32 +69,31 @@ class MemoryPool:
         if self.used > self.peak:
             self.peak = self.used
         self._record()
+        self._done(t)
+
+    @staticmethod
+    def _done(t: Ticket) -> None:
+        t.granted = True
+        if t.on_grant is not None:
+            t.on_grant()
 
     def fits(self, nbytes: int) -> bool:
         return self.budget is None or self.used + nbytes <= self.budget
 
-    def alloc(self, nbytes: int, category: str, priority: int = PRIO_LOAD,
-              what: str = "") -> simpy.Event:
-        """Event that fires once `nbytes` of `category` are granted within the budget."""
-        return self.alloc_parts({category: nbytes}, priority, what)
-
-    def alloc_parts(self, parts: dict[str, int], priority: int = PRIO_LOAD,
-                    what: str = "") -> simpy.Event:
-        """One request for several categories at once (granted all together or not at all)."""
-        ev = self.env.event()
-        parts = {c: b for c, b in parts.items() if b > 0}
-        nbytes = sum(parts.values())
-        if nbytes <= 0:
-            ev.succeed()
-            return ev
-        if not self._waiting and self.fits(nbytes):
-            self._grant(parts)
-            ev.succeed()
-            return ev
+    def request(self, parts: dict[str, int], priority: int = PRIO_LOAD, what: str = "",
+                on_grant: Callable[[], object] | None = None) -> Ticket:
+        """Ask for bytes of several categories at once (granted all together or not at all);
+        granted now if nothing waits and they fit."""
         self._seq += 1
-        heapq.heappush(self._waiting, _Request(priority, self._seq, nbytes, parts, ev, what))
-        self._drain()
-        return ev
+        t = Ticket(priority, self._seq, {c: b for c, b in parts.items() if b > 0}, what, on_grant)
+        if t.nbytes <= 0:
+            self._done(t)
+        elif not self.waiting and self.fits(t.nbytes):
+            self._grant(t)
+        else:
+            heapq.heappush(self.waiting, t)
+            self._drain()
+        return t
 
     def free(self, nbytes: int, category: str) -> None:
         if nbytes <= 0:
@@ -102,15 +111,13 @@ class MemoryPool:
         self._record()
 
     def _drain(self) -> None:
-        while self._waiting and self.fits(self._waiting[0].nbytes):
-            req = heapq.heappop(self._waiting)
-            self._grant(req.parts)
-            req.event.succeed()
+        while self.waiting and self.fits(self.waiting[0].nbytes):
+            self._grant(heapq.heappop(self.waiting))
 
     @property
     def blocked(self) -> list[tuple[str, int]]:
         """What is still waiting for memory: (description, bytes), head first."""
-        return [(r.what, r.nbytes) for r in sorted(self._waiting)]
+        return [(r.what, r.nbytes) for r in sorted(self.waiting)]
 
     def time_average(self, end: float) -> dict[str, float]:
         """Time-averaged bytes in use, total and by category, over [0, end]."""
@@ -125,3 +132,23 @@ class MemoryPool:
                 for i, c in enumerate(cols):
                     acc[c] += a[1 + i] * dt
         return {c: v / end for c, v in acc.items()}
+
+
+class MemoryPool(BudgetPool):
+    """The pool inside a SimPy simulation: requests are events that fire when granted."""
+
+    def __init__(self, env: simpy.Environment, budget: int | None):
+        super().__init__(budget, lambda: env.now)
+        self.env = env
+
+    def alloc(self, nbytes: int, category: str, priority: int = PRIO_LOAD,
+              what: str = "") -> simpy.Event:
+        """Event that fires once `nbytes` of `category` are granted within the budget."""
+        return self.alloc_parts({category: nbytes}, priority, what)
+
+    def alloc_parts(self, parts: dict[str, int], priority: int = PRIO_LOAD,
+                    what: str = "") -> simpy.Event:
+        """Event that fires once all `parts` are granted together."""
+        ev = self.env.event()
+        self.request(parts, priority, what, on_grant=ev.succeed)
+        return ev

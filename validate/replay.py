@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.memory import PRIO_COMPUTE, PRIO_LOAD, BudgetPool
 from sim.schedule import Compute, Free, Load, Schedule
 from sim.trace import Interval, Trace
 from validate.device import Device, host_now
@@ -40,7 +41,6 @@ from validate.kernels import (
     transform_src,
 )
 from validate.microbench import enqueue_transform
-from validate.pool import PRIO_COMPUTE, PRIO_LOAD, HostPool
 from validate.reader import BlobReader, align_up, aligned_array, write_blob_file
 
 LOCAL = 64
@@ -168,7 +168,7 @@ class _Replay:
         self.objs: dict[str, _Obj] = {}  # tensor -> object
         self.notify: _queue.SimpleQueue = _queue.SimpleQueue()
         self.t0 = 0.0
-        self.pool = HostPool(s.budget_bytes, lambda: host_now() - self.t0)
+        self.pool = BudgetPool(s.budget_bytes, lambda: host_now() - self.t0)
         self.consumers: dict[int, int] = {}
         self.cticket: dict[int, Any] = {}
         self.outstanding = 0
