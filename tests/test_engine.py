@@ -172,9 +172,11 @@ def test_invariants_hold_on_random_graphs(toy_profile, seed, n, repeats, policy,
     ordered = sorted(gpu, key=lambda i: i.start)
     for a, b in zip(ordered, ordered[1:], strict=False):
         assert a.end <= b.start + 1e-12
-    # latency lower bounds: total compute, and streamed bytes / storage bandwidth
+    # latency lower bounds: total (measured) compute, and streamed bytes / storage bandwidth
+    # (a jittered read may run up to `jitter` faster than the nominal bandwidth)
     assert m.latency_s >= m.compute_s - 1e-12
-    assert m.latency_s >= m.flash_bytes_read / toy_profile.storage.read_bandwidth - 1e-12
+    bound = m.flash_bytes_read / toy_profile.storage.read_bandwidth * (1 - jitter)
+    assert m.latency_s >= bound - 1e-12
     # a weight is read from flash at least once
     assert m.flash_bytes_read >= wl.weight_bytes
 
