@@ -128,14 +128,27 @@ def _prepare(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def plot_tradeoff(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
-    """Latency vs memory budget per policy, faceted by model and profile."""
+def _faceted_setup(df: pd.DataFrame, path: str | Path):
+    """Shared start of the faceted plots: checked path, prepared rows, feasible rows, the
+    figure with one cell per (model, profile), and a marker/colour per policy."""
     _check_path(path)
     df = _prepare(df)
-    ok = feasible_rows(df)
     fig, cells, _, _ = _facets(df)
     names = dict(zip(df["policy"], df["policy_name"], strict=False))
-    style = _style(list(dict.fromkeys(df["policy"])), names)
+    return df, feasible_rows(df), fig, cells, _style(list(dict.fromkeys(df["policy"])), names)
+
+
+def _finish(fig: Figure, axes: list[Axes], title: str | None, path: str | Path) -> Path:
+    """Shared end of every plot: legend, title, save."""
+    _legend(fig, axes)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_tradeoff(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
+    """Latency vs memory budget per policy, faceted by model and profile."""
+    df, ok, fig, cells, style = _faceted_setup(df, path)
     multi = df["dtype"].nunique() > 1
     for (m, p), ax in cells.items():
         f = ok[(ok["model"] == m) & (ok["profile"] == p)]
@@ -158,20 +171,12 @@ def plot_tradeoff(df: pd.DataFrame, path: str | Path, title: str | None = None) 
         ax.set_xlabel("memory budget (MiB)", fontsize=8)
         ax.set_ylabel("latency (ms)", fontsize=8)
         ax.set_ylim(bottom=0)
-    _legend(fig, list(cells.values()))
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path)
+    return _finish(fig, list(cells.values()), title, path)
 
 
 def plot_pareto(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
     """Every feasible run as (peak memory, latency), coloured by policy, with the Pareto front."""
-    _check_path(path)
-    df = _prepare(df)
-    ok = feasible_rows(df)
-    fig, cells, _, _ = _facets(df)
-    names = dict(zip(df["policy"], df["policy_name"], strict=False))
-    style = _style(list(dict.fromkeys(df["policy"])), names)
+    df, ok, fig, cells, style = _faceted_setup(df, path)
     for (m, p), ax in cells.items():
         f = ok[(ok["model"] == m) & (ok["profile"] == p)]
         for pol, g in f.groupby("policy", sort=False):
@@ -185,10 +190,7 @@ def plot_pareto(df: pd.DataFrame, path: str | Path, title: str | None = None) ->
             _log_x(ax)
         ax.set_xlabel("peak memory (MiB)", fontsize=8)
         ax.set_ylabel("latency (ms)", fontsize=8)
-    _legend(fig, list(cells.values()))
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path)
+    return _finish(fig, list(cells.values()), title, path)
 
 
 def plot_speedup(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
