@@ -18,7 +18,7 @@ import simpy
 
 from hwprofiles.schema import HardwareProfile
 from sim.hardware import HardwareModel
-from sim.memory import PRIO_COMPUTE, PRIO_LOAD, MemoryPool
+from sim.memory import PRIO_COMPUTE, PRIO_LOAD, Activations, MemoryPool
 from sim.metrics import Metrics
 from sim.schedule import Compute, Free, Load, Schedule
 from sim.trace import Interval, Trace
@@ -87,13 +87,7 @@ class _Run:
         self.dram_bytes = 0
         self.error: str | None = None
         self.labels = [inv.label for inv in schedule.invocations]
-        # activation refcounts: compute id -> number of consumers still to run
-        self.consumers: dict[int, int] = {}
-        for st in schedule.steps:
-            if isinstance(st, Compute):
-                self.consumers.setdefault(st.id, 0)
-                for i in st.inputs:
-                    self.consumers[i] = self.consumers.get(i, 0) + 1
+        self.activations = Activations(schedule.steps)
 
     def dur(self, step: object, stage: str, t: float) -> float:
         return self.hook(step, stage, t) if self.hook and t > 0 else t
@@ -184,13 +178,7 @@ class _Run:
         self.dram_bytes += st.input_bytes + st.output_bytes + sum(
             self.s.tensor_bytes[w] for w in st.weights)
         self.interval("gpu", st.op, st.id, start, 0, self.labels[st.invocation])
-        pool.free(st.workspace_bytes, "workspace")
-        for i in st.inputs:
-            self.consumers[i] -= 1
-            if self.consumers[i] == 0:
-                pool.free(self.s.steps[i].output_bytes, "activations")  # type: ignore[union-attr]
-        if self.consumers[st.id] == 0:
-            pool.free(st.output_bytes, "activations")
+        self.activations.release(pool, st)
         self.finish(st.id)
 
     def free(self, st: Free):

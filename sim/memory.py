@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import simpy
 
+from sim.schedule import Compute, Step
+
 CATEGORIES = ("weights", "staging", "activations", "workspace", "kv")
 PRIO_COMPUTE = 0
 PRIO_LOAD = 1
@@ -152,3 +154,27 @@ class MemoryPool(BudgetPool):
         ev = self.env.event()
         self.request(parts, priority, what, on_grant=ev.succeed)
         return ev
+
+
+class Activations:
+    """Activation liveness of a schedule: an op's output is freed once its last consumer has
+    run (at once if it has none), its workspace when it ends. Shared by engine and replay."""
+
+    def __init__(self, steps: list[Step]):
+        self.steps = steps
+        self.consumers: dict[int, int] = {}  # compute id -> consumers still to run
+        for st in steps:
+            if isinstance(st, Compute):
+                self.consumers.setdefault(st.id, 0)
+                for i in st.inputs:
+                    self.consumers[i] = self.consumers.get(i, 0) + 1
+
+    def release(self, pool: BudgetPool, st: Compute) -> None:
+        """Return what compute `st` no longer needs to `pool` once it has finished."""
+        pool.free(st.workspace_bytes, "workspace")
+        for i in st.inputs:
+            self.consumers[i] -= 1
+            if self.consumers[i] == 0:
+                pool.free(self.steps[i].output_bytes, "activations")  # type: ignore[union-attr]
+        if self.consumers[st.id] == 0:
+            pool.free(st.output_bytes, "activations")

@@ -169,6 +169,18 @@ def clock_offset(dev: Device, samples: int = 7) -> float:
     return best[1]
 
 
+def create_image(dev: Device, layout: Any, half: bool) -> Any:
+    """An RGBA image2d (or image2d_array) of `layout`'s shape, half or float channels."""
+    cl = dev.cl
+    ctype = cl.channel_type.HALF_FLOAT if half else cl.channel_type.FLOAT
+    fmt = cl.ImageFormat(cl.channel_order.RGBA, ctype)
+    if layout.kind == "image2d":
+        return cl.create_image(dev.context, cl.mem_flags.READ_WRITE, fmt,
+                               shape=(layout.width, layout.height))
+    return cl.create_image(dev.context, cl.mem_flags.READ_WRITE, fmt,
+                           shape=(layout.width, layout.height, layout.layers), is_array=True)
+
+
 def build(dev: Device, src: str) -> Any:
     """Build an OpenCL program, turning build failures into a readable error."""
     cl = dev.cl

@@ -22,6 +22,7 @@ from validate.kernels import (
     EMPTY_SRC,
     FLOPS_PER_ITER,
     build,
+    create_image,
     image_layout,
     max_global_for,
     proxy_src,
@@ -162,14 +163,7 @@ class _Bench:
         return self.cl.Buffer(self.dev.context, self.cl.mem_flags.READ_WRITE, max(16, nbytes))
 
     def image(self, layout: Any) -> Any:
-        cl = self.cl
-        ctype = cl.channel_type.HALF_FLOAT if self.half_images else cl.channel_type.FLOAT
-        fmt = cl.ImageFormat(cl.channel_order.RGBA, ctype)
-        if layout.kind == "image2d":
-            return cl.create_image(self.dev.context, cl.mem_flags.READ_WRITE, fmt,
-                            shape=(layout.width, layout.height))
-        return cl.create_image(self.dev.context, cl.mem_flags.READ_WRITE, fmt,
-                        shape=(layout.width, layout.height, layout.layers), is_array=True)
+        return create_image(self.dev, layout, self.half_images)
 
     def layout(self, nbytes: int, array: bool) -> Any:
         i = self.dev.info

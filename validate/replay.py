@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.memory import PRIO_COMPUTE, PRIO_LOAD, BudgetPool
+from sim.memory import PRIO_COMPUTE, PRIO_LOAD, Activations, BudgetPool
 from sim.schedule import Compute, Free, Load, Schedule
 from sim.trace import Interval, Trace
 from validate.device import Device, host_now
@@ -34,6 +34,7 @@ from validate.kernels import (
     ImageLayout,
     build,
     clock_offset,
+    create_image,
     global_size,
     image_layout,
     max_global_for,
@@ -169,7 +170,7 @@ class _Replay:
         self.notify: _queue.SimpleQueue = _queue.SimpleQueue()
         self.t0 = 0.0
         self.pool = BudgetPool(s.budget_bytes, lambda: host_now() - self.t0)
-        self.consumers: dict[int, int] = {}
+        self.activations = Activations(s.steps)
         self.cticket: dict[int, Any] = {}
         self.outstanding = 0
         self.last_copy = -1  # the load whose copy was enqueued last on the copy queue
@@ -178,11 +179,6 @@ class _Replay:
         self.next_compute = 0
         self.cache: dict[tuple, list[Any]] = {}  # freed objects kept for reuse, by size/layout
         self.compute_ids = [st.id for st in s.steps if isinstance(st, Compute)]
-        for st in s.steps:
-            if isinstance(st, Compute):
-                self.consumers.setdefault(st.id, 0)
-                for i in st.inputs:
-                    self.consumers[i] = self.consumers.get(i, 0) + 1
 
     # --- preparation (not timed) ---------------------------------------------------------
     def prepare(self) -> None:
@@ -320,14 +316,7 @@ class _Replay:
                 self._copy(o, host, self.dev.copy_queue).wait()
 
     def _image(self, lay: ImageLayout) -> Any:
-        cl = self.cl
-        ctype = cl.channel_type.HALF_FLOAT if self.half_images else cl.channel_type.FLOAT
-        fmt = cl.ImageFormat(cl.channel_order.RGBA, ctype)
-        if lay.kind == "image2d":
-            return cl.create_image(self.dev.context, cl.mem_flags.READ_WRITE, fmt,
-                            shape=(lay.width, lay.height))
-        return cl.create_image(self.dev.context, cl.mem_flags.READ_WRITE, fmt,
-                        shape=(lay.width, lay.height, lay.layers), is_array=True)
+        return create_image(self.dev, lay, self.half_images)
 
     def _obj_args(self, o: _Obj, nbytes: int) -> list[Any]:
         if o.kind == "b":
@@ -528,14 +517,7 @@ class _Replay:
                 return False
             self.outstanding -= 1
             del self.cticket[st.id]
-            pool = self.pool
-            pool.free(st.workspace_bytes, "workspace")
-            for i in st.inputs:
-                self.consumers[i] -= 1
-                if self.consumers[i] == 0:
-                    pool.free(self.s.steps[i].output_bytes, "activations")  # type: ignore[union-attr]
-            if self.consumers[st.id] == 0:
-                pool.free(st.output_bytes, "activations")
+            self.activations.release(self.pool, st)
             self._finish(st.id)
             return True
         if self.compute_ids[self.next_compute] != st.id:
