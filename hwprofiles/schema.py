@@ -69,6 +69,9 @@ class GpuSpec:
     # how far a kernel's weight/activation streaming overlaps its arithmetic: 1 = perfectly
     # (roofline max), towards 0 = serially (a CPU kernel reads, then computes: the sum)
     compute_memory_overlap: float = 1.0
+    # from an operation ending on one unit to a step that waits for it starting on another
+    # (event signalling + the runtime's host round trip); 0 = dependent work starts at once
+    sync_latency: float = 0.0
 
     def flops_for(self, dtype: str) -> float:
         """Peak rate for a compute dtype; int4 runs at the int8 rate, else fp16, if not given."""
@@ -127,6 +130,8 @@ class HardwareProfile:
             del out["gpu.shared_with_transfers"]  # at its default: keeps earlier digests stable
         if out["gpu.compute_memory_overlap"] == 1.0:
             del out["gpu.compute_memory_overlap"]  # likewise
+        if out["gpu.sync_latency"] == 0.0:
+            del out["gpu.sync_latency"]  # likewise
         return out
 
 
@@ -170,6 +175,7 @@ FIELDS: dict[str, str] = {
     "gpu.prefers_texture": "bool",
     "gpu.shared_with_transfers": "bool?",
     "gpu.compute_memory_overlap": "fraction?",
+    "gpu.sync_latency": "time?",
     "transfer.host_to_gpu_bandwidth": "bandwidth",
     "transfer.host_to_gpu_latency": "time",
     "transfer.transform_bandwidth": "bandwidth",

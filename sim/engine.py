@@ -4,6 +4,9 @@ Resources: storage (one request stream; a read's time comes from the request-siz
 a copy unit and a transform unit (FIFO single servers), and the GPU (one in-order queue: computes run in list order).
 With `gpu.shared_with_transfers` (a CPU OpenCL device) copies, transforms and computes are served
 by one FIFO unit: each waits until the unit is free, in order of arrival.
+A step that waits for work on another unit (a copy for its read, a kernel for its load, a
+load for the kernel that freed its memory) starts `gpu.sync_latency` after that work ends; kernels
+on the in-order GPU queue follow each other without it.
 Every allocation waits on the memory pool's budget. A schedule that can make no progress
 (an allocation that can never fit, or a cycle of waits) is reported infeasible, not hung.
 """
@@ -79,6 +82,9 @@ class _Run:
         if self.shared:
             self.unit.update(copy="gpu", transform="gpu")
         self.done = [self.env.event() for _ in schedule.steps]
+        self.sync = profile.gpu.sync_latency
+        self.is_compute = [isinstance(st, Compute) for st in schedule.steps]
+        self.is_free = [isinstance(st, Free) for st in schedule.steps]
         self.end_time = [0.0] * len(schedule.steps)
         self.location: dict[str, str] = {}
         self.busy = dict.fromkeys(("storage", "copy", "transform", "gpu"), 0.0)
@@ -107,9 +113,25 @@ class _Run:
             if not ev.processed:
                 yield ev
 
-    def use(self, name: str, step: Load, stage: str, t: float):
+    def synced(self, ids: Iterable[int], compute: bool = False):
+        """Wait until every step in `ids` has finished and its end has reached this step's unit:
+        `sync_latency` after a load or a kernel (a host-side free is seen at once; a kernel
+        waiting for an earlier kernel follows it on the in-order queue)."""
+        yield from self.wait(ids)
+        if self.sync > 0:
+            ready = max([0.0] + [self.end_time[i] + (0.0 if self.is_free[i] or (
+                compute and self.is_compute[i]) else self.sync) for i in ids])
+            if ready > self.env.now:
+                yield self.env.timeout(ready - self.env.now)
+
+    def use(self, name: str, step: Load, stage: str, t: float, after_stage: bool = True):
+        """Run one stage of a load on its unit (FIFO); a stage that follows another stage of the
+        load starts no earlier than `sync_latency` after that stage's end (now); a read, no earlier
+        than `sync_latency` after the start (the runtime's first dispatch)."""
         unit = self.unit[name]
-        start = max(self.env.now, self.free_at[unit])
+        # a read is dispatched by the runtime's host thread: never before one sync latency
+        start = max(self.env.now + self.sync if after_stage else max(self.env.now, self.sync),
+                    self.free_at[unit])
         end = start + self.dur(step, stage, t)
         self.free_at[unit] = end
         yield self.env.timeout(end - self.env.now)
@@ -117,7 +139,7 @@ class _Run:
 
     # --- step processes ----------------------------------------------------------------------
     def load(self, st: Load):
-        yield from self.wait(st.after)
+        yield from self.synced(st.after)
         pool, b = self.pool, st.bytes
         what = f"load step {st.id} ({b} bytes)"
         stages = self.hw.load_stages(b, st.path, st.dst)
@@ -125,18 +147,18 @@ class _Run:
         if st.path == "direct" and zero_copy:
             # pre-laid-out data is read straight into its mapped final allocation
             yield pool.alloc(b, "weights", PRIO_LOAD, what)
-            yield from self.use("storage", st, "read", stages["read"])
+            yield from self.use("storage", st, "read", stages["read"], False)
         elif st.path == "direct":
             # read into a host staging buffer, then one copy into the final image/buffer
             yield pool.alloc(b, "staging", PRIO_LOAD, what)
-            yield from self.use("storage", st, "read", stages["read"])
+            yield from self.use("storage", st, "read", stages["read"], False)
             yield pool.alloc(b, "weights", PRIO_LOAD, what)
             yield from self.use("copy", st, "copy", stages["copy"])
             pool.free(b, "staging")
             self.dram_bytes += 2 * b
         else:
             yield pool.alloc(b, "staging", PRIO_LOAD, what)
-            yield from self.use("storage", st, "read", stages["read"])
+            yield from self.use("storage", st, "read", stages["read"], False)
             if not zero_copy:  # host staging -> GPU buffer
                 yield pool.alloc(b, "staging", PRIO_LOAD, what)
                 yield from self.use("copy", st, "copy", stages["copy"])
@@ -157,7 +179,7 @@ class _Run:
     def compute(self, st: Compute, prev: int | None):
         env, pool = self.env, self.pool
         # inputs are earlier computes, so finished once the previous compute (in-order GPU) is
-        yield from self.wait(st.after if prev is None else (prev, *st.after))
+        yield from self.synced(st.after if prev is None else (prev, *st.after), compute=True)
         data_ready = max([0.0] + [self.end_time[i] for i in st.inputs]
                          + ([self.end_time[prev]] if prev is not None else []))
         what = f"compute step {st.id} ({st.op})"
@@ -182,7 +204,7 @@ class _Run:
         self.finish(st.id)
 
     def free(self, st: Free):
-        yield from self.wait(st.after)
+        yield from self.synced(st.after)
         self.pool.free(sum(self.s.tensor_bytes[t] for t in st.tensors), "weights")
         self.finish(st.id)
 
@@ -223,7 +245,9 @@ def simulate(schedule: Schedule, profile: HardwareProfile, *, budget: int | None
         budget = schedule.budget_bytes
     r = _Run(schedule, profile, budget, hook, record_trace)
     r.run()
-    latency = r.env.now
+    # the end of the last load or kernel: a trailing free is host bookkeeping, not latency
+    latency = max([0.0] + [r.end_time[st.id] for st in schedule.steps
+                           if not isinstance(st, Free)])
     inv_end = [0.0] * len(schedule.invocations)
     for st in schedule.steps:
         if isinstance(st, Compute):

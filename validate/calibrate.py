@@ -17,7 +17,7 @@ import yaml
 from hwprofiles import check_file, load_profile
 from hwprofiles.schema import FIELDS, HardwareProfile, StorageSpec, get_path
 from hwprofiles.storage import read_time
-from sim.schedule import Load, Schedule
+from sim.schedule import Compute, Load, Schedule
 from sim.trace import Interval, Trace
 from validate.errors import ValidateError
 from validate.fit import _rms_rel, fit_bandwidth, fit_latency_bandwidth, fit_storage
@@ -134,10 +134,21 @@ def fit_microbench(mb: Microbench) -> Calibration:
     return cal
 
 
-def effective_times(s: Schedule, tr: Trace) -> list[tuple[Interval, float]]:
-    """Each interval with its effective service time: its duration plus the dispatch gap since
-    it could have started (its stage inputs done and its resource free). Gaps longer than the
-    resource's median gap are taken as memory waits and capped at the median."""
+@dataclass(frozen=True)
+class StageTime:
+    """One measured interval with the idle gap before it: from the moment it could have started
+    (its inputs done and its unit free) to its start. `dependent` says the gap followed the end
+    of work on another unit (a host round trip / cross-queue event wait), not the unit's own
+    previous item."""
+
+    interval: Interval
+    duration: float
+    gap: float
+    dependent: bool
+
+
+def stage_times(s: Schedule, tr: Trace) -> list[StageTime]:
+    """Every interval of a replay trace with its dispatch gap (see `StageTime`)."""
     steps = s.steps
     by_step: dict[int, dict[str, Interval]] = {}
     for iv in tr.intervals:
@@ -149,7 +160,7 @@ def effective_times(s: Schedule, tr: Trace) -> list[tuple[Interval, float]]:
             done[st.id] = max(i.end for i in ivs.values())
         else:
             done[st.id] = max([0.0] + [done.get(a, 0.0) for a in st.after])
-    raw: list[tuple[Interval, float, float]] = []
+    out: list[StageTime] = []
     last: dict[str, float] = {}
     for iv in sorted(tr.intervals, key=lambda i: (i.start, i.step)):
         st = steps[iv.step]
@@ -160,14 +171,31 @@ def effective_times(s: Schedule, tr: Trace) -> list[tuple[Interval, float]]:
         elif iv.resource == "transform":
             ready = by_step[iv.step]["copy"].end
         else:
-            deps = (*st.after, *getattr(st, "inputs", ()))
+            deps = [d for d in (*st.after, *getattr(st, "inputs", ()))
+                    if not isinstance(steps[d], Compute)]
             ready = max([0.0] + [done[d] for d in deps])
-        ready = max(ready, last.get(iv.resource, 0.0))
+        own = last.get(iv.resource, 0.0)
         last[iv.resource] = iv.end
-        raw.append((iv, iv.end - iv.start, max(0.0, iv.start - ready)))
-    med = {r: float(np.median([g for i, _, g in raw if i.resource == r] or [0.0]))
+        out.append(StageTime(iv, iv.end - iv.start, max(0.0, iv.start - max(ready, own)),
+                             ready > own and ready > 0.0))
+    return out
+
+
+def sync_estimate(times: Sequence[StageTime]) -> float:
+    """`gpu.sync_latency` as the median gap of the stages that waited for another unit."""
+    gaps = [t.gap for t in times if t.dependent]
+    return float(np.median(gaps)) if gaps else 0.0
+
+
+def effective_times(s: Schedule, tr: Trace, sync: float = 0.0) -> list[tuple[Interval, float]]:
+    """Each interval with its effective service time: its duration plus the dispatch gap the
+    model does not hold elsewhere (a dependent stage's gap less `sync`). Gaps longer than the
+    resource's median are taken as memory waits and capped at the median."""
+    times = stage_times(s, tr)
+    own = [(t, max(0.0, t.gap - sync) if t.dependent else t.gap) for t in times]
+    med = {r: float(np.median([g for t, g in own if t.interval.resource == r] or [0.0]))
            for r in ("storage", "copy", "transform", "gpu")}
-    return [(iv, d + min(g, med[iv.resource])) for iv, d, g in raw]
+    return [(t.interval, t.duration + min(g, med[t.interval.resource])) for t, g in own]
 
 
 def refine(cal: Calibration, profile: HardwareProfile,
@@ -175,10 +203,11 @@ def refine(cal: Calibration, profile: HardwareProfile,
     """Refit stage models from the effective stage times measured while replaying calibration
     schedules (so dispatch gaps of the runtime land in the latency terms)."""
     reads, copies, transforms, gpu = [], [], [], []
+    sync = sync_estimate([t for s, tr in runs for t in stage_times(s, tr)])
     for s, tr in runs:
         steps = s.steps
         loc = {t: st.dst for st in steps if isinstance(st, Load) for t in st.tensors}
-        for iv, d in effective_times(s, tr):
+        for iv, d in effective_times(s, tr, sync):
             if d <= 0:
                 continue
             if iv.resource == "storage":
@@ -191,6 +220,8 @@ def refine(cal: Calibration, profile: HardwareProfile,
             elif iv.resource == "gpu":
                 gpu.append((steps[iv.step], d, s.tensor_bytes, loc, iv.end - iv.start))
     tag = f"refined on {len(runs)} calibration schedule replay(s), effective stage times"
+    cal.set("gpu.sync_latency", sync, f"median idle gap between a stage's dependency ending on "
+            f"another unit and the stage starting ({tag})")
     if len(reads) >= 3:
         step = max(1, len(reads) // 80)
         sf = fit_storage(reads[::step])
@@ -270,8 +301,12 @@ def _refine_gpu(cal: Calibration, p: HardwareProfile, gpu: list, tag: str) -> Ha
 
 # per-step costs fitted end to end, and the multipliers the coordinate search tries
 PER_STEP = ("storage.request_latency", "transfer.host_to_gpu_latency", "gpu.kernel_launch_overhead",
-            "gpu.compute_efficiency")
+            "gpu.sync_latency", "gpu.compute_efficiency")
 _FRACTIONS = {"gpu.compute_efficiency": 0.01, "gpu.compute_memory_overlap": OVERLAPS[0]}
+# weight of the prior (squared log ratio to the measured value, per parameter) against the mean
+# squared log error of the calibration latencies; time parameters are compared with 10 us added
+PRIOR = 0.001
+_TAU = {k: 1e-5 for k in PER_STEP if k != "gpu.compute_efficiency"}
 _STEPS = (0.0, 0.25, 0.5, 0.7, 0.85, 0.95, 1.05, 1.2, 1.4, 2.0, 4.0)
 
 
@@ -295,20 +330,29 @@ def end_to_end_error(profile: HardwareProfile, runs: Sequence[tuple[Schedule, fl
 
 def fit_per_step(cal: Calibration, profile: HardwareProfile,
                  runs: Sequence[tuple[Schedule, float]], shared: Sequence[bool] = (False, True),
-                 ) -> tuple[HardwareProfile, float]:
+                 prior: float = PRIOR) -> tuple[HardwareProfile, float]:
     """Fit the per-step costs (storage request latency, copy latency, kernel launch overhead)
     and whether copies/transforms share the compute unit, so the simulator reproduces the
     measured end-to-end latency of the calibration replays (least squares on log latency,
     coordinate search). Bandwidths and rates stay as measured. Returns the fitted profile and
     the RMS relative error left on the calibration set."""
-    def loss(p: HardwareProfile) -> float:
+    x0 = {k: float(get_path(profile, k)) for k in PER_STEP}
+
+    def data_loss(p: HardwareProfile) -> float:
         return float(np.mean(np.square(end_to_end_error(p, runs))))
+
+    def loss(p: HardwareProfile, x: dict[str, float]) -> float:
+        # a log-normal prior around the directly measured values: per-step costs that trade
+        # off against each other on the calibration set stay near what was measured
+        pen = sum(math.log((x[k] + _TAU.get(k, 0.0)) / (x0[k] + _TAU.get(k, 0.0))) ** 2
+                  for k in PER_STEP if x0[k] + _TAU.get(k, 0.0) > 0)
+        return data_loss(p) + prior * pen
 
     best: tuple[float, HardwareProfile] | None = None
     for sh in shared:
         p = _with(profile, {"gpu.shared_with_transfers": sh})
-        x = {k: float(get_path(p, k)) for k in PER_STEP}
-        cur = loss(p)
+        x = dict(x0)
+        cur = loss(p, x)
         for _ in range(25):
             improved = False
             for k in PER_STEP:
@@ -319,7 +363,7 @@ def fit_per_step(cal: Calibration, profile: HardwareProfile,
                         y[k] = min(1.0, max(_FRACTIONS[k], y[k]))
                     if y[k] == x[k]:
                         continue
-                    e = loss(_with(p, y))
+                    e = loss(_with(p, y), y)
                     if e < cur - 1e-12:
                         cur, x, improved = e, y, True
             if not improved:
@@ -328,8 +372,8 @@ def fit_per_step(cal: Calibration, profile: HardwareProfile,
         if best is None or cur < best[0]:
             best = (cur, p)
     assert best is not None
-    err, fitted = best
-    res = math.sqrt(err)
+    _, fitted = best
+    res = math.sqrt(data_loss(fitted))
     note = (f"fitted so the simulator reproduces the end-to-end latency of {len(runs)} "
             f"calibration replays (medians; coordinate search on log latency); residual "
             f"{res:.1%} RMS")

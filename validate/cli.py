@@ -71,7 +71,7 @@ def microbench(spec: str | None, out: str | None, quick: bool, workdir: str | No
 @click.option("--refine/--no-refine", default=True, show_default=True,
               help="replay the calibration schedules and refit from their stage times")
 @click.option("--size", type=float, default=None, help="model size factor (default 1, quick 0.25)")
-@click.option("--repeats", type=int, default=3, show_default=True,
+@click.option("--repeats", type=int, default=5, show_default=True,
               help="replays per calibration schedule (the median is fitted)")
 @click.option("--save-replays", type=click.Path(file_okay=False), default=None,
               help="also write each calibration schedule, its median replay and all latencies here")

@@ -231,7 +231,7 @@ class _Replay:
         """Create (and touch once) the host staging arrays and device objects the loads will
         take, like a runtime's caching allocator after its first run, so first-use allocation
         and page faults stay off the timed path. Per size/layout key at most as many as the
-        budget lets be live at once (+1). Also start the storage and reader threads."""
+        budget lets be live at once (+1). Also start the storage, reader and waiter threads."""
         need: dict[tuple, list[int]] = {}  # key -> [count, bytes]
         for st in self.s.steps:
             if not isinstance(st, Load):
@@ -266,6 +266,8 @@ class _Replay:
                 self._give(key, obj)
         q.finish()
         self.storage.submit(lambda: None).result()
+        for q in (self.dev.copy_queue, self.dev.transform_queue, self.dev.compute_queue):
+            self._waiter(q.int_ptr)
         if self.loads:
             first = next(iter(self.loads.values()))
             host = self._take(("host", first.region))
@@ -346,15 +348,18 @@ class _Replay:
         Each queue is in order, so one thread per queue waiting on its events in enqueue order
         sees every completion as it happens (event callbacks can arrive late on some drivers)."""
         self.outstanding += 1
-        q = ev.command_queue.int_ptr
+        self._waiter(ev.command_queue.int_ptr).put(ev)
+        return ev
+
+    def _waiter(self, q: int) -> _queue.SimpleQueue:
+        """The inbox of queue `q`'s waiter thread (started on first use)."""
         if q not in self.waiters:
             inbox: _queue.SimpleQueue = _queue.SimpleQueue()
             t = threading.Thread(target=self._wait_loop, args=(inbox,), daemon=True,
                                  name="ws-wait")
             t.start()
             self.waiters[q] = (inbox, t)
-        self.waiters[q][0].put(ev)
-        return ev
+        return self.waiters[q][0]
 
     def _wait_loop(self, inbox: _queue.SimpleQueue) -> None:
         while True:

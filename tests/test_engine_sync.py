@@ -1,0 +1,71 @@
+"""gpu.sync_latency: a step that waits for work on another unit starts that long after the work
+ends (event signalling + host round trip); kernels on the in-order queue follow each other
+without it. Hand-checked on the toy profile; the calibration recovers it from a trace."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from sim import plan, simulate
+from validate.calibrate import stage_times, sync_estimate
+
+READ, COPY, XFORM = 0.1, 0.5, 0.25  # toy profile with 10 GB/s flash, one 1 GB fp16 layer
+COMPUTE = 1e-3 + 4000 / 1e12
+S = 0.01
+
+
+@pytest.fixture
+def fast_flash(toy_profile):
+    return replace(toy_profile, storage=replace(toy_profile.storage, read_bandwidth=10e9))
+
+
+def synced(p, s: float = S):
+    return replace(p, gpu=replace(p.gpu, sync_latency=s))
+
+
+def test_default_is_zero_and_left_out(toy_profile):
+    assert toy_profile.gpu.sync_latency == 0.0
+    assert "gpu.sync_latency" not in toy_profile.to_dict()  # digests unchanged
+    assert synced(toy_profile).to_dict()["gpu.sync_latency"] == S
+
+
+def test_sequential_pays_every_hop(fast_flash, three_layers):
+    # per layer: dispatch (S), read, S, copy, S, transform, S, compute; the next layer's read
+    # waits for the free, which the host sees S after the compute ends: 4 S per layer
+    p = synced(fast_flash)
+    s = plan("sequential", three_layers, p)
+    m = simulate(s, p).metrics
+    assert m.latency_s == pytest.approx(3 * (4 * S + READ + COPY + XFORM + COMPUTE), rel=1e-12)
+    assert simulate(s, fast_flash).metrics.latency_s == pytest.approx(
+        3 * (READ + COPY + XFORM + COMPUTE), rel=1e-12)
+
+
+def test_pipeline_hides_hops_behind_busy_units(fast_flash, three_layers):
+    # reads run back to back from S; the copy unit is the bottleneck, so only the first copy's
+    # hop, the last transform's and the last compute's show: READ + 3 COPY + XFORM + COMPUTE + 4 S
+    p = synced(fast_flash)
+    s = plan("pipeline", three_layers, p, depth=3)
+    r = simulate(s, p)
+    assert r.metrics.latency_s == pytest.approx(READ + 3 * COPY + XFORM + COMPUTE + 4 * S,
+                                                rel=1e-12)
+    reads = sorted(i.start for i in r.trace.intervals if i.resource == "storage")
+    assert reads == pytest.approx([S, S + READ, S + 2 * READ])
+
+
+def test_kernels_on_the_in_order_queue_follow_without_sync(fast_flash, three_layers):
+    p = synced(fast_flash)
+    s = plan("preload", three_layers, p)
+    gpu = sorted((i.start, i.end) for i in simulate(s, p).trace.intervals if i.resource == "gpu")
+    assert [b[0] - a[1] for a, b in zip(gpu, gpu[1:], strict=False)] == pytest.approx([0, 0])
+
+
+def test_calibration_recovers_sync_from_a_trace(fast_flash, three_layers):
+    # every gap that followed another unit's work is exactly S in a trace simulated with S
+    p = synced(fast_flash, 0.003)
+    runs = [(s, simulate(s, p).trace) for s in (plan("sequential", three_layers, p),
+                                                 plan("pipeline", three_layers, p, depth=2))]
+    times = [t for s, tr in runs for t in stage_times(s, tr)]
+    assert sum(t.dependent for t in times) >= 8
+    assert sync_estimate(times) == pytest.approx(0.003, rel=1e-9)
