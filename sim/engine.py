@@ -118,11 +118,10 @@ class _Run:
         `sync_latency` after a load or a kernel (a host-side free is seen at once; a kernel
         waiting for an earlier kernel follows it on the in-order queue)."""
         yield from self.wait(ids)
-        if self.sync > 0:
-            ready = max([0.0] + [self.end_time[i] + (0.0 if self.is_free[i] or (
-                compute and self.is_compute[i]) else self.sync) for i in ids])
-            if ready > self.env.now:
-                yield self.env.timeout(ready - self.env.now)
+        ready = max([0.0] + [self.end_time[i] + (0.0 if self.is_free[i] or (
+            compute and self.is_compute[i]) else self.sync) for i in ids])
+        if ready > self.env.now:
+            yield self.env.timeout(ready - self.env.now)
 
     def use(self, name: str, step: Load, stage: str, t: float, after_stage: bool = True):
         """Run one stage of a load on its unit (FIFO); a stage that follows another stage of the
@@ -139,7 +138,7 @@ class _Run:
 
     # --- step processes ----------------------------------------------------------------------
     def load(self, st: Load):
-        yield from self.synced(st.after)
+        yield from (self.synced(st.after) if self.sync else self.wait(st.after))
         pool, b = self.pool, st.bytes
         what = f"load step {st.id} ({b} bytes)"
         stages = self.hw.load_stages(b, st.path, st.dst)
@@ -179,7 +178,8 @@ class _Run:
     def compute(self, st: Compute, prev: int | None):
         env, pool = self.env, self.pool
         # inputs are earlier computes, so finished once the previous compute (in-order GPU) is
-        yield from self.synced(st.after if prev is None else (prev, *st.after), compute=True)
+        deps = st.after if prev is None else (prev, *st.after)
+        yield from (self.synced(deps, compute=True) if self.sync else self.wait(deps))
         data_ready = max([0.0] + [self.end_time[i] for i in st.inputs]
                          + ([self.end_time[prev]] if prev is not None else []))
         what = f"compute step {st.id} ({st.op})"
@@ -204,7 +204,7 @@ class _Run:
         self.finish(st.id)
 
     def free(self, st: Free):
-        yield from self.synced(st.after)
+        yield from (self.synced(st.after) if self.sync else self.wait(st.after))
         self.pool.free(sum(self.s.tensor_bytes[t] for t in st.tensors), "weights")
         self.finish(st.id)
 
