@@ -18,11 +18,6 @@ READ, COPY, XFORM = 0.1, 0.5, 0.25
 COMPUTE = 1e-3 + 4000 / 1e12
 
 
-@pytest.fixture
-def fast_flash(toy_profile):
-    return replace(toy_profile, storage=replace(toy_profile.storage, read_bandwidth=10e9))
-
-
 def shared(p, on: bool = True):
     return replace(p, gpu=replace(p.gpu, shared_with_transfers=on))
 

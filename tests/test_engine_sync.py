@@ -16,11 +16,6 @@ COMPUTE = 1e-3 + 4000 / 1e12
 S = 0.01
 
 
-@pytest.fixture
-def fast_flash(toy_profile):
-    return replace(toy_profile, storage=replace(toy_profile.storage, read_bandwidth=10e9))
-
-
 def synced(p, s: float = S):
     return replace(p, gpu=replace(p.gpu, sync_latency=s))
 

@@ -187,11 +187,10 @@ def sync_estimate(times: Sequence[StageTime]) -> float:
     return float(np.median(gaps)) if gaps else 0.0
 
 
-def effective_times(s: Schedule, tr: Trace, sync: float = 0.0) -> list[tuple[Interval, float]]:
-    """Each interval with its effective service time: its duration plus the dispatch gap the
-    model does not hold elsewhere (a dependent stage's gap less `sync`). Gaps longer than the
-    resource's median are taken as memory waits and capped at the median."""
-    times = stage_times(s, tr)
+def effective_times(times: Sequence[StageTime], sync: float = 0.0) -> list[tuple[Interval, float]]:
+    """Each interval of one replay (`stage_times`) with its effective service time: its duration
+    plus the dispatch gap the model does not hold elsewhere (a dependent stage's gap less
+    `sync`). Gaps longer than the resource's median are taken as memory waits and capped."""
     own = [(t, max(0.0, t.gap - sync) if t.dependent else t.gap) for t in times]
     med = {r: float(np.median([g for t, g in own if t.interval.resource == r] or [0.0]))
            for r in ("storage", "copy", "transform", "gpu")}
@@ -203,11 +202,12 @@ def refine(cal: Calibration, profile: HardwareProfile,
     """Refit stage models from the effective stage times measured while replaying calibration
     schedules (so dispatch gaps of the runtime land in the latency terms)."""
     reads, copies, transforms, gpu = [], [], [], []
-    sync = sync_estimate([t for s, tr in runs for t in stage_times(s, tr)])
-    for s, tr in runs:
+    times = [stage_times(s, tr) for s, tr in runs]
+    sync = sync_estimate([t for ts in times for t in ts])
+    for (s, _), ts in zip(runs, times, strict=True):
         steps = s.steps
         loc = {t: st.dst for st in steps if isinstance(st, Load) for t in st.tensors}
-        for iv, d in effective_times(s, tr, sync):
+        for iv, d in effective_times(ts, sync):
             if d <= 0:
                 continue
             if iv.resource == "storage":
