@@ -46,6 +46,8 @@ def format_value(path: str, value: Any) -> str:
         return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.4g}"
     if kind == "fraction":
         return f"{value:.2f}"
+    if kind == "factor":
+        return f"x{value:.3g}"
     return str(value)
 
 

@@ -75,6 +75,10 @@ def _parse_value(kind: str, raw: Any) -> Any:
         if raw <= 0:
             raise ValueError("a positive whole number")
         return raw
+    if kind == "factor":
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 1:
+            raise ValueError("a factor of at least 1")
+        return float(raw)
     if kind in ("fraction", "number"):
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             raise ValueError("a number" if kind == "number" else "a fraction in (0, 1]")
@@ -216,7 +220,8 @@ def _describe(kind: str) -> str:
     if kind in _PARSERS:
         return _PARSERS[kind][1]
     return {"text": "a text", "bool": "true or false", "count": "a whole number",
-            "fraction": "a fraction in (0, 1]", "number": "a number"}[kind]
+            "fraction": "a fraction in (0, 1]", "number": "a number",
+            "factor": "a factor of at least 1"}[kind]
 
 
 def _build(data: Mapping[str, Any], values: dict[str, Any], sources: dict[str, Source]) -> HardwareProfile:

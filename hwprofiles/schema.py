@@ -35,6 +35,9 @@ class StorageSpec:
     queue_depth: int
     max_request_size: int  # bytes, one request's size; larger reads are split
     max_iops: float = 0.0  # requests/s the device can serve at most (0 = no cap)
+    # reads progress this many times slower while the compute unit is busy (a CPU device's
+    # cores, or DRAM bandwidth, shared between I/O and compute); 1 = independent
+    compute_contention: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ class HardwareProfile:
             del out["gpu.compute_memory_overlap"]  # likewise
         if out["gpu.sync_latency"] == 0.0:
             del out["gpu.sync_latency"]  # likewise
+        if out["storage.compute_contention"] == 1.0:
+            del out["storage.compute_contention"]  # likewise
         return out
 
 
@@ -154,6 +159,7 @@ FIELDS: dict[str, str] = {
     "storage.queue_depth": "count",
     "storage.max_request_size": "bytes",
     "storage.max_iops": "number?",
+    "storage.compute_contention": "factor?",
     "dram.kind": "text",
     "dram.capacity": "bytes",
     "dram.bandwidth": "bandwidth",

@@ -7,6 +7,9 @@ by one FIFO unit: each waits until the unit is free, in order of arrival.
 A step that waits for work on another unit (a copy for its read, a kernel for its load, a
 load for the kernel that freed its memory) starts `gpu.sync_latency` after that work ends; kernels
 on the in-order GPU queue follow each other without it.
+With `storage.compute_contention` k > 1, a read progresses k times slower while a kernel runs
+(cores or DRAM bandwidth shared between I/O and compute, as on a CPU OpenCL device): reads are
+then served one at a time by a storage process that re-plans at every kernel start and end.
 Every allocation waits on the memory pool's budget. A schedule that can make no progress
 (an allocation that can never fit, or a cycle of waits) is reported infeasible, not hung.
 """
@@ -83,6 +86,11 @@ class _Run:
             self.unit.update(copy="gpu", transform="gpu")
         self.done = [self.env.event() for _ in schedule.steps]
         self.sync = profile.gpu.sync_latency
+        self.contention = profile.storage.compute_contention
+        if self.contention > 1.0:
+            self.storage_unit = simpy.Resource(self.env, 1)
+            self.kernel_running = False
+            self.kernel_change = self.env.event()  # succeeds at the next kernel start or end
         self.is_compute = [isinstance(st, Compute) for st in schedule.steps]
         self.is_free = [isinstance(st, Free) for st in schedule.steps]
         self.end_time = [0.0] * len(schedule.steps)
@@ -131,10 +139,37 @@ class _Run:
         # a read is dispatched by the runtime's host thread: never before one sync latency
         start = max(self.env.now + self.sync if after_stage else max(self.env.now, self.sync),
                     self.free_at[unit])
+        if unit == "storage" and self.contention > 1.0:
+            yield from self.contended_read(step, stage, t, start - self.env.now)
+            return
         end = start + self.dur(step, stage, t)
         self.free_at[unit] = end
         yield self.env.timeout(end - self.env.now)
         self.interval(name, f"{stage} {','.join(step.tensors)[:80]}", step.id, start, step.bytes)
+
+    def contended_read(self, step: Load, stage: str, t: float, delay: float):
+        """A read that needs `t` seconds alone, dispatched after `delay`, served in arrival
+        order and progressing `storage.compute_contention` times slower while a kernel runs."""
+        env, k = self.env, self.contention
+        if delay > 0:
+            yield env.timeout(delay)
+        with self.storage_unit.request() as turn:
+            yield turn
+            start = env.now
+            left = self.dur(step, stage, t)
+            while left > 1e-15:
+                rate = 1.0 / k if self.kernel_running else 1.0
+                seg, change = env.now, self.kernel_change
+                yield env.timeout(left / rate) | change
+                left -= (env.now - seg) * rate
+        self.interval("storage", f"{stage} {','.join(step.tensors)[:80]}", step.id, start,
+                      step.bytes)
+
+    def kernel_state(self, running: bool) -> None:
+        """Record a kernel starting or ending and wake the reads that progress at its pace."""
+        self.kernel_running = running
+        change, self.kernel_change = self.kernel_change, self.env.event()
+        change.succeed()
 
     # --- step processes ----------------------------------------------------------------------
     def load(self, st: Load):
@@ -187,15 +222,18 @@ class _Run:
         yield pool.alloc_parts({"activations": st.output_bytes, "workspace": st.workspace_bytes,
                                 "kv": st.state_bytes}, PRIO_COMPUTE, what)
         t = self.dur(st, "compute", self.hw.compute_time(st, self.s.tensor_bytes, self.location))
-        start = env.now
-        if self.shared:  # wait for copies/transforms that reached the shared unit first
-            start = max(start, self.free_at["gpu"])
+        # on a shared unit, wait for the copies/transforms that reached it first
+        start = max(env.now, self.free_at["gpu"]) if self.shared else env.now
+        if self.shared:
             self.free_at["gpu"] = start + t
-            self.stall += start - data_ready
-            yield env.timeout(start + t - env.now)
-        else:
-            self.stall += start - data_ready
+        self.stall += start - data_ready
+        if self.contention > 1.0:  # reads slow down while it runs: mark its start and end
+            yield env.timeout(start - env.now)
+            self.kernel_state(True)
             yield env.timeout(t)
+            self.kernel_state(False)
+        else:
+            yield env.timeout(start + t - env.now)
         self.compute_s += t
         self.dram_bytes += st.input_bytes + st.output_bytes + sum(
             self.s.tensor_bytes[w] for w in st.weights)

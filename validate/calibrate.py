@@ -34,7 +34,7 @@ def _fmt(kind: str, v: Any) -> Any:
         return f"{v / 1e12:.6g} TFLOPS"
     if kind == "bytes":
         return f"{int(v)} B"
-    if kind in ("fraction", "number"):
+    if kind in ("fraction", "number", "factor"):
         return round(float(v), 6)
     return v
 
@@ -197,22 +197,48 @@ def effective_times(times: Sequence[StageTime], sync: float = 0.0) -> list[tuple
     return [(t.interval, t.duration + min(g, med[t.interval.resource])) for t, g in own]
 
 
+def busy_overlap(read: Interval, busy: Sequence[Interval]) -> float:
+    """Seconds of `read` during which the compute unit ran one of `busy` (disjoint kernels)."""
+    return sum(max(0.0, min(read.end, b.end) - max(read.start, b.start)) for b in busy)
+
+
+def contention_estimate(reads: Sequence[tuple[float, float, float]]) -> float:
+    """`storage.compute_contention` from reads that overlapped compute: each (measured seconds,
+    seconds the storage model predicts alone, seconds of overlap) solved for k in
+    `sim.engine.contended`; the median over reads at least 30% overlapped, at least 1."""
+    ks = []
+    for meas, alone, busy in reads:
+        if meas <= 0 or busy < 0.3 * meas:
+            continue
+        if meas <= alone:
+            ks.append(1.0)
+        elif busy + alone - meas > 1e-12 and busy < meas:
+            ks.append(busy / (busy + alone - meas))
+        else:  # slowed over its whole length
+            ks.append(meas / alone)
+    return float(min(4.0, max(1.0, np.median(ks)))) if ks else 1.0
+
+
 def refine(cal: Calibration, profile: HardwareProfile,
            runs: Sequence[tuple[Schedule, Trace]]) -> Calibration:
     """Refit stage models from the effective stage times measured while replaying calibration
-    schedules (so dispatch gaps of the runtime land in the latency terms)."""
+    schedules (so dispatch gaps of the runtime land in the latency terms). Storage is fitted
+    on the reads that ran while no kernel did; the slowdown of the others is
+    `storage.compute_contention`."""
     reads, copies, transforms, gpu = [], [], [], []
     times = [stage_times(s, tr) for s, tr in runs]
     sync = sync_estimate([t for ts in times for t in ts])
-    for (s, _), ts in zip(runs, times, strict=True):
+    for (s, tr), ts in zip(runs, times, strict=True):
         steps = s.steps
+        kernels = [i for i in tr.intervals if i.resource == "gpu"]
         loc = {t: st.dst for st in steps if isinstance(st, Load) for t in st.tensors}
         for iv, d in effective_times(ts, sync):
             if d <= 0:
                 continue
             if iv.resource == "storage":
                 reads.append({"size": profile.storage.max_request_size,
-                              "qd": profile.storage.queue_depth, "total": iv.bytes, "seconds": d})
+                              "qd": profile.storage.queue_depth, "total": iv.bytes, "seconds": d,
+                              "busy": busy_overlap(iv, kernels)})
             elif iv.resource == "copy":
                 copies.append((iv.bytes, d))
             elif iv.resource == "transform":
@@ -223,11 +249,21 @@ def refine(cal: Calibration, profile: HardwareProfile,
     cal.set("gpu.sync_latency", sync, f"median idle gap between a stage's dependency ending on "
             f"another unit and the stage starting ({tag})")
     if len(reads) >= 3:
-        step = max(1, len(reads) // 80)
-        sf = fit_storage(reads[::step])
-        cal.set("storage.read_bandwidth", sf.read_bandwidth, f"{tag}, weight-file reads; {sf.note()}")
-        cal.set("storage.request_latency", sf.request_latency,
-                f"{tag}, weight-file reads; {sf.note()}")
+        quiet = [r for r in reads if r["busy"] < 0.1 * r["seconds"]]
+        pts = quiet if len(quiet) >= 3 else reads
+        step = max(1, len(pts) // 80)
+        sf = fit_storage(pts[::step])
+        what = f"{tag}, {len(pts)} weight-file reads made while no kernel ran; {sf.note()}"
+        cal.set("storage.read_bandwidth", sf.read_bandwidth, what)
+        cal.set("storage.request_latency", sf.request_latency, what)
+        spec = replace(profile.storage, read_bandwidth=sf.read_bandwidth,
+                       request_latency=sf.request_latency)
+        over = [(r["seconds"], read_time(spec, r["total"]), r["busy"]) for r in reads]
+        k = contention_estimate(over)
+        n = sum(1 for m, _, b in over if b >= 0.3 * m)
+        cal.set("storage.compute_contention", k,
+                f"{tag}: median slowdown of the {n} weight-file reads at least 30% overlapped "
+                f"by kernels, against the storage fit of the others (1: none seen)")
     if len(copies) >= 3:
         f = fit_latency_bandwidth(*zip(*copies, strict=True))
         cal.set("transfer.host_to_gpu_bandwidth", f.bandwidth, f"{tag}, copy events; {f.note()}")
@@ -301,12 +337,13 @@ def _refine_gpu(cal: Calibration, p: HardwareProfile, gpu: list, tag: str) -> Ha
 
 # per-step costs fitted end to end, and the multipliers the coordinate search tries
 PER_STEP = ("storage.request_latency", "transfer.host_to_gpu_latency", "gpu.kernel_launch_overhead",
-            "gpu.sync_latency", "gpu.compute_efficiency")
+            "gpu.sync_latency", "gpu.compute_efficiency", "storage.compute_contention")
 _FRACTIONS = {"gpu.compute_efficiency": 0.01, "gpu.compute_memory_overlap": OVERLAPS[0]}
 # weight of the prior (squared log ratio to the measured value, per parameter) against the mean
 # squared log error of the calibration latencies; time parameters are compared with 10 us added
 PRIOR = 0.001
-_TAU = {k: 1e-5 for k in PER_STEP if k != "gpu.compute_efficiency"}
+_TAU = {k: 1e-5 for k in PER_STEP[:4]}
+_FLOORS = {"storage.compute_contention": 1.0}
 _STEPS = (0.0, 0.25, 0.5, 0.7, 0.85, 0.95, 1.05, 1.2, 1.4, 2.0, 4.0)
 
 
@@ -361,6 +398,8 @@ def fit_per_step(cal: Calibration, profile: HardwareProfile,
                     y[k] = x[k] * m if x[k] > 0 else (1e-5 * m)
                     if k in _FRACTIONS:  # a fraction of the measured peak / of the overlap
                         y[k] = min(1.0, max(_FRACTIONS[k], y[k]))
+                    if k in _FLOORS:
+                        y[k] = max(_FLOORS[k], y[k])
                     if y[k] == x[k]:
                         continue
                     e = loss(_with(p, y), y)

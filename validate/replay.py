@@ -38,7 +38,7 @@ from validate.kernels import (
     global_size,
     image_layout,
     max_global_for,
-    proxy_src,
+    proxy_kernel,
     transform_src,
 )
 from validate.microbench import enqueue_transform
@@ -176,6 +176,7 @@ class _Replay:
         self.last_copy = -1  # the load whose copy was enqueued last on the copy queue
         self.waiters: dict[int, tuple[_queue.SimpleQueue, threading.Thread]] = {}
         self.kernels: dict[tuple[str, bool], Any] = {}
+        self.tr_kernels: dict[str, Any] = {}
         self.next_compute = 0
         self.cache: dict[tuple, list[Any]] = {}  # freed objects kept for reuse, by size/layout
         self.compute_ids = [st.id for st in s.steps if isinstance(st, Compute)]
@@ -285,7 +286,7 @@ class _Replay:
     def _kernel(self, sig: str, half: bool) -> Any:
         key = (sig, half)
         if key not in self.kernels:
-            self.kernels[key] = self.cl.Kernel(build(self.dev, proxy_src(sig, half)), "proxy")
+            self.kernels[key] = proxy_kernel(self.dev, sig, half)
         return self.kernels[key]
 
     def _warm_up(self, where: dict[str, str]) -> None:
@@ -313,7 +314,8 @@ class _Replay:
                 o = small[kind]
                 src = cl.Buffer(self.dev.context, cl.mem_flags.READ_WRITE, o.layout.nbytes)
                 enqueue_transform(cl, self.dev.transform_queue, self.tr_prg, src, o.mem,
-                                  o.layout, self.half_images, local=LOCAL).wait()
+                                  o.layout, self.half_images, local=LOCAL,
+                                  kernels=self.tr_kernels).wait()
                 host = aligned_array(o.layout.nbytes)[:o.layout.nbytes]
                 self._copy(o, host, self.dev.copy_queue).wait()
 
@@ -447,7 +449,8 @@ class _Replay:
             q = self.dev.copy_queue if same else self.dev.transform_queue
             ls.tr_ev = self._watch(enqueue_transform(
                 self.cl, q, self.tr_prg, ls.gpu_buf, obj.mem, ls.layout,
-                self.half_images, wait_for=None if same else [ls.copy_ev], local=LOCAL))
+                self.half_images, wait_for=None if same else [ls.copy_ev], local=LOCAL,
+                kernels=self.tr_kernels))
             q.flush()
             self.ev[st.id] = ls.tr_ev
             ls.stage = 5
