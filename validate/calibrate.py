@@ -419,7 +419,8 @@ def fit_per_step(cal: Calibration, profile: HardwareProfile,
     for k in PER_STEP:
         prev = cal.values.get(k, (None, ""))[1]
         prev = prev.split(": ", 1)[1] if ": " in prev else prev
-        cal.set(k, float(get_path(fitted, k)), f"{note}; started from {get_path(profile, k):.4g} s "
+        unit = " s" if k in _TAU else ""  # times; efficiency and contention have no unit
+        cal.set(k, float(get_path(fitted, k)), f"{note}; started from {get_path(profile, k):.4g}{unit} "
                 f"({prev[:120]})")
     sh = fitted.gpu.shared_with_transfers
     cal.set("gpu.shared_with_transfers", sh,

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from validate.device import Device, host_now
 
 FLOPS_PER_ITER = 32  # 4 chains x 4 lanes x (mul + add)
@@ -113,8 +115,6 @@ _WEIGHT_SCALARS = {"b": 1, "i": 2, "a": 3}
 def proxy_kernel(dev: Device, sig: str, half: bool, chains: int = 4) -> Any:
     """The built `proxy` kernel for `sig`, with its scalar argument types declared so that
     pyopencl sets arguments in ~1.5 us instead of ~60 us (host time a runtime would not spend)."""
-    import numpy as np
-
     knl = dev.cl.Kernel(build(dev, proxy_src(sig, half, chains)), "proxy")
     types: list[Any] = [None, np.int32, None, np.int32, np.int32, np.float32, np.float32]
     for kind in sig:
@@ -125,8 +125,6 @@ def proxy_kernel(dev: Device, sig: str, half: bool, chains: int = 4) -> Any:
 
 def transform_kernel(cl: Any, prg: Any, name: str) -> Any:
     """One buffer->image kernel of `transform_src` with its scalar argument types declared."""
-    import numpy as np
-
     knl = cl.Kernel(prg, name)
     knl.set_scalar_arg_dtypes([None, None] + [np.int32] * (3 if "array" in name else 2))
     return knl

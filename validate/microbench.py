@@ -324,11 +324,10 @@ def enqueue_transform(cl: Any, queue: Any, prg: Any, src: Any, img: Any, lay: An
     kernel objects by name, as a runtime does (creating one costs 0.4 ms on NVIDIA's driver
     and milliseconds on PoCL, time a replay would otherwise spend on its host thread)."""
     name = f"to_{'image2d' if lay.kind == 'image2d' else 'array'}_{'h' if half else 'f'}"
-    knl = kernels.get(name) if kernels is not None else None
-    if knl is None:
-        knl = transform_kernel(cl, prg, name)
-        if kernels is not None:
-            kernels[name] = knl
+    cache = kernels if kernels is not None else {}
+    if name not in cache:
+        cache[name] = transform_kernel(cl, prg, name)
+    knl = cache[name]
     n = np.int32(lay.texels)
     if lay.kind == "image2d":
         knl.set_args(src, img, np.int32(lay.width), n)
