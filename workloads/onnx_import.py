@@ -232,7 +232,9 @@ def _infer(proto, fname: str, warnings: list[str],
         shapes = _shape_map(inferred)
         if not _fold(work, shapes, values, opset, branches or {}):
             break
-    outputs = {o for g in _graphs(inferred.graph) for n in g.node for o in n.output if o}
+    read = {x for g in _graphs(inferred.graph) for n in g.node for x in n.input}
+    read |= {o.name for g in _graphs(inferred.graph) for o in g.output}
+    outputs = {o for g in _graphs(inferred.graph) for n in g.node for o in n.output if o in read}
     if all(_concrete(shapes.get(o)) is not None for o in outputs):
         return shapes, values
     try:
