@@ -244,7 +244,14 @@ def _infer(proto, fname: str, warnings: list[str],
                         "shapes onnx's own inference cannot follow stay unknown")
         return shapes, values
     try:
-        ort = SymbolicShapeInference.infer_shapes(work, auto_merge=True)
+        # the steps of SymbolicShapeInference.infer_shapes, which on an incomplete result also
+        # saves a file into the working directory and discards the shapes it did infer
+        sym = SymbolicShapeInference(2**31 - 1, True, False, 0)
+        sym._preprocess(work)
+        while sym.run_:
+            sym._infer_impl()
+        sym._update_output_from_vi()
+        ort = sym.out_mp_
     except Exception:  # it asserts on graphs it cannot follow; onnx's shapes stand
         return shapes, values
     for name, shape in _shape_map(ort).items():
