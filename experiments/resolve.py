@@ -64,6 +64,11 @@ def load_workload(ref: WorkloadRef, dtype: str) -> Workload:
     """The Workload a spec entry names, in `dtype`."""
     if ref.kind == "factory":
         return _factory(ref, dtype)
+    if ref.kind == "file":
+        from workloads.model_file import load_model_file
+
+        args = {k: v for k, v in ref.args if k != "digest"}
+        return single(load_model_file(ref.name, dtype, **args))
     if ref.kind == "model":
         try:
             from workloads.zoo import get_model

@@ -5,6 +5,7 @@ message that names the key and the valid choices, not after an hour of simulatio
 
     name: my-sweep
     models: [resnet50, gpt2]                 # zoo models, one inference each
+    #   or model files: {file: det.onnx, dims: {height: 640, width: 640}}, {file: config.json}
     workloads: [llama-3.2-1b-p128-d32]       # scenarios (optional)
     profiles:
       - snapdragon-8-gen-3
@@ -34,7 +35,7 @@ from experiments.errors import ExperimentError
 
 SPEC_KEYS = ("name", "description", "models", "workloads", "profiles", "runtimes", "policies",
              "budgets", "dtypes")
-WORKLOAD_KEYS = ("name", "label", "factory", "args")
+WORKLOAD_KEYS = ("name", "label", "factory", "args", "file", "dims", "branches", "tokens")
 PROFILE_KEYS = ("name", "label", "set")
 POLICY_KEYS = ("name", "label", "options", "runtime")
 DEFAULT_RUNTIMES = ("ideal",)
@@ -70,13 +71,15 @@ def _canon(value: Any) -> Any:
 class WorkloadRef:
     """One entry of the workload axis: a zoo model, a scenario or a Python factory."""
 
-    kind: str  # "model" | "workload" | "factory"
+    kind: str  # "model" | "workload" | "factory" | "file" (an ONNX file or a config.json)
     name: str
     label: str
     args: tuple[tuple[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "args": dict(self.args)}
+        # a model file counts by its name and content digest (in args), not by where it lies
+        name = Path(self.name).name if self.kind == "file" else self.name
+        return {"kind": self.kind, "name": name, "args": dict(self.args)}
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,42 @@ def _entry(item: Any, keys: tuple[str, ...], where: str) -> dict[str, Any]:
     return dict(item)
 
 
-def _workloads(data: Mapping[str, Any], check_names: bool) -> tuple[WorkloadRef, ...]:
+def _model_file(e: Mapping[str, Any], base: Path | None, check_names: bool) -> WorkloadRef:
+    """A models entry naming an ONNX file or a config.json (relative to the spec's folder
+    first), with its dims / branches (ONNX) or tokens (config)."""
+    path = Path(str(e["file"]))
+    if base is not None and not path.is_absolute() and (base / path).exists():
+        path = (base / path).resolve()
+    args: dict[str, Any] = {}
+    for key in ("dims", "branches"):
+        if e.get(key) is not None:
+            if not isinstance(e[key], Mapping):
+                raise ExperimentError(f"{key!r} of model file {str(path)!r} must be a mapping, "
+                                      f"e.g. {{height: 640}}")
+            args[key] = dict(e[key])
+    if e.get("tokens") is not None:
+        args["tokens"] = e["tokens"]
+    if e.get("args"):
+        raise ExperimentError(f"'args' is only valid with 'factory' (model file {str(path)!r})")
+    label = str(e.get("label") or e.get("name") or path.stem)
+    if check_names:
+        from workloads.model import WorkloadError
+        from workloads.model_file import load_model_file
+
+        if not path.exists():
+            raise ExperimentError(f"model file {str(path)!r} in sweep spec not found (relative "
+                                  "paths are looked up next to the spec, then in the cwd)")
+        try:  # a bad file or dim fails now, not after an hour of simulation
+            load_model_file(path, **args)
+        except WorkloadError as exc:
+            raise ExperimentError(f"model file {path.name!r} in sweep spec: {exc}") from None
+        target = path / "config.json" if path.is_dir() else path
+        args["digest"] = hashlib.sha256(target.read_bytes()).hexdigest()[:16]
+    return WorkloadRef("file", str(path), label, tuple(sorted(_canon(args).items())))
+
+
+def _workloads(data: Mapping[str, Any], check_names: bool,
+               base: Path | None = None) -> tuple[WorkloadRef, ...]:
     models = _axis(data, "models", required=False)
     scenarios = _axis(data, "workloads", required=False)
     if not models and not scenarios:
@@ -184,6 +222,12 @@ def _workloads(data: Mapping[str, Any], check_names: bool) -> tuple[WorkloadRef,
     for kind, items in (("model", models), ("workload", scenarios)):
         for item in items:
             e = _entry(item, WORKLOAD_KEYS, f"'{kind}s'")
+            if e.get("file"):
+                out.append(_model_file(e, base, check_names))
+                continue
+            for key in ("dims", "branches", "tokens"):
+                if e.get(key) is not None:
+                    raise ExperimentError(f"{key!r} is only valid with 'file' ({kind} entry {e!r})")
             args = e.get("args") or {}
             if not isinstance(args, Mapping):
                 raise ExperimentError(f"'args' of {kind} entry {e!r} must be a mapping")
@@ -352,7 +396,7 @@ def parse_spec(data: Any, check_names: bool = True, default_name: str = "sweep",
     return SweepSpec(
         name=str(data.get("name") or default_name),
         description=str(data.get("description") or ""),
-        workloads=_workloads(data, check_names),
+        workloads=_workloads(data, check_names, base),
         profiles=_profiles(data, check_names, base),
         runtimes=_profiles(data, check_names, base, "runtime"),
         policies=_policies(data, check_names, base),
