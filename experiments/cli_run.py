@@ -79,6 +79,8 @@ def summary_lines(m: Any) -> list[str]:
 @click.option("--policy", required=True, help="preload | sequential | pipeline | flashmem")
 @click.option("--runtime", "runtime_ref", default="ideal", show_default=True,
               help="runtime profile name or YAML file (`weightstream runtimes list`)")
+@click.option("--runtime-set", "runtime_overrides", multiple=True,
+              help="runtime override key=value, e.g. weights.holding=mmap")
 @click.option("--budget", help="memory budget, e.g. 512MiB (default: unlimited)")
 @click.option("--dtype", default="fp16", show_default=True, help="fp32 | fp16 | int8 | int4")
 @click.option("--set", "overrides", multiple=True, help="profile override key=value")
@@ -92,7 +94,8 @@ def summary_lines(m: Any) -> list[str]:
 @click.option("--schedule", "schedule_path", type=click.Path(dir_okay=False),
               help="simulate a saved schedule instead of planning one")
 def run(model: str | None, workload: str | None, profile_ref: str, policy: str,
-        runtime_ref: str, budget: str | None, dtype: str, overrides: tuple[str, ...], options: tuple[str, ...],
+        runtime_ref: str, runtime_overrides: tuple[str, ...], budget: str | None, dtype: str,
+        overrides: tuple[str, ...], options: tuple[str, ...],
         as_json: bool, trace_path: str | None, gantt_path: str | None,
         save_schedule: str | None, schedule_path: str | None) -> None:
     """Plan WORKLOAD with POLICY on PROFILE under BUDGET and simulate it."""
@@ -104,7 +107,7 @@ def run(model: str | None, workload: str | None, profile_ref: str, policy: str,
     from sim.schedule import Schedule, validate_schedule
 
     prof = load_profile(profile_ref, overrides)
-    rt = load_runtime(runtime_ref)
+    rt = load_runtime(runtime_ref, runtime_overrides)
     budget_bytes = parse_bytes(budget) if budget is not None else None
     if budget_bytes is not None and budget_bytes <= 0:
         raise click.BadParameter(f"budget must be positive, found {budget!r}", param_hint="--budget")

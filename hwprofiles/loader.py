@@ -239,6 +239,8 @@ def check_dict(data: Any, schema: Schema | None = None
             problems.append(Problem(path, str(exc), repr(raw)))
     if schema is HARDWARE:
         problems.extend(_check_consistency(values))
+    elif schema is RUNTIME:
+        problems.extend(_check_runtime_consistency(values))
     return values, sources, problems
 
 
@@ -255,6 +257,19 @@ def _check_consistency(values: Mapping[str, Any]) -> list[Problem]:
             problems.append(Problem(small, f"at most {large} ({units.format_bytes(values[large])})",
                                     units.format_bytes(values[small])))
     return problems
+
+
+# (field, its value, the field that value needs): a runtime field whose meaning needs another
+_NEEDS = (("load.transform", "gpu", "load.transform_bandwidth"),
+          ("load.transform", "cpu", "load.transform_bandwidth"),
+          ("init.programs_per", "runtime", "init.program_count"),
+          ("init.cached", True, "init.program_load"))
+
+
+def _check_runtime_consistency(values: Mapping[str, Any]) -> list[Problem]:
+    """A runtime field that needs another (a CPU transform needs its bandwidth)."""
+    return [Problem(need, f"a value, since {path} is {value!r}", "nothing (missing field)")
+            for path, value, need in _NEEDS if values.get(path) == value and need not in values]
 
 
 def _describe(kind: str) -> str:

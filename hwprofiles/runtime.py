@@ -20,7 +20,7 @@ from hwprofiles.schema import Source
 OP_CLASSES = ("conv", "depthwise", "matmul", "gemv", "attention", "norm", "elementwise")
 HOLDING = ("anonymous", "mmap")
 TRANSFORM_UNITS = ("hardware", "gpu", "cpu")
-PROGRAM_KEYS = ("kind", "shape")
+PROGRAM_KEYS = ("kind", "shape", "runtime")
 # ops a runtime may fuse into the kernel before them (see workloads.fusion)
 FUSION_RULES = ("conv_bn", "elementwise", "attention")
 DTYPE_KEYS = ("fp32", "fp16", "int8", "int4")
@@ -37,13 +37,17 @@ RUNTIME_FIELDS: dict[str, str] = {
     "init.fixed": "time?",
     "init.program_build": "time?",
     "init.programs_per": f"choice:{'|'.join(PROGRAM_KEYS)}?",
+    "init.program_count": "count?",
+    "init.cached": "bool?",
+    "init.program_load": "time?",
     "dispatch.per_kernel": "time?",
     "fusion.rules": f"list:{'|'.join(FUSION_RULES)}?",
     **{f"efficiency.{c}": "ratio?" for c in OP_CLASSES},
     **{f"dtype_efficiency.{d}": "ratio?" for d in DTYPE_KEYS},
+    **{f"kernel_efficiency.{c}.{d}": "ratio?" for c in OP_CLASSES for d in DTYPE_KEYS},
 }
 RUNTIME_SECTIONS = ("weights", "load", "init", "dispatch", "fusion", "efficiency",
-                    "dtype_efficiency")
+                    "dtype_efficiency", "kernel_efficiency")
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,15 @@ class RuntimeProfile:
     `per_tensor` host cost per loaded tensor; `transform` where buffer->texture conversion runs
     (hardware: the profile's transform unit and bandwidth; gpu: that unit at
     `transform_bandwidth`; cpu: the host at `transform_bandwidth`).
-    init: `fixed` session set-up; `program_build` per distinct kernel (per op kind or per op
-    shape, `programs_per`) built before the first kernel runs (0 with cached binaries).
+    init: `fixed` session set-up; `program_build` per program built before the first kernel
+    runs: one per distinct op kind or op shape of the model (`programs_per`), or a fixed
+    `program_count` whatever the model (`runtime`: a framework that builds all its kernels);
+    with `cached` binaries each program costs `program_load` instead.
     dispatch: `per_kernel` host cost of each kernel launch, on top of the GPU's own.
     efficiency: per op class and per dtype, the factor by which this runtime's kernels reach
     the hardware roofline (1 = as the hardware profile's compute efficiency says; 0.5 = twice
-    as slow).
+    as slow); `kernel_efficiency[class][dtype]`, where given, replaces the product of the two
+    (a framework whose fp16 GEMM is naive while its int4 GEMM is tuned).
     """
 
     name: str
@@ -79,16 +86,28 @@ class RuntimeProfile:
     init_fixed: float = 0.0
     program_build: float = 0.0
     programs_per: str = "kind"
+    program_count: int = 0
+    cached: bool = False
+    program_load: float = 0.0
     dispatch: float = 0.0
     fusion: tuple[str, ...] = ()
     efficiency: dict[str, float] = field(default_factory=dict)
     dtype_efficiency: dict[str, float] = field(default_factory=dict)
+    kernel_efficiency: dict[str, float] = field(default_factory=dict)  # "class.dtype" -> ratio
     sources: dict[str, Source] = field(default_factory=dict, compare=False)
     extends: str | None = None
 
-    def kernel_efficiency(self, op_class: str, dtype: str) -> float:
+    def efficiency_for(self, op_class: str, dtype: str) -> float:
         """Factor on the hardware roofline for a kernel of `op_class` in `dtype`."""
+        both = self.kernel_efficiency.get(f"{op_class}.{dtype}")
+        if both is not None:
+            return both
         return self.efficiency.get(op_class, 1.0) * self.dtype_efficiency.get(dtype, 1.0)
+
+    @property
+    def program_cost(self) -> float:
+        """Seconds per program at initialisation: built, or loaded from a binary cache."""
+        return self.program_load if self.cached else self.program_build
 
     @property
     def is_neutral(self) -> bool:
@@ -113,15 +132,20 @@ _ATTR = {
     "load.parse_bandwidth": "parse_bandwidth", "load.per_tensor": "per_tensor",
     "load.transform": "transform", "load.transform_bandwidth": "transform_bandwidth",
     "init.fixed": "init_fixed", "init.program_build": "program_build",
-    "init.programs_per": "programs_per", "dispatch.per_kernel": "dispatch",
+    "init.programs_per": "programs_per", "init.program_count": "program_count",
+    "init.cached": "cached", "init.program_load": "program_load",
+    "dispatch.per_kernel": "dispatch",
     "fusion.rules": "fusion",
 }
+
+
+_DICT_SECTIONS = ("efficiency", "dtype_efficiency", "kernel_efficiency")
 
 
 def runtime_value(rt: RuntimeProfile, path: str) -> Any:
     """The value of a dotted field path (the neutral default where the file leaves it out)."""
     section, key = path.split(".", 1)
-    if section in ("efficiency", "dtype_efficiency"):
+    if section in _DICT_SECTIONS:
         return getattr(rt, section).get(key)
     return getattr(rt, _ATTR[path])
 
@@ -129,7 +153,7 @@ def runtime_value(rt: RuntimeProfile, path: str) -> Any:
 def build_runtime(data: Any, values: dict[str, Any], sources: dict[str, Source]) -> RuntimeProfile:
     """A RuntimeProfile from a checked mapping's parsed values."""
     kwargs: dict[str, Any] = {_ATTR[p]: v for p, v in values.items() if p in _ATTR}
-    for section in ("efficiency", "dtype_efficiency"):
+    for section in _DICT_SECTIONS:
         kwargs[section] = {p.split(".", 1)[1]: v for p, v in values.items()
                            if p.startswith(section + ".")}
     return RuntimeProfile(name=str(data["name"]), description=str(data.get("description", "")),

@@ -387,14 +387,17 @@ class _Run:
 def init_cost(schedule: Schedule, runtime: RuntimeProfile) -> tuple[float, int]:
     """Seconds of session set-up and program builds before the first kernel, and how many
     distinct programs the runtime builds (per op kind and dtype, or per op shape)."""
-    if not runtime.program_build and not runtime.init_fixed:
-        return 0.0, 0
+    if not runtime.program_cost and not runtime.init_fixed:
+        return runtime.init_fixed, 0
+    if runtime.programs_per == "runtime":
+        return runtime.init_fixed + runtime.program_cost * runtime.program_count, \
+            runtime.program_count
     if runtime.programs_per == "shape":
         keys = {(c.kind, c.dtype, c.flops, c.weights and tuple(schedule.tensor_bytes[w]
                 for w in c.weights), c.input_bytes, c.output_bytes) for c in schedule.computes}
     else:
         keys = {(c.kind, c.dtype) for c in schedule.computes}
-    return runtime.init_fixed + runtime.program_build * len(keys), len(keys)
+    return runtime.init_fixed + runtime.program_cost * len(keys), len(keys)
 
 
 def simulate(schedule: Schedule, profile: HardwareProfile, *, budget: int | None = None,

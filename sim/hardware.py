@@ -83,7 +83,7 @@ class HardwareModel:
         for t in step.weights:
             t_mem += tensor_bytes[t] / self.weight_read_bandwidth(location.get(t, "buffer"))
         rt = self.runtime
-        eff = rt.kernel_efficiency(step.op_class or kind_class(step.kind), step.dtype)
+        eff = rt.efficiency_for(step.op_class or kind_class(step.kind), step.dtype)
         t = (g.kernel_launch_overhead + max(t_flops, t_mem) / eff
              + (1.0 - g.compute_memory_overlap) * min(t_flops, t_mem) / eff)
         return t + rt.dispatch if rt.dispatch else t
