@@ -358,7 +358,10 @@ def fit_runtime(rows: Sequence[Row], runtime: str, params: Sequence[str],
     """Fit `params` (runtime fields holding numbers, e.g. 'efficiency.gemv', 'load.parse_bandwidth')
     of `runtime` to its `fit` rows (optionally only ids matching `match`): least squares on
     log(predicted / published), searched in log space. Returns the values and the fitted rows."""
-    from scipy.optimize import minimize
+    try:
+        from scipy.optimize import minimize
+    except ImportError:
+        raise ValidateError("fitting needs SciPy: pip install 'weightstream[validate]'") from None
 
     from hwprofiles.loader import RUNTIME, load_runtime
     from hwprofiles.runtime import runtime_value
