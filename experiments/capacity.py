@@ -54,7 +54,8 @@ class CapacityResult:
 
 
 def latency_at(policy: str, workload: Workload, profile: HardwareProfile, budget: int | None,
-               runtime: RuntimeProfile | None = None, **options: Any) -> float | None:
+               runtime: RuntimeProfile | None = None, engine: str = "auto",
+               **options: Any) -> float | None:
     """Simulated latency of `policy` at `budget`, or None if it does not complete."""
     from sim import plan, simulate
     from sim.errors import SimError
@@ -65,44 +66,48 @@ def latency_at(policy: str, workload: Workload, profile: HardwareProfile, budget
         if budget is None:
             raise
         return None
-    m = simulate(s, profile, budget=budget, record_trace=False, runtime=runtime).metrics
+    m = simulate(s, profile, budget=budget, record_trace=False, runtime=runtime,
+                 engine=engine).metrics
     return m.latency_s if m.feasible else None
 
 
 def full_footprint(policy: str, workload: Workload, profile: HardwareProfile,
-                   runtime: RuntimeProfile | None = None, **options: Any) -> int:
+                   runtime: RuntimeProfile | None = None, engine: str = "auto",
+                   **options: Any) -> int:
     """Budget at which everything can stay resident: preload's peak, or the policy's own
     unconstrained peak if that is larger; never more than the OS lets one app hold."""
     from sim import plan, simulate
 
     peaks = [simulate(plan(p, workload, profile, None, runtime, **o), profile,
-                      record_trace=False, runtime=runtime).metrics.peak_memory_bytes
+                      record_trace=False, runtime=runtime, engine=engine
+                      ).metrics.peak_memory_bytes
              for p, o in (("preload", {}), (policy, options))]
     return min(max(peaks), profile.memory_limit())
 
 
 def search_capacity(policy: str, workload: Workload, profile: HardwareProfile, target_s: float,
                     rel_tol: float = REL_TOL, runtime: RuntimeProfile | None = None,
-                    **options: Any) -> CapacityResult:
+                    engine: str = "auto", **options: Any) -> CapacityResult:
     """Smallest budget (within `rel_tol`) at which `policy` runs `workload` in <= `target_s`."""
     from sim.capacity import min_feasible_budget
 
     probes: list[tuple[int, float | None]] = []
 
     def probe(b: int) -> float | None:
-        lat = latency_at(policy, workload, profile, b, runtime, **options)
+        lat = latency_at(policy, workload, profile, b, runtime, engine, **options)
         probes.append((b, lat))
         return lat
 
     def ok(lat: float | None) -> bool:
         return lat is not None and lat <= target_s
 
-    hi = full_footprint(policy, workload, profile, runtime, **options)
-    lo = min(min_feasible_budget(policy, workload, profile, runtime=runtime, **options), hi)
+    hi = full_footprint(policy, workload, profile, runtime, engine, **options)
+    lo = min(min_feasible_budget(policy, workload, profile, runtime=runtime, engine=engine,
+                                 **options), hi)
     hi_lat = probe(hi)
     seen = [lat for _, lat in probes if lat is not None]
     if not ok(hi_lat):
-        unbounded = latency_at(policy, workload, profile, None, runtime, **options)
+        unbounded = latency_at(policy, workload, profile, None, runtime, engine, **options)
         best = min([*seen, *([unbounded] if unbounded is not None else [])], default=None)
         return CapacityResult(policy, target_s, False, None, None, best, lo, hi, len(probes),
                               probes)

@@ -11,6 +11,9 @@ import yaml
 
 from hwprofiles.units import format_bytes, format_time, parse_bytes
 
+# sim.ENGINES (kept here so `--help` does not import the simulator)
+ENGINES = ("auto", "evaluator", "simpy")
+
 
 def parse_options(items: tuple[str, ...]) -> dict[str, Any]:
     """`key=value` policy options; values parsed as YAML scalars (3, auto, true)."""
@@ -69,6 +72,8 @@ def summary_lines(m: Any) -> list[str]:
         lines.append(f"  app memory     limit {format_bytes(m.memory_limit_bytes)}: {outcome}")
     if m.meta.get("lower_bound_s"):
         lines.append(f"  lower bound    {format_time(m.meta['lower_bound_s'])}")
+    lines.append(f"  executor       {m.executor}"
+                 + (f" ({m.executor_note})" if m.executor_note else ""))
     return lines
 
 
@@ -91,13 +96,17 @@ def summary_lines(m: Any) -> list[str]:
 @click.option("--gantt", "gantt_path", type=click.Path(dir_okay=False),
               help="write a Gantt timeline PNG/SVG")
 @click.option("--save-schedule", type=click.Path(dir_okay=False), help="write the schedule JSON")
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+              help="auto: the exact one-pass evaluator, or the SimPy engine where only it is "
+                   "exact (binding memory waits, contention, page-cache faults); evaluator: "
+                   "refuse those; simpy: always the engine")
 @click.option("--schedule", "schedule_path", type=click.Path(dir_okay=False),
               help="simulate a saved schedule instead of planning one")
 def run(model: str | None, workload: str | None, profile_ref: str, policy: str,
         runtime_ref: str, runtime_overrides: tuple[str, ...], budget: str | None, dtype: str,
         overrides: tuple[str, ...], options: tuple[str, ...],
         as_json: bool, trace_path: str | None, gantt_path: str | None,
-        save_schedule: str | None, schedule_path: str | None) -> None:
+        save_schedule: str | None, schedule_path: str | None, engine: str) -> None:
     """Plan WORKLOAD with POLICY on PROFILE under BUDGET and simulate it."""
     from hwprofiles import load_profile
     from hwprofiles.loader import load_runtime
@@ -124,11 +133,13 @@ def run(model: str | None, workload: str | None, profile_ref: str, policy: str,
         sched = plan(policy, wl, prof, budget_bytes, rt, **opts)
     if save_schedule:
         sched.save(save_schedule)
-    result = simulate(sched, prof, budget=budget_bytes, runtime=rt)
+    result = simulate(sched, prof, budget=budget_bytes, runtime=rt, engine=engine,
+                      record_trace=bool(trace_path or gantt_path))
     m = result.metrics
     if not m.feasible and wl is not None and budget_bytes is not None \
             and m.memory_outcome != "killed":
-        need = min_feasible_budget(policy, wl, prof, runtime=rt, **opts)
+        need = min_feasible_budget(policy, wl, prof, runtime=rt,
+                                   engine="simpy" if engine == "simpy" else "auto", **opts)
         m.error = (f"budget {format_bytes(budget_bytes)} is below the smallest feasible working "
                    f"set of {policy} for {wl.name} on {prof.name}: at least "
                    f"{format_bytes(need)} ({need} bytes) is needed. ({m.error})")

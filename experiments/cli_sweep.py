@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from experiments.cli_run import ENGINES
 from experiments.errors import ExperimentError
 
 PLOT_KINDS = ("tradeoff", "pareto", "speedup")
@@ -32,8 +33,11 @@ def format_table(rows: list[list[str]]) -> str:
               help="show a progress bar on stderr")
 @click.option("--plots/--no-plots", default=True, show_default=True,
               help="write tradeoff.png and tradeoff.svg into the results directory")
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+              help="auto: the exact evaluator, the SimPy engine where only it is exact; "
+                   "evaluator: refuse those (rows become errors); simpy: always the engine")
 def sweep(spec_ref: str, out_dir: str, workers: int | None, scheduler: str | None,
-          progress: bool, plots: bool) -> None:
+          progress: bool, plots: bool, engine: str) -> None:
     """Run every run of a sweep spec not yet stored in OUT, then plot and summarise.
 
     SPEC is a YAML file or the name of a built-in spec ('default'). Re-running the same
@@ -46,7 +50,8 @@ def sweep(spec_ref: str, out_dir: str, workers: int | None, scheduler: str | Non
 
     spec = load_spec(spec_ref)
     click.echo(f"sweep {spec.name}: {spec.size_hint} -> {out_dir}", err=True)
-    out = run_sweep(spec, out_dir, workers=workers, scheduler=scheduler, progress=progress)
+    out = run_sweep(spec, out_dir, workers=workers, scheduler=scheduler, progress=progress,
+                    engine=engine)
     df = out.results
     if plots and not feasible_rows(df).empty:
         for ext in ("png", "svg"):
@@ -94,9 +99,12 @@ def plot(results_dir: str, kind: str, out_file: str | None, title: str | None) -
 @click.option("--tolerance", default=0.01, show_default=True, type=float,
               help="relative width of the final budget bracket")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object per policy")
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+              help="auto: the exact evaluator, the SimPy engine where only it is exact; "
+                   "evaluator: refuse those; simpy: always the engine")
 def capacity(model: str | None, workload: str | None, profile_ref: str, policies: str,
              latency_target: str, runtime_ref: str, dtype: str, overrides: tuple[str, ...], options: tuple[str, ...],
-             tolerance: float, as_json: bool) -> None:
+             tolerance: float, as_json: bool, engine: str) -> None:
     """Smallest memory budget at which each policy meets a latency target.
 
     Exits 0 if at least one policy meets the target, 1 if none does (the message gives the
@@ -135,7 +143,7 @@ def capacity(model: str | None, workload: str | None, profile_ref: str, policies
     results = []
     for n in names:
         mine = {k: v for k, v in opts.items() if k in policy_options(n)}
-        results.append(search_capacity(n, wl, prof, target, tolerance, rt, **mine))
+        results.append(search_capacity(n, wl, prof, target, tolerance, rt, engine, **mine))
     if as_json:
         for r in results:
             d = r.to_dict()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -96,6 +97,53 @@ class PoolRunner:
 
 
 @dataclass
+class AutoRunner:
+    """Serial while that is faster, a process pool once the work pays its start-up.
+
+    The first item runs in this process and is timed; the rest go to a pool of `workers`
+    processes only when running them here would take longer than running them there plus
+    starting the pool (`startup_s` per worker: spawning, importing numpy, pandas, SimPy and
+    OR-Tools), so a small sweep never waits for workers it does not need.
+    """
+
+    workers: int = 0
+    startup_s: float = 2.0
+    name: str = "auto"
+    _pool: PoolRunner | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.workers = self.workers or os.cpu_count() or 1
+
+    def pool_pays(self, seconds_here: float) -> bool:
+        """Would `seconds_here` of serial work finish sooner on the pool?"""
+        w = self.workers
+        return w > 1 and seconds_here - seconds_here / w > self.startup_s * w / 2
+
+    def map_unordered(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[T, R]]:
+        if not items:
+            return
+        t0 = time.perf_counter()
+        yield items[0], fn(items[0])
+        rest = items[1:]
+        if not rest:
+            return
+        per_item = time.perf_counter() - t0
+        if self._pool is None and not self.pool_pays(per_item * len(rest)):
+            for item in rest:
+                yield item, fn(item)
+            return
+        if self._pool is None:
+            self._pool = PoolRunner(self.workers)
+            self.name = f"auto: {self.workers} processes"
+        yield from self._pool.map_unordered(fn, rest)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+@dataclass
 class DaskRunner:
     """Runs on a Dask distributed cluster at `address` (tcp://host:8786), or a given Client.
 
@@ -138,11 +186,14 @@ class DaskRunner:
 
 def make_runner(workers: int | None = None, scheduler: str | None = None) -> Runner:
     """The runner the CLI options ask for: Dask if a scheduler is given, else serial for
-    workers == 1, else a process pool (workers=None: one per core)."""
+    workers == 1, a process pool of `workers` processes, or (workers=None) serial or a pool
+    of one process per core, whichever the work pays for (`AutoRunner`)."""
     if scheduler:
         return DaskRunner(scheduler)
     if workers is not None and workers < 1:
         raise ExperimentError(f"--workers must be at least 1, found {workers}")
     if workers == 1:
         return SerialRunner()
-    return PoolRunner(workers or 0)
+    if workers is None:
+        return AutoRunner()
+    return PoolRunner(workers)

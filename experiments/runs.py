@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -49,6 +48,7 @@ class RunSpec:
     auto_budget: bool = False
     runtime: ProfileRef = IDEAL_REF
     series: str = ""  # the (policy, runtime) label in tables and plots
+    engine: str = "auto"  # which executor (not part of the key: both give the same numbers)
 
     def identity(self) -> dict[str, Any]:
         """Everything the run's result depends on, as sorted-JSON-ready data."""
@@ -158,7 +158,8 @@ def budget_points(group: BudgetGroup) -> BudgetPoints:
     return BudgetPoints(group.key, tuple(pts), lo, full, tuple(notes))
 
 
-def expand(spec: SweepSpec, auto: dict[str, BudgetPoints] | None = None) -> list[RunSpec]:
+def expand(spec: SweepSpec, auto: dict[str, BudgetPoints] | None = None,
+           engine: str = "auto") -> list[RunSpec]:
     """Every run of `spec` in a fixed order; `auto` maps BudgetGroup keys to resolved points."""
     runs: list[RunSpec] = []
     for w in spec.workloads:
@@ -174,7 +175,7 @@ def expand(spec: SweepSpec, auto: dict[str, BudgetPoints] | None = None) -> list
                 for pol, rt in spec.pairs():
                     for b in budgets:
                         runs.append(RunSpec(w, prof, pol, dtype, b, bool(spec.budgets.auto), rt,
-                                            spec.series(pol, rt)))
+                                            spec.series(pol, rt), engine))
     return runs
 
 
@@ -192,46 +193,13 @@ def budget_groups(spec: SweepSpec) -> list[BudgetGroup]:
 
 def execute_run(run: RunSpec) -> dict[str, Any]:
     """Plan and simulate one run; any failure becomes the row's `error`, never an exception."""
-    from sim import plan, simulate
-
-    t0 = time.perf_counter()
-    row: dict[str, Any] = run.input_columns()
-    error: str | None = None
-    crashed = False
-    lb: float | None = None
-    try:
-        wl = load_workload(run.workload, run.dtype)
-        prof = load_profile_ref(run.profile)
-        rt = load_runtime_ref(run.runtime)
-        sched = plan(run.policy.name, wl, prof, run.budget_bytes, rt, **dict(run.policy.options))
-        m = simulate(sched, prof, budget=run.budget_bytes, record_trace=False, runtime=rt).metrics
-        metrics = m.flat()
-        for k in ("policy", "profile", "model", "budget_bytes", "runtime"):
-            metrics.pop(k, None)  # inputs keep the spec's labels
-        row.update(metrics)
-        row["profile_resolved"] = m.profile
-        error = m.error
-        lb = m.meta.get("lower_bound_s")
-        if lb is None:
-            lb = _lower_bound(wl, prof, run.budget_bytes, rt)
-    except Exception as exc:  # one failing run must not stop the sweep
-        error = f"{type(exc).__name__}: {exc}"
-        crashed = True
-    row["feasible"] = bool(row.get("feasible", False)) and error is None
-    # ok | infeasible (the budget is below what the policy can run in) | error (bad input)
-    row["status"] = "ok" if row["feasible"] else ("error" if crashed else "infeasible")
-    row["error"] = error
-    row["lower_bound_s"] = lb
-    row["wall_s"] = time.perf_counter() - t0
-    return row
+    return execute_runs([run])[0]
 
 
-def _lower_bound(wl: Any, prof: Any, budget: int | None, runtime: Any = None) -> float | None:
-    try:
-        from sim.bounds import lower_bound
-    except ImportError:
-        return None
-    try:
-        return float(lower_bound(wl, prof, budget, runtime=runtime))
-    except Exception:
-        return None
+def execute_runs(runs: list[RunSpec]) -> list[dict[str, Any]]:
+    """Plan and simulate a chunk of runs, sharing the work they have in common (the built
+    workload, the planning problem, budget-free schedules: see experiments.shared)."""
+    from experiments.shared import Shared
+
+    shared = Shared()
+    return [shared.execute(r) for r in runs]

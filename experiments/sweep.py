@@ -30,7 +30,14 @@ from rich.progress import (
 from rich.text import Text
 
 from experiments.runners import Runner, make_runner
-from experiments.runs import BudgetPoints, budget_groups, budget_points, execute_run, expand
+from experiments.runs import (
+    BudgetPoints,
+    RunSpec,
+    budget_groups,
+    budget_points,
+    execute_runs,
+    expand,
+)
 from experiments.spec import SweepSpec
 from experiments.store import ResultsStore
 
@@ -69,11 +76,28 @@ def _progress(console: Console | None, enabled: bool) -> Progress:
 
 
 def _tracked(progress: Progress, desc: str, runner: Runner, fn: Callable[[T], R],
-             items: Sequence[T]) -> Any:
-    task = progress.add_task(desc, total=len(items))
+             items: Sequence[T], size: Callable[[T], int] = lambda _item: 1,
+             total: int | None = None) -> Any:
+    task = progress.add_task(desc, total=len(items) if total is None else total)
     for item, result in runner.map_unordered(fn, items):
-        progress.advance(task)
+        progress.advance(task, size(item))
         yield item, result
+
+
+def chunks(runs: Sequence[RunSpec], parts: int) -> list[list[RunSpec]]:
+    """Runs cut into chunks that share work: one workload, dtype and profile per chunk (in the
+    order they were listed), each group cut into about `parts` pieces in all so that a pool's
+    workers stay busy."""
+    groups: dict[tuple, list[RunSpec]] = {}
+    for r in runs:
+        groups.setdefault((r.workload, r.dtype, r.profile), []).append(r)
+    size = max(1, -(-len(runs) // max(1, parts)))
+    out: list[list[RunSpec]] = []
+    for group in groups.values():
+        pieces = max(1, -(-len(group) // size))
+        step = -(-len(group) // pieces)
+        out += [group[i:i + step] for i in range(0, len(group), step)]
+    return out
 
 
 def resolve_budgets(spec: SweepSpec, store: ResultsStore, runner: Runner,
@@ -100,7 +124,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, runner: Runner | None = None
               workers: int | None = None, scheduler: str | None = None,
               progress: bool = True, console: Console | None = None,
               on_row: Callable[[dict[str, Any]], None] | None = None,
-              flush_every: int = 32, flush_s: float = 2.0) -> SweepOutcome:
+              flush_every: int = 32, flush_s: float = 2.0, engine: str = "auto") -> SweepOutcome:
     """Execute every run of `spec` not yet stored in `out_dir`; returns the full results.
 
     `on_row` is called after each row arrives (tests use it to interrupt a sweep). Rows are
@@ -110,7 +134,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, runner: Runner | None = None
     own = runner is None
     runner = runner or make_runner(workers, scheduler)
     try:
-        return _run(spec, out_dir, runner, progress, console, on_row, flush_every, flush_s, t0)
+        return _run(spec, out_dir, runner, progress, console, on_row, flush_every, flush_s, t0,
+                    engine)
     finally:
         if own:
             runner.close()
@@ -118,13 +143,13 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, runner: Runner | None = None
 
 def _run(spec: SweepSpec, out_dir: str | Path, runner: Runner, progress: bool,
          console: Console | None, on_row: Callable[[dict[str, Any]], None] | None,
-         flush_every: int, flush_s: float, t0: float) -> SweepOutcome:
+         flush_every: int, flush_s: float, t0: float, engine: str = "auto") -> SweepOutcome:
     store = ResultsStore(out_dir)
     store.root.mkdir(parents=True, exist_ok=True)
     store.write_text("spec.yaml", yaml.safe_dump(spec.source, sort_keys=False))
     with _progress(console, progress) as bar:
         auto = resolve_budgets(spec, store, runner, bar)
-        runs = expand(spec, auto)
+        runs = expand(spec, auto, engine)
         done = store.done_keys()
         seen: set[str] = set()
         todo = []
@@ -135,14 +160,16 @@ def _run(spec: SweepSpec, out_dir: str | Path, runner: Runner, progress: bool,
         pending: list[dict[str, Any]] = []
         last = time.monotonic()
         try:
-            for _r, row in _tracked(bar, f"{spec.name} ({runner.name})", runner,
-                                    execute_run, todo):
-                pending.append(row)
-                if on_row is not None:
-                    on_row(row)
-                if len(pending) >= flush_every or time.monotonic() - last >= flush_s:
-                    store.append(pending)
-                    pending, last = [], time.monotonic()
+            parts = 4 * getattr(runner, "workers", 1)
+            for _c, rows in _tracked(bar, f"{spec.name} ({runner.name})", runner,
+                                     execute_runs, chunks(todo, parts), len, len(todo)):
+                for row in rows:
+                    pending.append(row)
+                    if on_row is not None:
+                        on_row(row)
+                    if len(pending) >= flush_every or time.monotonic() - last >= flush_s:
+                        store.append(pending)
+                        pending, last = [], time.monotonic()
         finally:
             store.append(pending)
     results = store.consolidate()

@@ -8,28 +8,31 @@ from typing import Any
 from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
 from hwprofiles.units import format_bytes
-from sim.engine import simulate
 from sim.errors import InfeasibleBudget
+from sim.execute import simulate
 from sim.hardware import IDEAL
 from sim.lowering import lower
 from sim.planner.plan import just_in_time, memory_profile
-from sim.planner.problem import build_problem
+from sim.planner.problem import Problem, build_problem
 from sim.policies import plan
 from workloads.workload import Workload
 
 
 def feasible(policy: str, workload: Workload, profile: HardwareProfile, budget: int,
-             runtime: RuntimeProfile | None = None, **options: Any) -> bool:
+             runtime: RuntimeProfile | None = None, engine: str = "auto",
+             **options: Any) -> bool:
     """Does `policy` complete `workload` within `budget` bytes (with `runtime`)?"""
     s = plan(policy, workload, profile, budget, runtime, **options)
-    return simulate(s, profile, budget=budget, record_trace=False,
-                    runtime=runtime).metrics.feasible
+    return simulate(s, profile, budget=budget, record_trace=False, runtime=runtime,
+                    engine=engine).metrics.feasible
 
 
 def working_set_floor(workload: Workload, profile: HardwareProfile,
-                      runtime: RuntimeProfile | None = None) -> int:
-    """No schedule fits below this: while an op runs, its weights and activations are in memory."""
-    p = build_problem(lower(workload, runtime or IDEAL), profile, None, runtime)
+                      runtime: RuntimeProfile | None = None, problem: Problem | None = None
+                      ) -> int:
+    """No schedule fits below this: while an op runs, its weights and activations are in memory
+    (`problem`: the planning problem of the same inputs, if already extracted)."""
+    p = problem or build_problem(lower(workload, runtime or IDEAL), profile, None, runtime)
     need = list(p.act_bytes)
     for u in p.units:
         need[u.pos] += sum(t.nbytes for t in dict.fromkeys(p.seq[u.pos].op.weights))
@@ -38,7 +41,7 @@ def working_set_floor(workload: Workload, profile: HardwareProfile,
 
 def min_feasible_budget(policy: str, workload: Workload, profile: HardwareProfile,
                         rel_tol: float = 0.005, runtime: RuntimeProfile | None = None,
-                        **options: Any) -> int:
+                        engine: str = "auto", **options: Any) -> int:
     """Smallest budget (within `rel_tol`) at which `policy` completes `workload` (with `runtime`);
     raises InfeasibleBudget when no budget does (the OS kills it at every size)."""
     if policy == "flashmem":
@@ -51,14 +54,14 @@ def min_feasible_budget(policy: str, workload: Workload, profile: HardwareProfil
         # loading each layer just in time needs the least memory of any flashmem plan
         p = build_problem(lower(workload, rt), profile, None, rt)
         jit = max(memory_profile(p, just_in_time(p)), default=1)
-        if feasible(policy, workload, profile, jit, rt, **options):
+        if feasible(policy, workload, profile, jit, rt, engine, **options):
             hi = jit
     if hi is None:
         free = simulate(plan(policy, workload, profile, None, rt, **options), profile,
-                        record_trace=False, runtime=rt).metrics
+                        record_trace=False, runtime=rt, engine=engine).metrics
         limit = profile.memory_limit()  # a budget above what the OS gives one app cannot help
         hi = min(free.peak_memory_bytes, limit)
-        while not feasible(policy, workload, profile, hi, rt, **options):
+        while not feasible(policy, workload, profile, hi, rt, engine, **options):
             if hi >= limit:
                 raise InfeasibleBudget(
                     f"{policy} cannot run {workload.name} on {profile.name} with runtime "
@@ -68,7 +71,7 @@ def min_feasible_budget(policy: str, workload: Workload, profile: HardwareProfil
             lo, hi = hi, min(2 * hi, limit)
     while hi - lo > max(1, int(hi * rel_tol)):
         mid = (lo + hi) // 2
-        if feasible(policy, workload, profile, mid, rt, **options):
+        if feasible(policy, workload, profile, mid, rt, engine, **options):
             hi = mid
         else:
             lo = mid

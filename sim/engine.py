@@ -1,22 +1,33 @@
-"""The discrete-event engine: executes a Schedule on a hardware model built from a profile.
+"""The discrete-event engine (SimPy): the reference executor of a Schedule on a hardware model.
 
-Resources: storage (one request stream; a read's time comes from the request-size model),
-a copy unit and a transform unit (FIFO single servers), and the GPU (one in-order queue: computes run in list order).
-With `gpu.shared_with_transfers` (a CPU OpenCL device) copies, transforms and computes are served
-by one FIFO unit: each waits until the unit is free, in order of arrival.
-A step that waits for work on another unit (a copy for its read, a kernel for its load, a
-load for the kernel that freed its memory) starts `gpu.sync_latency` after that work ends; kernels
-on the in-order GPU queue follow each other without it.
-With `storage.compute_contention` k > 1, a read progresses k times slower while a kernel runs
-(cores or DRAM bandwidth shared between I/O and compute, as on a CPU OpenCL device): reads are
-then served one at a time by a storage process that re-plans at every kernel start and end.
-Every allocation waits on the memory pool's budget. A schedule that can make no progress
-(an allocation that can never fit, or a cycle of waits) is reported infeasible, not hung.
+It follows the step descriptions of `sim.flow` and the same-instant rule stated there. Units:
+storage (one request stream; a read's time comes from the request-size model), a copy unit and
+a transform unit (first come, first served), the host (a runtime's parsing, CPU transforms,
+program builds) and the GPU (one in-order queue: computes run in list order). With
+`gpu.shared_with_transfers` (a CPU OpenCL device) copies, transforms and computes are served by
+one unit in order of arrival.
+
+A step that waits for work on another unit (a copy for its read, a kernel for its load, a load
+for the kernel that freed its memory) starts `gpu.sync_latency` after that work ends; kernels on
+the in-order GPU queue follow each other without it. With `storage.compute_contention` k > 1, a
+read progresses k times slower while a kernel runs: reads are then served one at a time by a
+storage process that re-plans at every kernel start and end. Every allocation waits on the
+memory pool's budget. A schedule that can make no progress (an allocation that can never fit,
+or a cycle of waits) is reported infeasible, not hung.
+
+Steps are not processes: a step advances by callbacks when what it waits for is done, each
+stage costs one timeout, and one end-of-instant pass (an event of lower priority than every
+other at that time) grants memory and hands arrived stages to their units. This is the
+executor for what only a discrete-event model can do: memory waits that bind, contention,
+duration hooks (jitter), page-cache faults. `sim.evaluate` computes the same numbers in one pass
+where none of these apply.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import heapq
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,16 +35,22 @@ import simpy
 
 from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
-from hwprofiles.units import format_bytes, format_time
-from sim.hardware import IDEAL, HardwareModel
-from sim.memory import PRIO_COMPUTE, PRIO_LOAD, Activations, MemoryPool
+from sim.flow import COMPUTE, LOAD, Prepared, Segment, init_cost, prepare
+from sim.gcpause import paused_gc
+from sim.hardware import IDEAL
+from sim.memory import PRIO_COMPUTE, PRIO_LOAD, MemoryPool
 from sim.metrics import Metrics
+from sim.outcome import RunRecord, assemble
 from sim.pagecache import PageCache
-from sim.schedule import Compute, Free, Load, Schedule
+from sim.schedule import Compute, Load, Schedule
 from sim.trace import Interval, Trace
 
 # (step, stage, nominal seconds) -> actual seconds: lets tests and the planner perturb durations
 DurationHook = Callable[[object, str, float], float]
+END_OF_INSTANT = 2  # event priority after SimPy's URGENT (0) and NORMAL (1)
+FAULT_SEGMENT = -1
+
+__all__ = ["DurationHook", "SimResult", "init_cost", "jitter_hook", "simulate"]
 
 
 @dataclass
@@ -65,113 +82,225 @@ class _CountingEnvironment(simpy.Environment):
         self.scheduled += 1
         super().schedule(event, priority, delay)
 
+    def schedule_at(self, event: simpy.Event, time: float, priority: int) -> None:
+        """Schedule `event` at absolute `time` (not now + delay, which rounds: both executors
+        then compute every time with the same arithmetic)."""
+        self.scheduled += 1
+        heapq.heappush(self._queue, (time, priority, next(self._eid), event))
 
-class _Run:
+
+class _Engine:
     """State of one simulation (kept out of the public API)."""
 
-    def __init__(self, schedule: Schedule, profile: HardwareProfile, budget: int | None,
-                 hook: DurationHook | None, record_trace: bool, runtime: RuntimeProfile):
-        self.s = schedule
-        self.hw = HardwareModel(profile, runtime)
-        self.rt = runtime
-        self.env = _CountingEnvironment()
-        self.pool = MemoryPool(self.env, budget, profile.memory_limit())
+    def __init__(self, prep: Prepared, budget: int | None, hook: DurationHook | None,
+                 record_trace: bool):
+        self.p = prep
+        s = self.s = prep.schedule
+        profile = prep.profile
+        self.env = env = _CountingEnvironment()
+        self.pool = MemoryPool(env, budget, profile.memory_limit(), self._need_pass)
         self.cache = (PageCache(self.pool, profile.os.page_size, profile.os.readahead)
-                      if runtime.holding == "mmap" else None)
+                      if prep.mapped else None)
         self.hook = hook
         self.record = record_trace
         self.intervals: list[Interval] = []
-        # storage, copy and transform are FIFO single servers whose service time is known on
-        # arrival, so a reservation (the time each becomes free) gives the same start times
-        # as a queue, with one timeout per use instead of request/release events
-        self.free_at = {"storage": 0.0, "copy": 0.0, "transform": 0.0, "gpu": 0.0, "host": 0.0}
-        # which reservation each stage uses: copies and transforms take the GPU's when shared;
-        # a runtime's parsing, program builds and CPU-side transforms take the host's
-        self.shared = profile.gpu.shared_with_transfers
-        self.unit = {"storage": "storage", "copy": "copy", "transform": "transform",
-                     "parse": "host", "build": "host"}
-        if self.shared:
-            self.unit.update(copy="gpu", transform="gpu")
-        if self.hw.transform_on_host:
-            self.unit["transform"] = "host"
-        self.done = [self.env.event() for _ in schedule.steps]
         self.sync = profile.gpu.sync_latency
+        self.shared = profile.gpu.shared_with_transfers
         self.contention = profile.storage.compute_contention
-        if self.contention > 1.0:
-            self.storage_unit = simpy.Resource(self.env, 1)
-            self.kernel_running = False
-            self.kernel_change = self.env.event()  # succeeds at the next kernel start or end
-        self.is_compute = [isinstance(st, Compute) for st in schedule.steps]
-        self.is_free = [isinstance(st, Free) for st in schedule.steps]
-        self.end_time = [0.0] * len(schedule.steps)
-        self.location: dict[str, str] = {}
-        self.busy = dict.fromkeys(("storage", "copy", "transform", "gpu"), 0.0)
-        self.stall = 0.0
-        self.compute_s = 0.0
+        n = prep.n
+        self.left = [len(d) for d in prep.deps]
+        self.dependents: list[list[int]] = [[] for _ in range(n)]
+        for i, d in enumerate(prep.deps):
+            for j in d:
+                self.dependents[j].append(i)
+        self.end_time = [0.0] * n
+        self.done = [False] * n
+        self.finished = 0
+        self.free_at = {"storage": 0.0, "copy": 0.0, "transform": 0.0, "gpu": 0.0, "host": 0.0}
+        self.busy: dict[str, list[float]] = {r: [] for r in ("storage", "copy", "transform",
+                                                              "gpu")}
+        self.stalls: list[float] = []
+        self.computed: list[float] = []
         self.dram_bytes = 0
         self.flash_bytes = 0
         self.error: str | None = None
-        self.labels = [inv.label for inv in schedule.invocations]
-        self.activations = Activations(schedule.steps)
+        self.labels = [inv.label for inv in s.invocations]
         self.init_end: float | None = None  # when the first kernel started
         self.held_files = 0  # host copies kept until init ends (runtime host_copy)
-        self.init_ready = 0.0  # programs built, session set up
+        self.until_init = prep.runtime.host_copy == "until_init"
         self.stages: list[tuple[str, float, float]] = []  # (stage, start, end) of loads, builds
+        self.pass_due = False
+        # stages that reached a unit this instant: (step, segment, unit, earliest, seconds, then)
+        self.arrivals: list[tuple] = []
+        if self.contention > 1.0:
+            self.storage_unit = simpy.Resource(env, 1)
+            self.kernel_running = False
+            self.kernel_change = env.event()  # succeeds at the next kernel start or end
 
+    # --- helpers -----------------------------------------------------------------------------
     def dur(self, step: object, stage: str, t: float) -> float:
         return self.hook(step, stage, t) if self.hook and t > 0 else t
 
-    def interval(self, resource: str, name: str, step: int, start: float, nbytes: int = 0,
-                 inv: str = "") -> None:
-        end = self.env.now
-        self.busy[resource] = self.busy.get(resource, 0.0) + end - start
+    def interval(self, resource: str, name: str, step: int, start: float, end: float,
+                 nbytes: int = 0, inv: str = "") -> None:
+        busy = self.busy.get(resource)
+        if busy is None:
+            busy = self.busy[resource] = []
+        busy.append(end - start)
         if self.record:
             self.intervals.append(Interval(resource, name, step, start, end, nbytes, inv))
 
-    def wait(self, ids: Iterable[int]):
-        """Wait until every step in `ids` has finished: one by one, skipping finished ones
-        (cheaper than a SimPy AllOf condition, same resume time)."""
-        for i in ids:
-            ev = self.done[i]
-            if not ev.processed:
-                yield ev
+    def at(self, time: float, callback: Callable[[], object], priority: int = 1) -> None:
+        """Call `callback` at simulated `time` (never before now): one event."""
+        ev = simpy.Event(self.env)
+        ev._ok = True
+        ev._value = None
+        ev.callbacks.append(lambda _ev: callback())
+        self.env.schedule_at(ev, time if time > self.env.now else self.env.now, priority)
 
-    def synced(self, ids: Iterable[int], compute: bool = False):
-        """Wait until every step in `ids` has finished and its end has reached this step's unit:
-        `sync_latency` after a load or a kernel (a host-side free is seen at once; a kernel
-        waiting for an earlier kernel follows it on the in-order queue)."""
-        yield from self.wait(ids)
-        ready = max([0.0] + [self.end_time[i] + (0.0 if self.is_free[i] or (
-            compute and self.is_compute[i]) else self.sync) for i in ids])
-        if ready > self.env.now:
-            yield self.env.timeout(ready - self.env.now)
+    def _need_pass(self) -> None:
+        """Schedule this instant's end-of-instant pass (once)."""
+        if not self.pass_due:
+            self.pass_due = True
+            self.at(self.env.now, self._end_of_instant, END_OF_INSTANT)
 
-    def use(self, name: str, step: Load, stage: str, t: float, after_stage: bool = True,
-            nbytes: int | None = None):
-        """Run one stage of a load on its unit (FIFO); a stage that follows another stage of the
-        load starts no earlier than `sync_latency` after that stage's end (now); a read, no earlier
-        than `sync_latency` after the start (the runtime's first dispatch)."""
-        unit = self.unit[name]
-        nbytes = step.bytes if nbytes is None else nbytes
-        # a read is dispatched by the runtime's host thread: never before one sync latency
-        start = max(self.env.now + self.sync if after_stage else max(self.env.now, self.sync),
-                    self.free_at[unit])
-        label = f"{stage} {','.join(step.tensors)[:80]}"
-        if unit == "storage" and self.contention > 1.0:
-            began = yield from self.contended_read(step.id, label, self.dur(step, stage, t),
-                                                   start - self.env.now, nbytes)
-            self.stages.append((stage, began, self.env.now))
+    def _end_of_instant(self) -> None:
+        """Grant memory in order, then hand the stages that arrived at this instant to their
+        units in order of (step, segment)."""
+        self.pass_due = False
+        self.pool.grant()
+        arrivals, self.arrivals = self.arrivals, []
+        arrivals.sort(key=lambda a: (a[0], a[1]))
+        now = self.env.now
+        free_at = self.free_at
+        for _i, _k, unit, earliest, seconds, then in arrivals:
+            if unit == "storage" and self.contention > 1.0:
+                self.env.process(self._contended(seconds, earliest - now, then))
+                continue
+            start = earliest if earliest > free_at[unit] else free_at[unit]
+            free_at[unit] = start + seconds
+            then(start, seconds)
+        self.pool.sample()
+
+    def _arrive(self, i: int, k: int, unit: str, earliest: float, seconds: float,
+                then: Callable[[float, float], None]) -> None:
+        """Stage `k` of step `i` reached `unit` now; `then(start, seconds)` runs when the unit
+        has given it its turn (in this instant's pass)."""
+        self.arrivals.append((i, k, unit, earliest, seconds, then))
+        self._need_pass()
+
+    def _after(self, start: float, seconds: float, done: Callable[[float], None]) -> None:
+        """A stage given `start`: `done(start)` runs when it ends."""
+        self.at(start + seconds, lambda: done(start))
+
+    # --- dependencies ------------------------------------------------------------------------
+    def _finish(self, i: int) -> None:
+        now = self.env.now
+        self.end_time[i] = now
+        self.done[i] = True
+        self.finished += 1
+        left = self.left
+        for d in self.dependents[i]:
+            left[d] -= 1
+            if left[d] == 0:
+                self._ready(d)
+
+    def _ready(self, i: int) -> None:
+        """All of step `i`'s dependencies have finished: start it once their ends have reached
+        its unit (sync latency) and, for the first kernel, once the programs are built."""
+        now = self.env.now
+        p = self.p
+        ready = now
+        if self.sync:
+            end = self.end_time
+            for j, lag in zip(p.deps[i], p.lags[i], strict=True):
+                if end[j] + lag > ready:
+                    ready = end[j] + lag
+        if i == p.first_compute and p.init_s > ready:
+            ready = p.init_s
+        if ready > now:
+            self.at(ready, lambda: self._start(i))
+        else:
+            self._start(i)
+
+    def _start(self, i: int) -> None:
+        kind = self.p.kinds[i]
+        if kind == LOAD:
+            self._segment(i, 0)
+        elif kind == COMPUTE:
+            st = self.s.steps[i]
+            if self.cache is not None:
+                self.cache.pin(st.weights)  # type: ignore[union-attr]
+            self.pool.submit(self.p.request(i), PRIO_COMPUTE, i, 0, lambda: self._granted(i))
+        else:
+            st = self.s.steps[i]
+            if self.cache is not None:
+                for t in st.tensors:  # type: ignore[union-attr]
+                    self.cache.drop(t)
+            self.pool.free(self.p.free_bytes[i], "weights")
+            self._finish(i)
+
+    # --- loads -------------------------------------------------------------------------------
+    def _segment(self, i: int, k: int) -> None:
+        flow = self.p.loads[i]
+        if k == len(flow.segments):
+            self.flash_bytes += flow.flash_bytes
+            self.dram_bytes += flow.dram_bytes
+            self._finish(i)
             return
-        end = start + self.dur(step, stage, t)
-        self.free_at[unit] = end
-        yield self.env.timeout(end - self.env.now)
-        self.interval("host" if unit == "host" else name, label, step.id, start, nbytes)
-        self.stages.append((stage, start, end))
+        seg = flow.segments[k]
+        if seg.request:
+            self.pool.submit(seg.request, PRIO_LOAD, i, k, lambda: self._granted_load(i, k))
+        else:
+            self._stage(i, k, seg)
 
-    def contended_read(self, sid: int, label: str, t: float, delay: float, nbytes: int):
+    def _granted_load(self, i: int, k: int) -> None:
+        seg = self.p.loads[i].segments[k]
+        if self.cache is not None and seg.stage == "read":
+            self.cache.pin(self.s.steps[i].tensors)  # type: ignore[union-attr]
+        self._stage(i, k, seg)
+
+    def _stage(self, i: int, k: int, seg: Segment) -> None:
+        if not seg.unit:
+            self._post(i, k, seg)
+            return
+        now = self.env.now
+        # a read is dispatched by the runtime's host thread: never before one sync latency
+        earliest = max(now, self.sync) if seg.dispatch else now + self.sync
+        self._arrive(i, k, seg.unit, earliest, self.dur(self.s.steps[i], seg.stage, seg.seconds),
+                     lambda start, t: self._after(start, t, lambda s0: self._stage_done(i, k, s0)))
+
+    def _stage_done(self, i: int, k: int, start: float) -> None:
+        seg = self.p.loads[i].segments[k]
+        now = self.env.now
+        st = self.s.steps[i]
+        self.interval(seg.resource, f"{seg.stage} {','.join(st.tensors)[:80]}"  # type: ignore[union-attr]
+                      if self.record else "", i, start, now, seg.nbytes)
+        self.stages.append((seg.stage, start, now))
+        if self.cache is not None and seg.stage == "read":
+            tb = self.s.tensor_bytes
+            for t in st.tensors:  # type: ignore[union-attr]
+                self.cache.insert(t, tb[t])
+            self.cache.unpin(st.tensors)  # type: ignore[union-attr]
+        self._post(i, k, seg)
+
+    def _post(self, i: int, k: int, seg: Segment) -> None:
+        pool = self.pool
+        for action in seg.post:
+            if action[0] == "free":
+                pool.free(action[2], action[1])
+            elif action[0] == "move":
+                pool.move(action[1], "staging", "weights")
+            elif self.until_init and self.init_end is None:  # a host file copy
+                self.held_files += action[1]
+            else:
+                pool.free(action[1], "staging")
+        self._segment(i, k + 1)
+
+    def _contended(self, t: float, delay: float, then: Callable[[float, float], None]):
         """A read that needs `t` seconds alone, dispatched after `delay`, served in arrival
         order and progressing `storage.compute_contention` times slower while a kernel runs;
-        returns when it started."""
+        `then(start, elapsed)` runs at its end."""
         env, k = self.env, self.contention
         if delay > 0:
             yield env.timeout(delay)
@@ -184,307 +313,148 @@ class _Run:
                 seg, change = env.now, self.kernel_change
                 yield env.timeout(left / rate) | change
                 left -= (env.now - seg) * rate
-        self.interval("storage", label, sid, start, nbytes)
-        return start
+        then(start, env.now - start)  # ends now (a zero-length timeout)
 
-    def kernel_state(self, running: bool) -> None:
+    def _kernel_state(self, running: bool) -> None:
         """Record a kernel starting or ending and wake the reads that progress at its pace."""
         self.kernel_running = running
         change, self.kernel_change = self.kernel_change, self.env.event()
         change.succeed()
 
-    def release_file(self, nbytes: int) -> None:
-        """Free a load's file buffer, or keep it until the first kernel (runtime host_copy)."""
-        if self.rt.host_copy == "until_init" and self.init_end is None:
-            self.held_files += nbytes
-        else:
-            self.pool.free(nbytes, "staging")
-
-    # --- step processes ----------------------------------------------------------------------
-    def build(self, seconds: float, programs: int):
-        """Session set-up and program builds on the host before the first kernel can run."""
-        end = self.free_at["host"] = seconds
-        yield self.env.timeout(seconds)
-        self.interval("host", f"build {programs} program(s)", -1, 0.0)
-        self.stages.append(("build", 0.0, end))
-
-    def load(self, st: Load):
-        yield from (self.synced(st.after) if self.sync else self.wait(st.after))
-        pool, b = self.pool, st.bytes
-        what = f"load step {st.id} ({b} bytes)"
-        stages = self.hw.load_stages(b, st.path, st.dst, len(st.tensors))
-        zero_copy = self.hw.profile.transfer.zero_copy
-        if self.cache is not None:
-            # a mapped file: pages are read into the page cache and kernels read them there
-            yield pool.alloc(b, "weights", PRIO_LOAD, what)
-            self.cache.pin(st.tensors)
-            yield from self.use("storage", st, "read", stages["read"], False)
-            for t in st.tensors:
-                self.cache.insert(t, self.s.tensor_bytes[t])
-            self.cache.unpin(st.tensors)
-            self.flash_bytes += b
-            for t in st.tensors:
-                self.location[t] = "buffer"
-            self.finish(st.id)
-            return
-        if st.path == "direct" and zero_copy:
-            # pre-laid-out data is read straight into its mapped final allocation
-            yield pool.alloc(b, "weights", PRIO_LOAD, what)
-            yield from self.use("storage", st, "read", stages["read"], False)
-            self.flash_bytes += b
-        elif st.path == "direct":
-            # read into a host staging buffer, then one copy into the final image/buffer
-            yield pool.alloc(b, "staging", PRIO_LOAD, what)
-            yield from self.use("storage", st, "read", stages["read"], False)
-            self.flash_bytes += b
-            yield pool.alloc(b, "weights", PRIO_LOAD, what)
-            yield from self.use("copy", st, "copy", stages["copy"])
-            pool.free(b, "staging")
-            self.dram_bytes += 2 * b
-        else:
-            fb = self.hw.file_bytes(b, st.path)
-            yield pool.alloc(fb, "staging", PRIO_LOAD, what)
-            yield from self.use("storage", st, "read", stages["read"], False, fb)
-            self.flash_bytes += fb
-            held, is_file = fb, True  # the buffer that holds the data now
-            if fb != b or stages["parse"] > 0:  # the runtime parses (and converts) the file
-                if fb != b:
-                    yield pool.alloc(b, "staging", PRIO_LOAD, what)
-                yield from self.use("parse", st, "parse", stages["parse"], nbytes=fb)
-                if fb != b:
-                    self.release_file(fb)
-                    held, is_file = b, False
-            if not zero_copy:  # host staging -> GPU buffer
-                yield pool.alloc(b, "staging", PRIO_LOAD, what)
-                yield from self.use("copy", st, "copy", stages["copy"])
-                self.release(held, is_file)
-                held, is_file = b, False
-                self.dram_bytes += 2 * b
-            if st.dst == "texture":
-                yield pool.alloc(b, "weights", PRIO_LOAD, what)
-                yield from self.use("transform", st, "transform",
-                                    stages["transform"])
-                self.release(held, is_file)
-                self.dram_bytes += 2 * b
-            else:
-                pool.move(b, "staging", "weights")
-        for t in st.tensors:
-            self.location[t] = st.dst
-        self.finish(st.id)
-
-    def release(self, nbytes: int, is_file: bool) -> None:
-        if is_file:
-            self.release_file(nbytes)
-        else:
-            self.pool.free(nbytes, "staging")
-
-    def fault(self, st: Compute):
-        """Fault the evicted pages of a kernel's mapped weights back before it runs."""
+    # --- computes ----------------------------------------------------------------------------
+    def _granted(self, c: int) -> None:
         cache = self.cache
-        missing = [(w, cache.missing(w)) for w in st.weights if cache.missing(w) > 0]
-        if not missing:
-            return
-        t = self.dur(st, "fault", sum(self.hw.fault_time(n) for _, n in missing))
+        if cache is not None:
+            st = self.s.steps[c]
+            missing = [(w, cache.missing(w)) for w in st.weights  # type: ignore[union-attr]
+                       if cache.missing(w) > 0]
+            if missing:
+                self._fault(c, missing)
+                return
+        self._run_kernel(c)
+
+    def _fault(self, c: int, missing: list[tuple[str, int]]) -> None:
+        """Fault the evicted pages of a kernel's mapped weights back before it runs."""
+        st = self.s.steps[c]
+        hw = self.p.hw
+        t = self.dur(st, "fault", sum(hw.fault_time(n) for _, n in missing))
         nbytes = sum(n for _, n in missing)
         label = f"fault {','.join(w for w, _ in missing)[:80]}"
-        if self.contention > 1.0:
-            yield from self.contended_read(st.id, label, t, 0.0, nbytes)
-        else:
-            start = max(self.env.now, self.free_at["storage"])
-            end = self.free_at["storage"] = start + t
-            yield self.env.timeout(end - self.env.now)
-            self.interval("storage", label, st.id, start, nbytes)
-        for w, _ in missing:
-            self.flash_bytes += cache.restore(w)
 
-    def compute(self, st: Compute, prev: int | None):
-        env, pool = self.env, self.pool
-        # inputs are earlier computes, so finished once the previous compute (in-order GPU) is
-        deps = st.after if prev is None else (prev, *st.after)
-        yield from (self.synced(deps, compute=True) if self.sync else self.wait(deps))
-        if prev is None and self.init_ready > env.now:
-            yield env.timeout(self.init_ready - env.now)
-        data_ready = max([0.0] + [self.end_time[i] for i in st.inputs]
-                         + ([self.end_time[prev]] if prev is not None else []))
-        what = f"compute step {st.id} ({st.op})"
-        if self.cache is not None:
-            self.cache.pin(st.weights)
-        # the GPU was free and this op's inputs ready at data_ready; waiting past it is a stall
-        yield pool.alloc_parts({"activations": st.output_bytes, "workspace": st.workspace_bytes,
-                                "kv": st.state_bytes}, PRIO_COMPUTE, what)
-        if self.cache is not None:
-            yield from self.fault(st)
-        t = self.dur(st, "compute", self.hw.compute_time(st, self.s.tensor_bytes, self.location))
-        # on a shared unit, wait for the copies/transforms that reached it first
-        start = max(env.now, self.free_at["gpu"]) if self.shared else env.now
-        if self.shared:
-            self.free_at["gpu"] = start + t
+        def done(start: float) -> None:
+            self.interval("storage", label, c, start, self.env.now, nbytes)
+            for w, _ in missing:
+                self.flash_bytes += self.cache.restore(w)  # type: ignore[union-attr]
+            self._run_kernel(c)
+
+        self._arrive(c, FAULT_SEGMENT, "storage", self.env.now, t,
+                     lambda start, sec: self._after(start, sec, done))
+
+    def _run_kernel(self, c: int) -> None:
+        now = self.env.now
+        t = self.dur(self.s.steps[c], "compute", self.p.compute_s[self.p.cindex[c]])
+        if self.shared:  # wait for the copies/transforms that reached the unit first
+            self._arrive(c, 0, "gpu", now, t, lambda start, sec: self._kernel_at(c, start, sec))
+            return
+        self._kernel_at(c, now, t)
+
+    def _kernel_at(self, c: int, start: float, t: float) -> None:
+        now = self.env.now
         if self.init_end is None:
             self.init_end = start
             if self.held_files:
-                yield env.timeout(start - env.now)
-                pool.free(self.held_files, "staging")
-                self.held_files = 0
-        self.stall += start - data_ready
+                held, self.held_files = self.held_files, 0
+                if start > now:
+                    self.at(start, lambda: self.pool.free(held, "staging"))
+                else:
+                    self.pool.free(held, "staging")
+        end = self.end_time
+        ready = max([0.0] + [end[j] for j in self.p.data_ready[self.p.cindex[c]]])
+        # the GPU was free and this op's inputs ready at `ready`; waiting past it is a stall
+        self.stalls.append(start - ready)
         if self.contention > 1.0:  # reads slow down while it runs: mark its start and end
-            yield env.timeout(start - env.now)
-            self.kernel_state(True)
-            yield env.timeout(t)
-            self.kernel_state(False)
-        else:
-            yield env.timeout(start + t - env.now)
-        self.compute_s += t
-        self.dram_bytes += st.input_bytes + st.output_bytes + sum(
-            self.s.tensor_bytes[w] for w in st.weights)
-        self.interval("gpu", st.op, st.id, start, 0, self.labels[st.invocation])
+            if start > now:
+                self.at(start, lambda: self._kernel_state(True))
+            else:
+                self._kernel_state(True)
+        self.at(start + t, lambda: self._kernel_done(c, start, t))
+
+    def _kernel_done(self, c: int, start: float, t: float) -> None:
+        if self.contention > 1.0:
+            self._kernel_state(False)
+        st: Compute = self.s.steps[c]  # type: ignore[assignment]
+        self.computed.append(t)
+        self.dram_bytes += int(self.p.dram[self.p.cindex[c]])
+        self.interval("gpu", st.op, c, start, self.env.now, 0, self.labels[st.invocation])
         if self.cache is not None:
             self.cache.unpin(st.weights)
-        self.activations.release(pool, st)
-        self.finish(st.id)
+        pool = self.pool
+        for category, nbytes in self.p.release(c):
+            pool.free(nbytes, category)
+        self._finish(c)
 
-    def free(self, st: Free):
-        yield from (self.synced(st.after) if self.sync else self.wait(st.after))
-        if self.cache is not None:
-            for t in st.tensors:
-                self.cache.drop(t)
-        self.pool.free(sum(self.s.tensor_bytes[t] for t in st.tensors), "weights")
-        self.finish(st.id)
-
-    def finish(self, sid: int) -> None:
-        self.end_time[sid] = self.env.now
-        self.done[sid].succeed()
-
-    # --- driver --------------------------------------------------------------------------------
+    # --- driver ------------------------------------------------------------------------------
     def run(self) -> None:
+        p = self.p
         budget = self.pool.budget
-        seconds, programs = init_cost(self.s, self.rt)
-        if seconds > 0:
-            self.init_ready = seconds
-            self.env.process(self.build(seconds, programs))
-        prev: int | None = None
-        for st in self.s.steps:
-            if isinstance(st, Load):
-                if budget is not None and st.bytes > budget:
-                    self.error = (f"load step {st.id} needs {st.bytes} bytes at once, more than the "
+        if budget is not None:
+            for i in p.loads:
+                b = self.s.steps[i].bytes  # type: ignore[union-attr]
+                if b > budget:
+                    self.error = (f"load step {i} needs {b} bytes at once, more than the "
                                   f"budget of {budget} bytes")
                     return
-                self.env.process(self.load(st))
-            elif isinstance(st, Compute):
-                self.env.process(self.compute(st, prev))
-                prev = st.id
-            elif isinstance(st, Free):
-                self.env.process(self.free(st))
+        if p.init_s > 0:
+            self.free_at["host"] = p.init_s
+            self.interval("host", f"build {p.programs} program(s)", -1, 0.0, p.init_s)
+            self.stages.append(("build", 0.0, p.init_s))
+        for i, d in enumerate(p.deps):
+            if not d:
+                self._ready(i)
         self.env.run()
-        pending = [i for i, ev in enumerate(self.done) if not ev.triggered]
-        if pending:
-            blocked = self.pool.blocked
-            head = (f"; waiting for memory: {blocked[0][0]} needs {blocked[0][1]} bytes with "
-                    f"{self.pool.used} of {budget} bytes in use") if blocked else ""
-            self.error = (f"schedule cannot complete within the budget: {len(pending)} step(s) "
-                          f"never ran, first step {pending[0]}{head}")
+        if self.finished < p.n:
+            pending = self.done.index(False)
+            blocked = self.pool.blocked_steps
+            head = ""
+            if blocked:
+                sid, nbytes = blocked[0]
+                head = (f"; waiting for memory: {self._what(sid)} needs {nbytes} bytes with "
+                        f"{self.pool.used} of {budget} bytes in use")
+            self.error = (f"schedule cannot complete within the budget: "
+                          f"{p.n - self.finished} step(s) never ran, first step {pending}{head}")
 
-
-def init_cost(schedule: Schedule, runtime: RuntimeProfile) -> tuple[float, int]:
-    """Seconds of session set-up and program builds before the first kernel, and how many
-    distinct programs the runtime builds (per op kind and dtype, or per op shape)."""
-    if not runtime.program_cost and not runtime.init_fixed:
-        return runtime.init_fixed, 0
-    if runtime.programs_per == "runtime":
-        return runtime.init_fixed + runtime.program_cost * runtime.program_count, \
-            runtime.program_count
-    if runtime.programs_per == "shape":
-        keys = {(c.kind, c.dtype, c.flops, c.weights and tuple(schedule.tensor_bytes[w]
-                for w in c.weights), c.input_bytes, c.output_bytes) for c in schedule.computes}
-    else:
-        keys = {(c.kind, c.dtype) for c in schedule.computes}
-    return runtime.init_fixed + runtime.program_cost * len(keys), len(keys)
+    def _what(self, sid: int) -> str:
+        st = self.s.steps[sid]
+        if isinstance(st, Load):
+            return f"load step {sid} ({st.bytes} bytes)"
+        return f"compute step {sid} ({st.op})"  # type: ignore[union-attr]
 
 
 def simulate(schedule: Schedule, profile: HardwareProfile, *, budget: int | None = None,
              hook: DurationHook | None = None, record_trace: bool = True,
-             runtime: RuntimeProfile | None = None) -> SimResult:
+             runtime: RuntimeProfile | None = None, prepared: Prepared | None = None
+             ) -> SimResult:
     """Run `schedule` on `profile` under `budget` (default: the schedule's own budget) with the
-    costs `runtime` adds (default: none, the `ideal` runtime)."""
+    costs `runtime` adds (default: none, the `ideal` runtime) in the SimPy engine."""
     if budget is None:
         budget = schedule.budget_bytes
     runtime = runtime or IDEAL
-    r = _Run(schedule, profile, budget, hook, record_trace, runtime)
-    r.run()
-    # the end of the last load or kernel: a trailing free is host bookkeeping, not latency
-    latency = max([0.0] + [r.end_time[st.id] for st in schedule.steps
-                           if not isinstance(st, Free)])
-    inv_end = [0.0] * len(schedule.invocations)
-    for st in schedule.steps:
-        if isinstance(st, Compute):
-            inv_end[st.invocation] = max(inv_end[st.invocation], r.end_time[st.id])
-    inv_lat = [b - a for a, b in zip([0.0, *inv_end[:-1]], inv_end, strict=True)]
-    avg = r.pool.time_average(latency)
-    flash = r.flash_bytes if r.error is None else max(r.flash_bytes, schedule.streamed_bytes)
-    energy = None
-    e = profile.energy
-    if e is not None:
-        energy = (flash * e.storage_read_per_byte
-                  + r.dram_bytes * e.dram_per_byte + schedule.total_flops * e.gpu_per_flop)
-    weight_bytes = sum(schedule.tensor_bytes.values())
-    init = r.init_end if r.init_end is not None else latency
-    limit = profile.memory_limit()
-    outcome, error = memory_outcome(r, profile, runtime, limit)
-    if r.error is not None:
-        error = r.error
-    cache = r.cache
-    metrics = Metrics(
-        policy=schedule.policy, workload=schedule.workload, profile=profile.name,
-        budget_bytes=budget, feasible=error is None, error=error,
-        latency_s=latency, cold_latency_s=inv_lat[0] if inv_lat else 0.0,
-        warm_latency_s=float(np.mean(inv_lat[1:])) if len(inv_lat) > 1 else None,
-        invocation_latencies_s=inv_lat,
-        peak_memory_bytes=r.pool.peak, peak_memory_by_category=dict(r.pool.peak_by_cat),
-        avg_memory_bytes=avg["total"],
-        avg_memory_by_category={k: v for k, v in avg.items() if k != "total"},
-        weight_bytes=weight_bytes, flash_bytes_read=flash,
-        compute_s=r.compute_s, gpu_stall_s=r.stall,
-        utilisation={k: (v / latency if latency > 0 else 0.0) for k, v in r.busy.items()},
-        energy_j=energy, sim_events=r.env.scheduled, steps=len(schedule.steps),
-        meta=dict(schedule.meta),
-        runtime=runtime.name, init_s=init,
-        exec_s=(inv_end[0] - init) if inv_end else 0.0,
-        init_breakdown_s=init_breakdown(r.stages, init),
-        peak_weight_bytes=r.pool.peak_weights_staging,
-        memory_at_peak_by_category=dict(r.pool.at_peak),
-        memory_limit_bytes=limit, memory_outcome=outcome,
+    prep = prepared or prepare(schedule, profile, runtime)
+    with paused_gc():
+        e = _Engine(prep, budget, hook, record_trace)
+        e.run()
+    cache = e.cache
+    rec = RunRecord(
+        end_time=e.end_time, busy={k: math.fsum(v) for k, v in e.busy.items()},
+        stall_s=math.fsum(e.stalls), compute_s=math.fsum(e.computed),
+        dram_bytes=e.dram_bytes, flash_bytes=e.flash_bytes, error=e.error,
+        init_end=e.init_end, stages=e.stages, timeline=e.pool.timeline,
+        peak=e.pool._final(), oom=e.pool.oom, events=e.env.scheduled,
         page_faults=cache.faults if cache else 0,
         refault_bytes=cache.fault_bytes if cache else 0,
         evicted_bytes=cache.evicted_total if cache else 0,
-    )
-    trace = Trace(sorted(r.intervals, key=lambda i: (i.start, i.resource, i.step)),
-                  list(r.pool.timeline), "sim")
-    return SimResult(metrics, trace)
-
-
-def init_breakdown(stages: list[tuple[str, float, float]], init: float) -> dict[str, float]:
-    """Seconds each load stage (and program builds) worked before the first kernel started."""
-    out: dict[str, float] = {}
-    for stage, start, end in stages:
-        if start < init:
-            out[stage] = out.get(stage, 0.0) + min(end, init) - start
-    return out
-
-
-def memory_outcome(r: _Run, profile: HardwareProfile, runtime: RuntimeProfile,
-                   limit: int) -> tuple[str, str | None]:
-    """What the OS did with the app's memory: fits | evicted | thrashed | killed (with why)."""
-    if r.pool.oom is not None:
-        when, held = r.pool.oom
-        what = ("its anonymous memory (activations, staging, KV cache) alone" if r.cache
-                else f"runtime {runtime.name} holds its weights in anonymous memory, which")
-        reserve = (f" less os.reserved_memory {format_bytes(profile.os.reserved_memory)}"
-                   if profile.os.reserved_memory else "")
-        return "killed", (
-            f"killed by the low-memory killer at {format_time(when)}: {format_bytes(held)} in use, "
-            f"above the {format_bytes(limit)} one app may hold on {profile.name} "
-            f"(dram.app_memory{reserve}); {what} cannot be paged out")
-    if r.cache is not None and r.cache.faults:
-        return "thrashed", None
-    if r.cache is not None and r.cache.evicted_total:
-        return "evicted", None
-    return "fits", None
+        thrashed=bool(cache and cache.faults), evicted=bool(cache and cache.evicted_total))
+    metrics = assemble(prep, budget, rec, "simpy")
+    intervals = sorted(e.intervals, key=lambda i: (i.start, i.resource, i.step)) \
+        if record_trace else []
+    return SimResult(metrics, Trace(intervals, list(e.pool.timeline), "sim"))

@@ -3,10 +3,15 @@
 Requests are granted strictly in order of (priority, arrival): a waiting request blocks every
 later one of the same or lower priority, as a runtime that allocates in issue order would.
 Computes' activations get priority over loads, so prefetching never starves the op that runs
-now. Usage is recorded as a step function of time for peaks and time averages.
+now. Usage is recorded as a step function of time (one row per instant, the state at its end)
+for peaks and time averages: several changes at one instant count as one, so a release and an
+allocation at the same moment never make a peak that existed for no time at all (the engine
+also samples after each grant, so what a step allocates counts even when what it releases in
+consequence goes at the same instant).
 
-`BudgetPool` is the clock-agnostic core (the OpenCL replay drives it with host time);
-`MemoryPool` is its SimPy face, whose requests are events.
+`BudgetPool` is the clock-agnostic core (the OpenCL replay drives it with host time, granting
+at once what fits); `MemoryPool` is the SimPy engine's face: requests made during an instant
+are granted together at its end, in order of (priority, time asked, step, segment).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import simpy
 
 from sim.schedule import Compute, Step
@@ -40,6 +46,28 @@ class Ticket:
         return sum(self.parts.values())
 
 
+class Peaks:
+    """Peak statistics over end-of-instant memory rows (time, total, *CATEGORIES)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.row: tuple = (0.0, 0, 0, 0, 0, 0, 0)  # the first row with the largest total
+        self.by_cat = [0] * len(CATEGORIES)
+        self.weights_staging = 0
+
+    def add(self, row: tuple) -> None:
+        if row[1] > self.total:
+            self.total = row[1]
+            self.row = row
+        by_cat = self.by_cat
+        for k in range(len(CATEGORIES)):
+            if row[2 + k] > by_cat[k]:
+                by_cat[k] = row[2 + k]
+        ws = row[2] + row[3]
+        if ws > self.weights_staging:
+            self.weights_staging = ws
+
+
 class BudgetPool:
     """Budget-enforcing byte accounting by category with a usage timeline (time from `clock`).
 
@@ -56,44 +84,61 @@ class BudgetPool:
         self.used = 0
         self.evicted = 0
         self.by_cat = dict.fromkeys(CATEGORIES, 0)
-        self.peak = 0
-        self.peak_by_cat = dict.fromkeys(CATEGORIES, 0)
-        self.at_peak = dict.fromkeys(CATEGORIES, 0)  # the categories at the instant of `peak`
-        self.peak_weights_staging = 0
         self.waiting: list[Ticket] = []
         self.reclaim: Callable[[int], None] | None = None
         self.oom: tuple[float, int] | None = None
         self._seq = 0
-        # timeline: (time, total, weights, staging, activations, workspace, kv)
+        self._peaks = Peaks()  # over rows of instants that have ended
+        # timeline: (time, total, weights, staging, activations, workspace, kv); the last row is
+        # the instant in progress
         self.timeline: list[tuple[float, ...]] = [(0.0, 0, 0, 0, 0, 0, 0)]
 
     @property
     def physical(self) -> int:
         return self.used - self.evicted
 
+    def _final(self) -> Peaks:
+        """Peaks including the instant in progress."""
+        p = Peaks()
+        done = self._peaks
+        p.total, p.row, p.by_cat, p.weights_staging = (done.total, done.row, list(done.by_cat),
+                                                       done.weights_staging)
+        p.add(self.timeline[-1])
+        return p
+
+    @property
+    def peak(self) -> int:
+        return self._final().total
+
+    @property
+    def peak_by_cat(self) -> dict[str, int]:
+        return dict(zip(CATEGORIES, self._final().by_cat, strict=True))
+
+    @property
+    def at_peak(self) -> dict[str, int]:
+        """The categories at the (first) instant of `peak`."""
+        return dict(zip(CATEGORIES, self._final().row[2:], strict=True))
+
+    @property
+    def peak_weights_staging(self) -> int:
+        return self._final().weights_staging
+
     def _changed(self) -> None:
-        """Apply the OS limit, update peaks and record the timeline after any change."""
+        """Apply the OS limit and record the timeline after any change."""
         if self.limit is not None and self.physical > self.limit:
             if self.reclaim is not None:
                 self.reclaim(self.physical - self.limit)
             if self.physical > self.limit and self.oom is None:
                 self.oom = (self.clock(), self.physical)
-        cats = dict(self.by_cat)
-        cats["weights"] -= self.evicted
-        for category, nbytes in cats.items():
-            if nbytes > self.peak_by_cat[category]:
-                self.peak_by_cat[category] = nbytes
-        total = self.physical
-        if total > self.peak:
-            self.peak = total
-            self.at_peak = cats
-        self.peak_weights_staging = max(self.peak_weights_staging,
-                                        cats["weights"] + cats["staging"])
-        row = (self.clock(), total, *cats.values())
-        if self.timeline[-1][0] == row[0]:
-            self.timeline[-1] = row
+        cats = self.by_cat
+        row = (self.clock(), self.physical, cats["weights"] - self.evicted, cats["staging"],
+               cats["activations"], cats["workspace"], cats["kv"])
+        timeline = self.timeline
+        if timeline[-1][0] == row[0]:
+            timeline[-1] = row
         else:
-            self.timeline.append(row)
+            self._peaks.add(timeline[-1])
+            timeline.append(row)
 
     def _grant(self, t: Ticket) -> None:
         for category, nbytes in t.parts.items():
@@ -156,58 +201,107 @@ class BudgetPool:
 
     def time_average(self, end: float) -> dict[str, float]:
         """Time-averaged bytes in use, total and by category, over [0, end]."""
-        cols = ("total", *CATEGORIES)
-        acc = dict.fromkeys(cols, 0.0)
-        if end <= 0:
-            return acc
-        rows = [*self.timeline, (end, *self.timeline[-1][1:])]
-        for a, b in zip(rows, rows[1:], strict=False):
-            dt = min(b[0], end) - a[0]
-            if dt > 0:
-                for i, c in enumerate(cols):
-                    acc[c] += a[1 + i] * dt
-        return {c: v / end for c, v in acc.items()}
+        return time_average(self.timeline, end)
+
+
+def time_average(timeline: list[tuple[float, ...]], end: float) -> dict[str, float]:
+    """Time-averaged bytes in use, total and by category, over [0, end], of a timeline of
+    end-of-instant rows (time, total, *CATEGORIES)."""
+    cols = ("total", *CATEGORIES)
+    if end <= 0:
+        return dict.fromkeys(cols, 0.0)
+    rows = np.asarray(timeline, dtype=np.float64)
+    times = np.append(rows[:, 0], end)
+    dt = np.minimum(times[1:], end) - times[:-1]
+    keep = dt > 0
+    acc = (rows[keep, 1:] * dt[keep, None]).sum(axis=0)
+    return {c: float(v) / end for c, v in zip(cols, acc, strict=True)}
 
 
 class MemoryPool(BudgetPool):
-    """The pool inside a SimPy simulation: requests are events that fire when granted."""
+    """The pool inside the SimPy engine: requests wait for the end of the instant they are made
+    in (`Engine` calls `grant` then), and are granted in order of (priority, time asked, step,
+    segment) while the head fits; a request that does not fit blocks every later one of the same
+    or lower priority."""
 
-    def __init__(self, env: simpy.Environment, budget: int | None, limit: int | None = None):
+    def __init__(self, env: simpy.Environment, budget: int | None, limit: int | None = None,
+                 on_pending: Callable[[], None] | None = None):
         super().__init__(budget, lambda: env.now, limit)
         self.env = env
+        self.on_pending = on_pending  # asks the engine for an end-of-instant grant pass
+        self.queue: list[tuple] = []  # (priority, time, step, segment, nbytes, parts, callback)
 
-    def alloc(self, nbytes: int, category: str, priority: int = PRIO_LOAD,
-              what: str = "") -> simpy.Event:
-        """Event that fires once `nbytes` of `category` are granted within the budget."""
-        return self.alloc_parts({category: nbytes}, priority, what)
+    def submit(self, parts: tuple[tuple[str, int], ...], priority: int, step: int,
+               segment: int, callback: Callable[[], object]) -> None:
+        """Ask for `parts` together; `callback` runs when they are granted."""
+        nbytes = sum(b for _, b in parts)
+        heapq.heappush(self.queue, (priority, self.env.now, step, segment, nbytes, parts,
+                                    callback))
+        if self.on_pending is not None:
+            self.on_pending()
 
-    def alloc_parts(self, parts: dict[str, int], priority: int = PRIO_LOAD,
-                    what: str = "") -> simpy.Event:
-        """Event that fires once all `parts` are granted together."""
-        ev = self.env.event()
-        self.request(parts, priority, what, on_grant=ev.succeed)
-        return ev
+    def free(self, nbytes: int, category: str) -> None:
+        if nbytes <= 0:
+            return
+        self.used -= nbytes
+        self.by_cat[category] -= nbytes
+        self._changed()
+        if self.queue and self.on_pending is not None:
+            self.on_pending()
+
+    def grant(self) -> None:
+        """Grant waiting requests in order while the head fits (their callbacks run at once)."""
+        q = self.queue
+        budget = self.budget
+        while q and (budget is None or self.used + q[0][4] <= budget):
+            _, _, _, _, nbytes, parts, callback = heapq.heappop(q)
+            if nbytes > 0:
+                by_cat = self.by_cat
+                for category, b in parts:
+                    by_cat[category] += b
+                self.used += nbytes
+                self._changed()
+                self._peaks.add(self.timeline[-1])  # a grant's bytes count before any release
+            callback()
+
+    def sample(self) -> None:
+        """Count the state now in the peaks (the end of a grant pass: what a stage allocated
+        counts even when the stage that releases it takes no time)."""
+        self._peaks.add(self.timeline[-1])
+
+    @property
+    def blocked_steps(self) -> list[tuple[int, int]]:
+        """(step, bytes) still waiting for memory, head first."""
+        return [(r[2], r[4]) for r in sorted(self.queue, key=lambda r: r[:4])]
 
 
 class Activations:
     """Activation liveness of a schedule: an op's output is freed once its last consumer has
-    run (at once if it has none), its workspace when it ends. Shared by engine and replay."""
+    run (at once if it has none), its workspace when it ends. Computes end in list order (one
+    in-order GPU queue), so what each one releases is fixed in advance. Shared by the engine,
+    the evaluator and the replay."""
 
     def __init__(self, steps: list[Step]):
-        self.steps = steps
-        self.consumers: dict[int, int] = {}  # compute id -> consumers still to run
-        for st in steps:
-            if isinstance(st, Compute):
-                self.consumers.setdefault(st.id, 0)
-                for i in st.inputs:
-                    self.consumers[i] = self.consumers.get(i, 0) + 1
+        consumers: dict[int, int] = {}  # compute id -> consumers still to run
+        computes = [st for st in steps if type(st) is Compute]
+        for st in computes:
+            consumers.setdefault(st.id, 0)
+            for i in st.inputs:
+                consumers[i] = consumers.get(i, 0) + 1
+        # per compute: (activation bytes, workspace bytes) freed when it ends
+        self.freed: dict[int, tuple[int, int]] = {}
+        for st in computes:
+            act = 0
+            for i in st.inputs:
+                consumers[i] -= 1
+                if consumers[i] == 0:
+                    act += steps[i].output_bytes  # type: ignore[union-attr]
+            if consumers[st.id] == 0:
+                act += st.output_bytes
+            self.freed[st.id] = (act, st.workspace_bytes)
 
     def release(self, pool: BudgetPool, st: Compute) -> None:
         """Return what compute `st` no longer needs to `pool` once it has finished."""
-        pool.free(st.workspace_bytes, "workspace")
-        for i in st.inputs:
-            self.consumers[i] -= 1
-            if self.consumers[i] == 0:
-                pool.free(self.steps[i].output_bytes, "activations")  # type: ignore[union-attr]
-        if self.consumers[st.id] == 0:
-            pool.free(st.output_bytes, "activations")
+        act, ws = self.freed[st.id]
+        pool.free(ws, "workspace")
+        pool.free(act, "activations")

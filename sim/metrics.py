@@ -22,6 +22,8 @@ class Metrics:
     papers' parameter memory). memory_outcome says what the OS did past memory_limit_bytes:
     fits, evicted (mapped weight pages dropped, never needed again), thrashed (page_faults
     re-read refault_bytes, counted in flash_bytes_read) or killed (then infeasible).
+    executor says which executor computed the run (the exact one-pass evaluator or the SimPy
+    engine; both give the same numbers where both apply), executor_note why the engine ran.
     """
 
     policy: str
@@ -58,6 +60,8 @@ class Metrics:
     page_faults: int = 0
     refault_bytes: int = 0
     evicted_bytes: int = 0
+    executor: str = "simpy"  # evaluator | simpy: which executor produced these numbers
+    executor_note: str | None = None  # why the SimPy engine ran where the evaluator was asked
 
     @property
     def model(self) -> str:

@@ -129,9 +129,7 @@ def fuse(model: Model, rules: Iterable[str]) -> Model:
         return model
     owner = {n: c[0] for c in chains for n in c}
     merged = {c[0]: _merge(model, c) for c in chains}
-    nodes = model.graph.nodes
-    ops = [merged.get(n, nodes[n]["op"])
-           for n in sorted(nodes, key=lambda n: nodes[n]["index"]) if owner.get(n, n) == n]
+    ops = [merged.get(n, model.op(n)) for n in model.insertion_order if owner.get(n, n) == n]
     edges = dict.fromkeys((owner.get(a, a), owner.get(b, b)) for a, b in model.graph.edges)
     return Model(model.name, ops, [e for e in edges if e[0] != e[1]], family=model.family,
                  source=model.source, published_params=model.published_params,

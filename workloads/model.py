@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import networkx as nx
 
@@ -56,11 +56,17 @@ class Tensor:
     shape: tuple[int, ...]
     dtype: str = "fp16"
     group_size: int = 0  # quantization group; 0 = the dtype's default
+    _nbytes: int = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        if any((not isinstance(d, int)) or d <= 0 for d in self.shape):
-            raise WorkloadError(f"tensor {self.name!r} has a non-positive dimension: {self.shape}")
-        check_dtype(self.dtype)
+        for d in self.shape:
+            if not isinstance(d, int) or d <= 0:
+                raise WorkloadError(f"tensor {self.name!r} has a non-positive dimension: "
+                                    f"{self.shape}")
+        if self.dtype not in DTYPE_BITS:
+            check_dtype(self.dtype)
+        object.__setattr__(self, "_nbytes", math.ceil(self.numel * DTYPE_BITS[self.dtype] / 8)
+                           + self.scale_count * SCALE_BYTES)
 
     @property
     def numel(self) -> int:
@@ -80,7 +86,7 @@ class Tensor:
     @property
     def nbytes(self) -> int:
         """Bytes on flash and in memory, quantization scales included."""
-        return math.ceil(self.numel * DTYPE_BITS[self.dtype] / 8) + self.scale_count * SCALE_BYTES
+        return self._nbytes
 
     def with_dtype(self, dtype: str) -> Tensor:
         return replace(self, dtype=check_dtype(dtype))
@@ -105,12 +111,23 @@ class Op:
     state_elems: int = 0
     dtype: str = "fp16"
     attrs: Mapping[str, object] = field(default_factory=dict, compare=False, hash=False)
+    # activation bytes read, written, scratch and appended state (from the elements and dtype)
+    _bytes: tuple[int, int, int, int] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        for attr in ("flops", "input_elems", "output_elems", "workspace_elems", "state_elems"):
-            if getattr(self, attr) < 0:
-                raise WorkloadError(f"op {self.name!r}: {attr} is negative ({getattr(self, attr)})")
-        check_dtype(self.dtype)
+        if min(self.flops, self.input_elems, self.output_elems, self.workspace_elems,
+               self.state_elems) < 0:
+            for attr in ("flops", "input_elems", "output_elems", "workspace_elems",
+                         "state_elems"):
+                if getattr(self, attr) < 0:
+                    raise WorkloadError(f"op {self.name!r}: {attr} is negative "
+                                        f"({getattr(self, attr)})")
+        if self.dtype not in DTYPE_BITS:
+            check_dtype(self.dtype)
+        e = elem_bytes(activation_dtype(self.dtype))
+        object.__setattr__(self, "_bytes", (
+            math.ceil(self.input_elems * e), math.ceil(self.output_elems * e),
+            math.ceil(self.workspace_elems * e), math.ceil(self.state_elems * e)))
 
     @property
     def act_dtype(self) -> str:
@@ -122,19 +139,19 @@ class Op:
 
     @property
     def input_bytes(self) -> int:
-        return math.ceil(self.input_elems * elem_bytes(self.act_dtype))
+        return self._bytes[0]
 
     @property
     def output_bytes(self) -> int:
-        return math.ceil(self.output_elems * elem_bytes(self.act_dtype))
+        return self._bytes[1]
 
     @property
     def workspace_bytes(self) -> int:
-        return math.ceil(self.workspace_elems * elem_bytes(self.act_dtype))
+        return self._bytes[2]
 
     @property
     def state_bytes(self) -> int:
-        return math.ceil(self.state_elems * elem_bytes(self.act_dtype))
+        return self._bytes[3]
 
     def with_dtype(self, dtype: str, tensor_dtypes: Mapping[str, str] | None = None) -> Op:
         """This op with weights (and compute) in `dtype` (see `storage_dtype`); `tensor_dtypes`
@@ -145,9 +162,46 @@ class Op:
         return replace(self, dtype=dtype, weights=weights)
 
 
+@dataclass(frozen=True)
+class _Structure:
+    """The graph of a model without its ops: names, edges, execution order, predecessors."""
+
+    graph: nx.DiGraph
+    index: dict[str, int]
+    order: tuple[str, ...]
+    predecessors: dict[str, tuple[str, ...]]
+    out_degree: dict[str, int]
+
+
+@lru_cache(maxsize=256)
+def _structure(model: str, names: tuple[str, ...], edges: tuple[tuple[str, str], ...]
+               ) -> _Structure:
+    """Build (once per distinct graph: every decode step of an LLM has the same one) and check
+    a model's graph; raises WorkloadError for duplicate names, unknown ends and cycles."""
+    g = nx.DiGraph()
+    for i, n in enumerate(names):
+        if n in g:
+            raise WorkloadError(f"model {model!r}: op name {n!r} is used twice")
+        g.add_node(n, index=i)
+    for src, dst in edges:
+        for end in (src, dst):
+            if end not in g:
+                raise WorkloadError(f"model {model!r}: edge {src!r} -> {dst!r} names unknown op "
+                                    f"{end!r}")
+        g.add_edge(src, dst)
+    if not nx.is_directed_acyclic_graph(g):
+        cycle = nx.find_cycle(g)
+        raise WorkloadError(f"model {model!r} has a cycle: {cycle}")
+    index = {n: i for i, n in enumerate(names)}
+    order = tuple(nx.lexicographical_topological_sort(g, key=index.__getitem__))
+    preds = {n: tuple(sorted(g.predecessors(n), key=index.__getitem__)) for n in names}
+    return _Structure(g, index, order, preds, {n: g.out_degree(n) for n in names})
+
+
 class Model:
     """A DNN as a DAG of ops with a deterministic execution order (topological, ties broken by
-    the order in which ops were added)."""
+    the order in which ops were added). Models with the same op names and edges (the decode
+    steps of an LLM) share one graph structure."""
 
     def __init__(self, name: str, ops: Iterable[Op], edges: Iterable[tuple[str, str]] = (),
                  *, family: str = "", source: str = "", published_params: int | None = None,
@@ -158,49 +212,54 @@ class Model:
         self.published_params = published_params
         self.description = description
         self.warnings = tuple(warnings)  # what an importer could not know (shown to the user)
-        g = nx.DiGraph()
-        for i, op in enumerate(ops):
-            if op.name in g:
-                raise WorkloadError(f"model {name!r}: op name {op.name!r} is used twice")
-            g.add_node(op.name, op=op, index=i)
-        for src, dst in edges:
-            for end in (src, dst):
-                if end not in g:
-                    raise WorkloadError(f"model {name!r}: edge {src!r} -> {dst!r} names unknown op {end!r}")
-            g.add_edge(src, dst)
-        if not nx.is_directed_acyclic_graph(g):
-            cycle = nx.find_cycle(g)
-            raise WorkloadError(f"model {name!r} has a cycle: {cycle}")
-        self.graph = g
+        ops = list(ops)
+        edges = tuple((str(a), str(b)) for a, b in edges)
+        try:
+            st = _structure(name, tuple(op.name for op in ops), edges)
+        except TypeError:  # an unhashable name: no caching, same checks
+            st = _structure.__wrapped__(name, tuple(op.name for op in ops), edges)
+        self._structure = st
+        self.graph = st.graph
+        self._by_name = {op.name: op for op in ops}
         seen: dict[str, Tensor] = {}
-        for op in self.ops:
+        for op in ops:
             for t in op.weights:
-                if t.name in seen and seen[t.name].shape != t.shape:
+                prev = seen.setdefault(t.name, t)
+                if prev is not t and prev.shape != t.shape:
                     raise WorkloadError(f"model {name!r}: tensor {t.name!r} has two shapes")
-                seen[t.name] = t
 
-    @cached_property
+    @property
     def order(self) -> tuple[str, ...]:
-        idx = nx.get_node_attributes(self.graph, "index")
-        return tuple(nx.lexicographical_topological_sort(self.graph, key=lambda n: idx[n]))
+        return self._structure.order
 
     @cached_property
     def ops(self) -> tuple[Op, ...]:
-        nodes = self.graph.nodes
-        return tuple(nodes[n]["op"] for n in self.order)
+        by_name = self._by_name
+        return tuple(by_name[n] for n in self._structure.order)
 
     def op(self, name: str) -> Op:
-        return self.graph.nodes[name]["op"]
+        return self._by_name[name]
 
-    @cached_property
+    @property
     def _predecessors(self) -> dict[str, tuple[str, ...]]:
-        idx = self.graph.nodes
-        return {n: tuple(sorted(self.graph.predecessors(n), key=lambda m: idx[m]["index"]))
-                for n in self.graph.nodes}
+        return self._structure.predecessors
 
     def predecessors(self, name: str) -> tuple[str, ...]:
         """Ops whose outputs `name` reads, in the order they were added."""
-        return self._predecessors[name]
+        return self._structure.predecessors[name]
+
+    def out_degree(self, name: str) -> int:
+        """How many ops read `name`'s output."""
+        return self._structure.out_degree[name]
+
+    @property
+    def insertion_order(self) -> tuple[str, ...]:
+        """Op names in the order they were added."""
+        return tuple(self._structure.index)
+
+    @property
+    def edges(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self.graph.edges)
 
     @cached_property
     def tensors(self) -> dict[str, Tensor]:
@@ -232,8 +291,7 @@ class Model:
         check_dtype(dtype)
         for d in (tensor_dtypes or {}).values():
             check_dtype(d)
-        ops = [self.graph.nodes[n]["op"].with_dtype(dtype, tensor_dtypes)
-               for n in sorted(self.graph.nodes, key=lambda n: self.graph.nodes[n]["index"])]
+        ops = [self._by_name[n].with_dtype(dtype, tensor_dtypes) for n in self.insertion_order]
         return Model(self.name, ops, self.graph.edges, family=self.family, source=self.source,
                      published_params=self.published_params, description=self.description,
                      warnings=self.warnings)
@@ -247,7 +305,7 @@ def activation_profile(model: Model, state: int = 0) -> list[int]:
     """Activation bytes held while each op runs (in execution order): live outputs not yet
     consumed, the op's own output and workspace, and the persistent state (KV cache) so far,
     starting from `state` bytes of state carried in from earlier invocations."""
-    remaining = {n: model.graph.out_degree(n) for n in model.order}
+    remaining = dict(model._structure.out_degree)
     live = 0
     out: list[int] = []
     for op in model.ops:

@@ -29,10 +29,14 @@ class Workload:
         if not self.invocations:
             raise WorkloadError(f"workload {self.name!r} has no invocations")
         seen: dict[str, Tensor] = {}
+        models: set[int] = set()
         for inv in self.invocations:
+            if id(inv.model) in models:
+                continue
+            models.add(id(inv.model))
             for t in inv.model.tensors.values():
                 prev = seen.setdefault(t.name, t)
-                if prev.nbytes != t.nbytes:
+                if prev is not t and prev.nbytes != t.nbytes:
                     raise WorkloadError(
                         f"workload {self.name!r}: tensor {t.name!r} has different sizes in "
                         f"different invocations ({prev.nbytes} vs {t.nbytes} bytes)")

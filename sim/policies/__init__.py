@@ -34,11 +34,24 @@ def list_policies() -> list[str]:
     return list(_registry())
 
 
+# inputs `plan` passes to the policies that take them (not options a user sets)
+CONTEXT = ("runtime", "problem")
+
+
 def policy_options(name: str) -> dict[str, Any]:
     """The keyword options a policy accepts, with their defaults."""
     fn = get_policy(name)
     return {p.name: p.default for p in list(inspect.signature(fn).parameters.values())[3:]
-            if p.name != "runtime"}
+            if p.name not in CONTEXT}
+
+
+def budget_free(name: str, options: dict[str, Any]) -> bool:
+    """Whether `name` with `options` plans the same schedule at every budget (the budget then
+    only gates memory when it runs): preload, sequential, a pipeline of fixed depth."""
+    get_policy(name)
+    if name in ("preload", "sequential"):
+        return True
+    return name == "pipeline" and options.get("depth", "auto") != "auto"
 
 
 def get_policy(name: str) -> PolicyFn:
@@ -49,9 +62,12 @@ def get_policy(name: str) -> PolicyFn:
 
 
 def plan(policy: str, workload: Workload, profile: HardwareProfile, budget: int | None = None,
-         runtime: RuntimeProfile | None = None, **options: Any) -> Schedule:
+         runtime: RuntimeProfile | None = None, problem: Any = None,
+         **options: Any) -> Schedule:
     """Build and validate the schedule of `policy` for `workload` on `profile` under `budget`,
-    for the ops as `runtime` lowers them (default: the `ideal` runtime, no fusion)."""
+    for the ops as `runtime` lowers them (default: the `ideal` runtime, no fusion).
+    `problem`: the planning problem of these same inputs, already extracted (sweeps share it
+    between budgets); used by the policies that plan over one."""
     fn = get_policy(policy)
     valid = policy_options(policy)
     unknown = sorted(set(options) - set(valid))
@@ -62,12 +78,15 @@ def plan(policy: str, workload: Workload, profile: HardwareProfile, budget: int 
         raise SimError(f"budget must be positive, found {budget} bytes")
     runtime = runtime or IDEAL
     workload = lower(workload, runtime)
-    if "runtime" in inspect.signature(fn).parameters:
+    params = inspect.signature(fn).parameters
+    if "runtime" in params:
         options = {**options, "runtime": runtime}
+    if problem is not None and "problem" in params:
+        options = {**options, "problem": problem}
     schedule = fn(workload, profile, budget, **options).schedule
     schedule.runtime = runtime.name
     validate_schedule(schedule, expected_ops(workload))
     return schedule
 
 
-__all__ = ["get_policy", "list_policies", "plan", "policy_options"]
+__all__ = ["budget_free", "get_policy", "list_policies", "plan", "policy_options"]

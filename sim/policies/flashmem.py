@@ -27,7 +27,7 @@ from sim.errors import SimError
 from sim.planner.build import build_schedule
 from sim.planner.cpsat import solve
 from sim.planner.plan import DEFAULT_LOOKAHEAD, greedy, just_in_time, makespan
-from sim.planner.problem import build_problem
+from sim.planner.problem import Problem, build_problem
 from sim.policies.builder import Builder
 from workloads.workload import Workload
 
@@ -37,11 +37,12 @@ SOLVERS = ("auto", "cp-sat", "greedy")
 def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = None,
              solver: str = "auto", time_limit: float = 2.0, solver_max_units: int = 48,
              lookahead: int = DEFAULT_LOOKAHEAD, solver_lookahead: int = 24,
-             runtime: RuntimeProfile | None = None) -> Builder:
+             runtime: RuntimeProfile | None = None, problem: Problem | None = None) -> Builder:
     if solver not in SOLVERS:
         raise SimError(f"unknown flashmem solver {solver!r}; valid: {', '.join(SOLVERS)}")
     t0 = time.perf_counter()
-    problem = build_problem(workload, profile, budget, runtime)
+    if problem is None:
+        problem = build_problem(workload, profile, budget, runtime)
     found = greedy(problem, lookahead)
     meta: dict[str, object] = {"planner": "greedy"}
     if found is None:

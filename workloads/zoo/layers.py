@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from workloads.model import Model, Op, Tensor, WorkloadError, storage_dtype
 
@@ -41,6 +42,23 @@ def conv_out(size: int, k: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - k) // stride + 1
 
 
+@lru_cache(maxsize=1 << 16)
+def _tensor(name: str, shape: tuple[int, ...], dtype: str) -> Tensor:
+    """One Tensor object per distinct weight: every build of a model (each decode step of an
+    LLM) shares them."""
+    return Tensor(name, shape, dtype)
+
+
+@lru_cache(maxsize=1 << 17)
+def _op(name: str, kind: str, flops: int, weights: tuple[Tensor, ...], input_elems: int,
+        output_elems: int, workspace: int, state: int, dtype: str,
+        attrs: tuple[tuple[str, object], ...]) -> Op:
+    """One Op object per distinct op (immutable): the decode steps of an LLM differ only in
+    their attention ops and share the rest."""
+    return Op(name, kind, flops, weights, input_elems, output_elems, workspace, state, dtype,
+              dict(attrs))
+
+
 class GraphBuilder:
     """Accumulates ops and edges for one model; tensor names get the `model/` prefix."""
 
@@ -58,7 +76,7 @@ class GraphBuilder:
         t = self._tensors.get(full)
         if t is None:
             dims = tuple(int(d) for d in shape)
-            t = self._tensors[full] = Tensor(full, dims, storage_dtype(self.dtype, dims))
+            t = self._tensors[full] = _tensor(full, dims, storage_dtype(self.dtype, dims))
         elif t.shape != tuple(shape):
             raise WorkloadError(f"tensor {full!r} reused with shape {shape}, was {t.shape}")
         return t
@@ -70,9 +88,13 @@ class GraphBuilder:
         out_shape = tuple(int(d) for d in out_shape)
         if input_elems is None:
             input_elems = sum(a.numel for a in inputs)
-        self.ops.append(Op(name, kind, int(flops), tuple(weights), input_elems=int(input_elems),
-                           output_elems=math.prod(out_shape), workspace_elems=int(workspace),
-                           state_elems=int(state), dtype=self.dtype, attrs=attrs))
+        args = (name, kind, int(flops), tuple(weights), int(input_elems), math.prod(out_shape),
+                int(workspace), int(state), self.dtype)
+        try:
+            op = _op(*args, tuple(attrs.items()))
+        except TypeError:  # an unhashable attribute value: build it uncached
+            op = Op(*args, attrs=attrs)
+        self.ops.append(op)
         for a in inputs:
             if a.src is not None:
                 self.edges.append((a.src, name))

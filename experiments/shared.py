@@ -1,0 +1,144 @@
+"""Work shared by the runs of one chunk of a sweep.
+
+Runs that differ only in their budget (or policy) have most of their inputs in common: the
+built workload, the profile, the runtime, the planning problem and its lower bound, and for a
+policy whose schedule does not depend on the budget (preload, sequential, a fixed-depth
+pipeline) the schedule itself and its unconstrained result. `Shared` computes each once per
+chunk of runs (runners hand out runs in chunks of one workload, profile and dtype), and decides
+budgets below the smallest working set of the workload without planning: no schedule fits
+there, whatever the policy.
+
+A budget-free schedule's result at a budget is its unconstrained result whenever the
+evaluator's unconstrained peak fits the budget (no grant could wait, so the evaluator at that
+budget computes the very same numbers); otherwise the run is executed at its budget.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+from experiments.resolve import load_profile_ref, load_runtime_ref, load_workload
+from experiments.spec import ProfileRef, WorkloadRef
+from hwprofiles.units import format_bytes
+
+
+class Shared:
+    """Caches for a chunk of runs (none outlives the chunk: no state between sweeps)."""
+
+    def __init__(self) -> None:
+        self.workloads: dict[tuple[WorkloadRef, str], Any] = {}
+        self.profiles: dict[ProfileRef, Any] = {}
+        self.runtimes: dict[ProfileRef, Any] = {}
+        self.problems: dict[tuple, Any] = {}  # (workload, profile, runtime) -> budget-free
+        self.floors: dict[tuple, int] = {}
+        self.free: dict[tuple, tuple[Any, Any]] = {}  # budget-free schedule and its result
+
+    def workload(self, ref: WorkloadRef, dtype: str) -> Any:
+        key = (ref, dtype)
+        if key not in self.workloads:
+            self.workloads[key] = load_workload(ref, dtype)
+        return self.workloads[key]
+
+    def profile(self, ref: ProfileRef) -> Any:
+        if ref not in self.profiles:
+            self.profiles[ref] = load_profile_ref(ref)
+        return self.profiles[ref]
+
+    def runtime(self, ref: ProfileRef) -> Any:
+        if ref not in self.runtimes:
+            self.runtimes[ref] = load_runtime_ref(ref)
+        return self.runtimes[ref]
+
+    def problem(self, run: Any, wl: Any, prof: Any, rt: Any, budget: int | None) -> Any:
+        """The planning problem of `run` at `budget` (extracted once, budget set per run)."""
+        from sim.lowering import lower
+        from sim.planner.problem import build_problem
+
+        key = (run.workload, run.dtype, run.profile, run.runtime)
+        if key not in self.problems:
+            self.problems[key] = build_problem(lower(wl, rt), prof, None, rt)
+        return replace(self.problems[key], budget=budget)
+
+    def floor(self, run: Any, wl: Any, prof: Any, rt: Any) -> int:
+        """No schedule of the run's workload fits below this (see sim.capacity)."""
+        from sim.capacity import working_set_floor
+
+        key = (run.workload, run.dtype, run.profile, run.runtime)
+        if key not in self.floors:
+            self.floors[key] = working_set_floor(wl, prof, rt,
+                                                 self.problem(run, wl, prof, rt, None))
+        return self.floors[key]
+
+    def execute(self, run: Any) -> dict[str, Any]:
+        """Plan and simulate one run into its results row; a failure becomes the row's
+        `error`, never an exception."""
+        from sim.bounds import lower_bound
+
+        t0 = time.perf_counter()
+        row: dict[str, Any] = run.input_columns()
+        error: str | None = None
+        crashed = False
+        lb: float | None = None
+        budget = run.budget_bytes
+        try:
+            wl = self.workload(run.workload, run.dtype)
+            prof = self.profile(run.profile)
+            rt = self.runtime(run.runtime)
+            options = dict(run.policy.options)
+            problem = self.problem(run, wl, prof, rt, budget)
+            floor = self.floor(run, wl, prof, rt)
+            if budget is not None and budget < floor:
+                error = (f"budget {format_bytes(budget)} is below the smallest working set of "
+                         f"{wl.name} on {prof.name}: {format_bytes(floor)} ({floor} bytes), the "
+                         "weights and activations one op needs at once; no schedule fits")
+                row.update(feasible=False, executor="analytic")
+            else:
+                m = self._metrics(run, wl, prof, rt, budget, options, problem)
+                metrics = m.flat()
+                for k in ("policy", "profile", "model", "budget_bytes", "runtime"):
+                    metrics.pop(k, None)  # inputs keep the spec's labels
+                row.update(metrics)
+                row["profile_resolved"] = m.profile
+                error = m.error
+                lb = m.meta.get("lower_bound_s")
+        except Exception as exc:  # one failing run must not stop the sweep
+            error = f"{type(exc).__name__}: {exc}"
+            crashed = True
+        if lb is None and not crashed:
+            try:
+                lb = float(lower_bound(wl, prof, budget, problem, rt))
+            except Exception:  # the bound is a courtesy column: never fail a run over it
+                lb = None
+        row["feasible"] = bool(row.get("feasible", False)) and error is None
+        # ok | infeasible (the budget is below what the policy can run in) | error (bad input)
+        row["status"] = "ok" if row["feasible"] else ("error" if crashed else "infeasible")
+        row["error"] = error
+        row["lower_bound_s"] = lb
+        row["wall_s"] = time.perf_counter() - t0
+        return row
+
+    def _metrics(self, run: Any, wl: Any, prof: Any, rt: Any, budget: int | None,
+                 options: dict[str, Any], problem: Any) -> Any:
+        from sim import plan, simulate
+        from sim.policies import budget_free
+
+        name = run.policy.name
+        if not budget_free(name, options):
+            s = plan(name, wl, prof, budget, rt, problem=problem, **options)
+            return simulate(s, prof, budget=budget, record_trace=False, runtime=rt,
+                            engine=run.engine).metrics
+        key = (run.workload, run.dtype, run.profile, run.runtime, run.policy)
+        if key not in self.free:
+            s = plan(name, wl, prof, None, rt, **options)
+            free = simulate(s, prof, budget=None, record_trace=False, runtime=rt,
+                            engine=run.engine).metrics
+            self.free[key] = (s, free)
+        s, free = self.free[key]
+        biggest = max((st.bytes for st in s.loads), default=0)
+        if free.executor == "evaluator" and (budget is None or (
+                free.peak_memory_bytes <= budget and biggest <= budget)):
+            return replace(free, budget_bytes=budget, meta=dict(free.meta))
+        return simulate(replace(s, budget_bytes=budget), prof, budget=budget,
+                        record_trace=False, runtime=rt, engine=run.engine).metrics

@@ -1,0 +1,296 @@
+"""What every schedule step does, prepared once and followed by both executors.
+
+The timing model has one description and two executors: the exact one-pass evaluator
+(`sim.evaluate`) and the SimPy engine (`sim.engine`). Both read a `Prepared` schedule:
+
+- a load is a chain of segments: an optional memory request, then an optional stage on a unit
+  (storage read, host parse, copy, transform), then the releases that follow that stage (the
+  buffer it emptied, a relabel from staging to weights, a host file copy);
+- a compute asks for its activations, workspace and KV state, runs on the GPU's in-order queue
+  for its nominal duration, and at its end returns what its liveness rule says is dead;
+- a free returns its tensors' bytes.
+
+Same-instant rule (both executors): at one simulated instant, releases happen first, then the
+memory requests of that instant are granted in order of (priority, time asked, step, segment)
+while they fit, then each unit takes the stages that arrived at that instant in order of
+(step, segment); a unit serves stages first come, first served. Memory statistics are sampled at
+the end of each instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwprofiles.runtime import RuntimeProfile
+from hwprofiles.schema import HardwareProfile
+from sim.hardware import HardwareModel
+from sim.lowering import kind_class
+from sim.memory import Activations
+from sim.schedule import Compute, Free, Load, Schedule
+
+LOAD, COMPUTE, FREE = 0, 1, 2
+# post-stage actions: ("free", category, bytes) | ("move", bytes) staging -> weights |
+# ("file", bytes) a host file buffer (kept until init with runtime host_copy until_init)
+Action = tuple
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One step of a load: ask for `request` (category, bytes) pairs together, then run `stage`
+    for `seconds` on `unit` ('' = no stage), then apply `post`. A `dispatch` stage (the read) is
+    started by the host thread: never before one sync latency from t=0; other stages start one
+    sync latency after the stage before them."""
+
+    request: tuple[tuple[str, int], ...]
+    unit: str
+    resource: str  # the trace/utilisation row: storage | copy | transform | host
+    stage: str  # read | parse | copy | transform
+    seconds: float
+    dispatch: bool
+    nbytes: int
+    post: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LoadFlow:
+    segments: tuple[Segment, ...]
+    flash_bytes: int
+    dram_bytes: int
+    location: str  # where kernels read the tensors: texture | buffer
+
+
+def stage_units(hw: HardwareModel) -> dict[str, str]:
+    """The unit each load stage runs on: copies and transforms take the GPU's queue on a shared
+    device; a runtime's parsing and CPU-side transforms take the host's."""
+    unit = {"read": "storage", "parse": "host", "copy": "copy", "transform": "transform"}
+    if hw.profile.gpu.shared_with_transfers:
+        unit.update(copy="gpu", transform="gpu")
+    if hw.transform_on_host:
+        unit["transform"] = "host"
+    return unit
+
+
+def load_flow(st: Load, hw: HardwareModel, mapped: bool, units: Mapping[str, str]) -> LoadFlow:
+    """The segments of load `st` (mapped: the runtime maps its model file, kernels read the
+    page cache)."""
+    b = st.bytes
+    stages = hw.load_stages(b, st.path, st.dst, len(st.tensors))
+    zero_copy = hw.profile.transfer.zero_copy
+
+    def seg(request: tuple, stage: str, nbytes: int = b, post: tuple = ()) -> Segment:
+        unit = units[stage]
+        name = "storage" if stage == "read" else stage
+        return Segment(request, unit, "host" if unit == "host" else name, stage, stages[stage],
+                       stage == "read", nbytes, post)
+
+    if mapped:
+        # pages are read into the page cache and kernels read them there
+        return LoadFlow((seg((("weights", b),), "read"),), b, 0, "buffer")
+    if st.path == "direct" and zero_copy:
+        # pre-laid-out data is read straight into its mapped final allocation
+        return LoadFlow((seg((("weights", b),), "read"),), b, 0, st.dst)
+    if st.path == "direct":
+        # read into a host staging buffer, then one copy into the final image/buffer
+        return LoadFlow((seg((("staging", b),), "read"),
+                         seg((("weights", b),), "copy", post=(("free", "staging", b),))),
+                        b, 2 * b, st.dst)
+    fb = hw.file_bytes(b, st.path)
+    segs = [seg((("staging", fb),), "read", fb)]
+    dram = 0
+    held: Action = ("file", fb)  # how to release the buffer that holds the data now
+    if fb != b or stages["parse"] > 0:  # the runtime parses (and converts) the file
+        if fb != b:
+            segs.append(seg((("staging", b),), "parse", fb, (held,)))
+            held = ("free", "staging", b)
+        else:
+            segs.append(seg((), "parse", fb))
+    if not zero_copy:  # host staging -> GPU buffer
+        segs.append(seg((("staging", b),), "copy", post=(held,)))
+        held = ("free", "staging", b)
+        dram += 2 * b
+    if st.dst == "texture":
+        segs.append(seg((("weights", b),), "transform", post=(held,)))
+        dram += 2 * b
+    else:
+        segs.append(Segment((), "", "", "", 0.0, False, 0, (("move", b),)))
+    return LoadFlow(tuple(segs), fb, dram, st.dst)
+
+
+@dataclass
+class Prepared:
+    """A schedule made ready to execute on one profile with one runtime: per step its kind, its
+    dependencies (with the sync latency each adds) and what it does. Per-compute figures are
+    arrays in compute order (`cindex` maps a step to its position there)."""
+
+    schedule: Schedule
+    profile: HardwareProfile
+    runtime: RuntimeProfile
+    hw: HardwareModel
+    kinds: list[int]
+    deps: list[tuple[int, ...]]  # steps that must finish first (a compute: also the one before it)
+    lags: list[tuple[float, ...]]  # seconds after each dep's end this step can start (sync > 0)
+    loads: dict[int, LoadFlow]
+    compute_ids: list[int]
+    cindex: dict[int, int]
+    compute_s: list[float]  # nominal kernel seconds, per compute
+    outputs: np.ndarray  # per compute: activation, workspace and KV bytes it asks for
+    workspace: np.ndarray
+    state: np.ndarray
+    freed_act: np.ndarray  # per compute: activation and workspace bytes its end releases
+    freed_ws: np.ndarray
+    dram: np.ndarray  # per compute: bytes its kernel moves through DRAM
+    data_ready: list[tuple[int, ...]]  # per compute: its inputs and the compute before it
+    free_bytes: dict[int, int]
+    first_compute: int | None
+    init_s: float
+    programs: int
+    units: dict[str, str]
+    mapped: bool
+
+    @property
+    def n(self) -> int:
+        return len(self.kinds)
+
+    def request(self, c: int) -> tuple[tuple[str, int], ...]:
+        """What compute step `c` asks for before it runs."""
+        k = self.cindex[c]
+        return tuple((cat, v) for cat, v in (("activations", int(self.outputs[k])),
+                                              ("workspace", int(self.workspace[k])),
+                                              ("kv", int(self.state[k]))) if v > 0)
+
+    def release(self, c: int) -> tuple[tuple[str, int], ...]:
+        """What compute step `c` returns when it ends."""
+        k = self.cindex[c]
+        return tuple((cat, v) for cat, v in (("workspace", int(self.freed_ws[k])),
+                                              ("activations", int(self.freed_act[k]))) if v > 0)
+
+
+def compute_times(hw: HardwareModel, computes: Sequence[Compute],
+                  tensor_bytes: Mapping[str, int],
+                  locations: Sequence[Sequence[str]]) -> list[float]:
+    """`hw.compute_time` of many computes at once, bit for bit (the same operations in the same
+    order, vectorised); `locations[i]` says where each weight of `computes[i]` is read from
+    (texture or buffer)."""
+    n = len(computes)
+    if n == 0:
+        return []
+    g, rt = hw.profile.gpu, hw.runtime
+    dtypes = [c.dtype for c in computes]
+    peak = {d: g.flops_for(d) * g.compute_efficiency for d in set(dtypes)}
+    flops = np.array([c.flops for c in computes], dtype=np.float64)
+    t_flops = flops / np.array([peak[d] for d in dtypes])
+    acts = np.array([c.input_bytes + c.output_bytes for c in computes], dtype=np.float64)
+    t_mem = acts / g.memory_bandwidth
+    bw = {"texture": hw.weight_read_bandwidth("texture"),
+          "buffer": hw.weight_read_bandwidth("buffer")}
+    width = max(len(c.weights) for c in computes)
+    for j in range(width):  # weights in order; a compute without a j-th weight adds 0.0
+        nb = [tensor_bytes[c.weights[j]] if len(c.weights) > j else 0 for c in computes]
+        rate = [bw[loc[j]] if len(loc) > j else 1.0 for loc in locations]
+        t_mem = t_mem + np.array(nb, dtype=np.float64) / np.array(rate)
+    effs: dict[tuple[str, str], float] = {}
+    classes = [(c.op_class or kind_class(c.kind), c.dtype) for c in computes]
+    for key in set(classes):
+        effs[key] = rt.efficiency_for(*key)
+    eff = np.array([effs[k] for k in classes])
+    hi, lo = np.maximum(t_flops, t_mem), np.minimum(t_flops, t_mem)
+    t = g.kernel_launch_overhead + hi / eff + (1.0 - g.compute_memory_overlap) * lo / eff
+    if rt.dispatch:
+        t = t + rt.dispatch
+    return t.tolist()
+
+
+def init_cost(schedule: Schedule, runtime: RuntimeProfile) -> tuple[float, int]:
+    """Seconds of session set-up and program builds before the first kernel, and how many
+    distinct programs the runtime builds (per op kind and dtype, or per op shape)."""
+    if not runtime.program_cost and not runtime.init_fixed:
+        return runtime.init_fixed, 0
+    if runtime.programs_per == "runtime":
+        return runtime.init_fixed + runtime.program_cost * runtime.program_count, \
+            runtime.program_count
+    computes = schedule.computes
+    if runtime.programs_per == "shape":
+        keys = {(c.kind, c.dtype, c.flops, c.weights and tuple(schedule.tensor_bytes[w]
+                for w in c.weights), c.input_bytes, c.output_bytes) for c in computes}
+    else:
+        keys = {(c.kind, c.dtype) for c in computes}
+    return runtime.init_fixed + runtime.program_cost * len(keys), len(keys)
+
+
+def prepare(schedule: Schedule, profile: HardwareProfile, runtime: RuntimeProfile) -> Prepared:
+    """Everything both executors need, computed once (durations are nominal: the engine's
+    duration hook perturbs them as it runs)."""
+    hw = HardwareModel(profile, runtime)
+    mapped = runtime.holding == "mmap"
+    units = stage_units(hw)
+    steps = schedule.steps
+    sync = profile.gpu.sync_latency
+    n = len(steps)
+    kinds = [0] * n
+    deps: list[tuple[int, ...]] = [()] * n
+    lags: list[tuple[float, ...]] = [()] * n
+    loads: dict[int, LoadFlow] = {}
+    flows: dict[tuple, LoadFlow] = {}  # loads of the same size, path and destination
+    computes: list[Compute] = []
+    where: list[tuple[str, ...]] = []  # per compute: where each of its weights is read
+    free_bytes: dict[int, int] = {}
+    location: dict[str, str] = {}
+    prev: int | None = None
+    tb = schedule.tensor_bytes
+    for st in steps:
+        i = st.id
+        cls = type(st)
+        if cls is Compute:
+            kinds[i] = COMPUTE
+            computes.append(st)
+            where.append(tuple([location.get(t, "buffer") for t in st.weights]))
+            d = st.after if prev is None else (prev, *st.after)
+            prev = i
+        elif cls is Load:
+            key = (st.bytes, st.path, st.dst, len(st.tensors))
+            flow = flows.get(key)
+            if flow is None:
+                flow = flows[key] = load_flow(st, hw, mapped, units)
+            loads[i] = flow
+            for t in st.tensors:
+                location[t] = flow.location
+            d = st.after
+        elif cls is Free:
+            kinds[i] = FREE
+            free_bytes[i] = sum([tb[t] for t in st.tensors])
+            d = st.after
+        else:  # validate_schedule refuses these; a hand-made list may still hold one
+            raise TypeError(f"step {i}: unknown step type {cls.__name__}")
+        deps[i] = d
+        if sync and d:
+            # a hand-off from another unit is seen a sync latency later; a host-side free at
+            # once; a kernel follows the kernel before it on the in-order queue
+            mine = kinds[i]
+            lags[i] = tuple([0.0 if kinds[j] == FREE or (mine == COMPUTE and kinds[j] == COMPUTE)
+                             else sync for j in d])
+    # kernels read each weight where the load they wait for put it
+    durations = compute_times(hw, computes, tb, where)
+    freed = Activations(steps).freed
+    ids = [c.id for c in computes]
+    data_ready: list[tuple[int, ...]] = []
+    prev = None
+    for c in computes:
+        data_ready.append(c.inputs if prev is None else (*c.inputs, prev))
+        prev = c.id
+    wbytes = [sum([tb[w] for w in c.weights]) for c in computes]
+    i64 = np.int64
+    init_s, programs = init_cost(schedule, runtime)
+    return Prepared(
+        schedule, profile, runtime, hw, kinds, deps, lags, loads, ids,
+        {c: k for k, c in enumerate(ids)}, durations,
+        np.array([c.output_bytes for c in computes], dtype=i64),
+        np.array([c.workspace_bytes for c in computes], dtype=i64),
+        np.array([c.state_bytes for c in computes], dtype=i64),
+        np.array([freed[c][0] for c in ids], dtype=i64),
+        np.array([freed[c][1] for c in ids], dtype=i64),
+        np.array([c.input_bytes + c.output_bytes + w for c, w in zip(computes, wbytes,
+                                                                      strict=True)], dtype=i64),
+        data_ready, free_bytes, ids[0] if ids else None, init_s, programs, units, mapped)
