@@ -1,6 +1,6 @@
 """Transformer building blocks (attention with QK^T and AV as their own ops, MLPs) and the
 encoder models built from them: BERT-base, CLIP ViT-L/14 text encoder (Stable Diffusion 1.5),
-and Whisper-small's encoder and decoder.
+and Whisper's (small, medium) encoder and decoder.
 
 Attention FLOPs count the full score matrix (QK^T and AV are each 2*heads*q*k*head_dim), also
 for causal masks, as unfused kernels compute it. Softmax is its own op.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workloads.model import Model, Tensor
-from workloads.zoo.layers import Act, GraphBuilder
+from workloads.zoo.layers import ELEMENTWISE_FLOPS, Act, GraphBuilder
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class AttnSpec:
     names: tuple[str, str, str, str] = ("q_proj", "k_proj", "v_proj", "out_proj")
     fused: str = ""  # name of a fused q|k|v projection (GPT-2 c_attn, ViT qkv); "" = separate
     bias: tuple[bool, bool, bool, bool] = (True, True, True, True)  # q, k, v, out
+    qk_norm: str = ""  # a norm kind applied over head_dim to q and k (q_norm, k_norm); "" = none
 
     @property
     def q_dim(self) -> int:
@@ -36,15 +37,18 @@ class AttnSpec:
 
 def attention_core(b: GraphBuilder, p: str, q: Act, k: Act, v: Act, spec: AttnSpec, *,
                    q_len: int, kv_len: int, groups: int = 1, past: int = 0, cache: bool = False,
-                   extra_weights: tuple[Tensor, ...] = (), extra_flops: int = 0) -> Act:
+                   extra_weights: tuple[Tensor, ...] = (), extra_flops: int = 0,
+                   cache_tokens: int | None = None) -> Act:
     """QK^T -> softmax -> AV for `groups` independent windows of q_len queries x kv_len keys.
 
     `extra_weights`/`extra_flops` add a position bias to the scores (Swin, SAM). `past`
     keys/values come from the KV cache (read, not recomputed); with `cache` the QK^T op
-    appends this call's K and the AV op its V as persistent state (`state_elems`).
+    appends this call's K and the AV op its V as persistent state (`state_elems`): all of
+    this call's tokens, or `cache_tokens` of them (a sliding-window cache that is full).
     """
     h, hd = spec.heads, spec.head_dim
-    new_kv = k.numel if cache else 0
+    kept = k.numel if cache_tokens is None else cache_tokens * spec.kv_dim
+    new_kv = kept if cache else 0
     cached = past * spec.kv_dim
     flops = 2 * groups * h * q_len * kv_len * hd
     scores = b.op(f"{p}.qk", "attention_qk", [q, k], (groups * h, q_len, kv_len),
@@ -52,16 +56,18 @@ def attention_core(b: GraphBuilder, p: str, q: Act, k: Act, v: Act, spec: AttnSp
                   input_elems=q.numel + k.numel + cached, state=new_kv, past_tokens=past)
     probs = b.elementwise(f"{p}.softmax", "softmax", [scores])
     return b.op(f"{p}.av", "attention_av", [probs, v], (q.shape[0], spec.q_dim), flops,
-                input_elems=probs.numel + v.numel + cached, state=v.numel if cache else 0,
+                input_elems=probs.numel + v.numel + cached, state=new_kv,
                 past_tokens=past)
 
 
 def attention(b: GraphBuilder, x: Act, p: str, spec: AttnSpec, *, kv_src: Act | None = None,
-              past: int = 0, cache: bool = False, window: int = 0) -> Act:
+              past: int = 0, cache: bool = False, window: int = 0,
+              window_cache: bool = False) -> Act:
     """A full attention layer on x (tokens, dim): projections, QK^T, softmax, AV, output.
 
     `kv_src` makes it cross-attention; `window` > 0 limits each query to that many keys (local
-    attention, GPT-Neo).
+    attention, GPT-Neo; sliding window, Gemma 3); with `window_cache` the layer's KV cache
+    holds only the last `window` tokens (it reads at most `window` and stops growing there).
     """
     qn, kn, vn, on = spec.names
     qb, kb, vb, ob = spec.bias
@@ -77,11 +83,26 @@ def attention(b: GraphBuilder, x: Act, p: str, spec: AttnSpec, *, kv_src: Act | 
         q = b.linear(x, f"{p}.{qn}", spec.q_dim, bias=qb)
         k = b.linear(src, f"{p}.{kn}", spec.kv_dim, bias=kb)
         v = b.linear(src, f"{p}.{vn}", spec.kv_dim, bias=vb)
+    if spec.qk_norm:
+        q, k = (_head_norm(b, a, f"{p}.{w}_norm", spec) for a, w in ((q, "q"), (k, "k")))
     kv_len = (kv_src.shape[0] if kv_src is not None else tokens) + past
+    keep = None
     if window:
         kv_len = min(kv_len, window)
-    o = attention_core(b, p, q, k, v, spec, q_len=tokens, kv_len=kv_len, past=past, cache=cache)
+        if window_cache:
+            keep = min(past + tokens, window) - min(past, window)
+            past = min(past, window)
+    o = attention_core(b, p, q, k, v, spec, q_len=tokens, kv_len=kv_len, past=past, cache=cache,
+                       cache_tokens=keep)
     return b.linear(o, f"{p}.{on}", x.shape[-1], bias=ob)
+
+
+def _head_norm(b: GraphBuilder, x: Act, name: str, spec: AttnSpec) -> Act:
+    """A norm over each head's head_dim features, one weight of head_dim shared by all heads."""
+    ws = [b.tensor(f"{name}.weight", spec.head_dim)]
+    if spec.qk_norm == "layernorm":
+        ws.append(b.tensor(f"{name}.bias", spec.head_dim))
+    return b.op(name, spec.qk_norm, [x], x.shape, ELEMENTWISE_FLOPS[spec.qk_norm] * x.numel, ws)
 
 
 def mlp(b: GraphBuilder, x: Act, p: str, hidden: int, act: str = "gelu",
@@ -159,68 +180,115 @@ def clip_text(dtype: str = "fp16", tokens: int = 77) -> Model:
                    description=f"CLIP ViT-L/14 text encoder, {tokens} tokens")
 
 
-WHISPER_D, WHISPER_FFN, WHISPER_VOCAB = 768, 3072, 51865
-WHISPER_SPEC = AttnSpec(12, 64, bias=(True, False, True, True))
-WHISPER_SOURCE = ("Radford et al. 2022, arXiv:2212.04356; HF openai/whisper-small "
-                  "(241.7M params total = encoder + decoder; the token embedding, tied with the "
-                  "output projection, is counted once, in the decoder)")
+@dataclass(frozen=True)
+class WhisperConfig:
+    """One Whisper size (Hugging Face WhisperConfig names) and its published split counts."""
+
+    name: str  # zoo prefix: NAME-encoder, NAME-decoder
+    d_model: int
+    layers: int  # encoder_layers = decoder_layers
+    heads: int  # encoder / decoder attention heads
+    ffn: int  # encoder_ffn_dim = decoder_ffn_dim
+    encoder_params: int  # HF model.encoder num_parameters()
+    decoder_params: int  # HF model.decoder (embed_tokens, tied with proj_out, counted here)
+    source: str
+    mels: int = 80
+    source_positions: int = 1500  # audio positions after the stride-2 conv (30 s)
+    target_positions: int = 448
+    vocab: int = 51865
+
+    @property
+    def spec(self) -> AttnSpec:
+        return AttnSpec(self.heads, self.d_model // self.heads, bias=(True, False, True, True))
+
+
+_WHISPER_SPLIT = ("the token embedding, tied with the output projection, is counted once, in "
+                  "the decoder")
+WHISPER_SMALL = WhisperConfig(
+    "whisper-small", 768, 12, 12, 3072, 88_154_112, 153_580_800,
+    source="Radford et al. 2022, arXiv:2212.04356; HF openai/whisper-small (241.7M params "
+           f"total = encoder + decoder; {_WHISPER_SPLIT})")
+WHISPER_MEDIUM = WhisperConfig(
+    "whisper-medium", 1024, 24, 16, 4096, 307_216_384, 456_641_536,
+    source="Radford et al. 2022, arXiv:2212.04356 (769M in the paper's table); HF "
+           "openai/whisper-medium config.json (d_model 1024, 24 + 24 layers, 16 heads, ffn "
+           "4096, vocab 51865, 80 mel bins, 1500 audio / 448 text positions): 763,857,920 "
+           f"params total computed from the config = encoder + decoder; {_WHISPER_SPLIT}")
+WHISPER_SOURCE = WHISPER_SMALL.source
 WHISPER_TOTAL = 241_734_912  # HF openai/whisper-small num_parameters()
-WHISPER_ENCODER, WHISPER_DECODER = 88_154_112, 153_580_800  # model.encoder / model.decoder
+WHISPER_ENCODER, WHISPER_DECODER = WHISPER_SMALL.encoder_params, WHISPER_SMALL.decoder_params
 
 
-def whisper_encoder(dtype: str = "fp16", frames: int = 3000) -> Model:
-    """Whisper-small audio encoder: 2 convs, 1500 positions, 12 pre-LN layers (~88.15M)."""
-    b = GraphBuilder("whisper-small-encoder", dtype)
-    d = WHISPER_D
-    # 1-D convs: k=3 expressed as (k x 1) 2-D convs over (C, T, 1)
-    x = _conv1d(b, Act(None, (80, frames)), "conv1", d, 3, 1)
-    x = _conv1d(b, x, "conv2", d, 3, 2)
-    t = x.shape[1]
-    pos = b.embedding("embed_positions", b.tensor("embed_positions.weight", 1500, d), t)
-    x = b.op("embed_add", "add", [x, pos], (t, d), t * d)
-    for i in range(12):
-        x = pre_ln_block(b, x, f"layers.{i}", WHISPER_SPEC, WHISPER_FFN,
-                         ln=("self_attn_layer_norm", "final_layer_norm"),
-                         mlp_names=("fc1", "fc2"))
-    b.norm(x, "layer_norm")
-    return b.build(family="audio", published_params=WHISPER_ENCODER, source=WHISPER_SOURCE,
-                   description=f"Whisper-small encoder, {frames} mel frames ({t} positions)")
+def whisper_encoder_builder(cfg: WhisperConfig):
+    """A zoo constructor `(dtype, frames=3000) -> Model` for `cfg`'s audio encoder."""
+    def build(dtype: str = "fp16", frames: int = 3000) -> Model:
+        b = GraphBuilder(f"{cfg.name}-encoder", dtype)
+        d = cfg.d_model
+        # 1-D convs: k=3 expressed as (k x 1) 2-D convs over (C, T, 1)
+        x = _conv1d(b, Act(None, (cfg.mels, frames)), "conv1", d, 3, 1)
+        x = _conv1d(b, x, "conv2", d, 3, 2, transpose=True)
+        t = x.shape[0]
+        pos = b.embedding("embed_positions",
+                          b.tensor("embed_positions.weight", cfg.source_positions, d), t)
+        x = b.op("embed_add", "add", [x, pos], (t, d), t * d)
+        for i in range(cfg.layers):
+            x = pre_ln_block(b, x, f"layers.{i}", cfg.spec, cfg.ffn,
+                             ln=("self_attn_layer_norm", "final_layer_norm"),
+                             mlp_names=("fc1", "fc2"))
+        b.norm(x, "layer_norm")
+        return b.build(family="audio", published_params=cfg.encoder_params, source=cfg.source,
+                       description=f"{cfg.name} encoder, {frames} mel frames ({t} positions)")
+    build.__doc__ = (f"{cfg.name} audio encoder: 2 convs, {cfg.source_positions} positions, "
+                     f"{cfg.layers} pre-LN layers ({cfg.encoder_params:,} params).")
+    return build
 
 
-def _conv1d(b: GraphBuilder, x: Act, name: str, cout: int, k: int, stride: int) -> Act:
-    """1-D conv (+ GELU) on (C, T) -> (T', C) with weight (cout, cin, k) and bias."""
+def _conv1d(b: GraphBuilder, x: Act, name: str, cout: int, k: int, stride: int,
+            transpose: bool = False) -> Act:
+    """1-D conv (+ GELU) on (C, T) with weight (cout, cin, k) and bias; output (cout, T'), or
+    (T', cout) with `transpose` (the layout the transformer layers read)."""
     cin, t = x.shape
     to = (t + 2 * (k // 2) - k) // stride + 1
     w, bias = b.tensor(f"{name}.weight", cout, cin, k), b.tensor(f"{name}.bias", cout)
     flops = 2 * cout * to * cin * k + cout * to + 8 * cout * to
-    shape = (to, cout) if name == "conv2" else (cout, to)
+    shape = (to, cout) if transpose else (cout, to)
     return b.op(name, "conv", [x], shape, flops, [w, bias], kernel=k, stride=stride, act="gelu")
 
 
-def whisper_decoder(dtype: str = "fp16", tokens: int = 32, audio_positions: int = 1500,
-                    past: int = 0, cache: bool = False) -> Model:
-    """Whisper-small text decoder: 12 layers with self- and cross-attention (~153.6M)."""
-    b = GraphBuilder("whisper-small-decoder", dtype)
-    d = WHISPER_D
-    table = b.tensor("embed_tokens.weight", WHISPER_VOCAB, d)
-    tok = b.embedding("embed_tokens", table, tokens)
-    pos = b.embedding("embed_positions", b.tensor("embed_positions.weight", 448, d), tokens)
-    x = b.add("embed_add", tok, pos)
-    enc = Act(None, (audio_positions, d))
-    for i in range(12):
-        p = f"layers.{i}"
-        y = b.norm(x, f"{p}.self_attn_layer_norm")
-        y = attention(b, y, f"{p}.self_attn", WHISPER_SPEC, past=past, cache=cache)
-        x = b.add(f"{p}.self_attn_add", x, y)
-        y = b.norm(x, f"{p}.encoder_attn_layer_norm")
-        y = attention(b, y, f"{p}.encoder_attn", WHISPER_SPEC, kv_src=enc)
-        x = b.add(f"{p}.encoder_attn_add", x, y)
-        y = b.norm(x, f"{p}.final_layer_norm")
-        y = mlp(b, y, p, WHISPER_FFN, "gelu")
-        x = b.add(f"{p}.mlp_add", x, y)
-    x = b.norm(x, "layer_norm")
-    last = b.op("last_token", "slice", [x], (1, d), 0)
-    b.linear(last, "proj_out", WHISPER_VOCAB, bias=False, weight=table)
-    return b.build(family="audio", published_params=WHISPER_DECODER, source=WHISPER_SOURCE,
-                   description=f"Whisper-small decoder, {tokens} tokens attending to "
-                               f"{audio_positions} audio positions")
+def whisper_decoder_builder(cfg: WhisperConfig):
+    """A zoo constructor `(dtype, tokens=32, audio_positions=1500, past=0, cache=False)` for
+    `cfg`'s text decoder (self- and cross-attention; logits of the last token)."""
+    def build(dtype: str = "fp16", tokens: int = 32, audio_positions: int = 1500,
+              past: int = 0, cache: bool = False) -> Model:
+        b = GraphBuilder(f"{cfg.name}-decoder", dtype)
+        d, spec = cfg.d_model, cfg.spec
+        table = b.tensor("embed_tokens.weight", cfg.vocab, d)
+        tok = b.embedding("embed_tokens", table, tokens)
+        pos = b.embedding("embed_positions",
+                          b.tensor("embed_positions.weight", cfg.target_positions, d), tokens)
+        x = b.add("embed_add", tok, pos)
+        enc = Act(None, (audio_positions, d))
+        for i in range(cfg.layers):
+            p = f"layers.{i}"
+            y = b.norm(x, f"{p}.self_attn_layer_norm")
+            y = attention(b, y, f"{p}.self_attn", spec, past=past, cache=cache)
+            x = b.add(f"{p}.self_attn_add", x, y)
+            y = b.norm(x, f"{p}.encoder_attn_layer_norm")
+            y = attention(b, y, f"{p}.encoder_attn", spec, kv_src=enc)
+            x = b.add(f"{p}.encoder_attn_add", x, y)
+            y = b.norm(x, f"{p}.final_layer_norm")
+            y = mlp(b, y, p, cfg.ffn, "gelu")
+            x = b.add(f"{p}.mlp_add", x, y)
+        x = b.norm(x, "layer_norm")
+        last = b.op("last_token", "slice", [x], (1, d), 0)
+        b.linear(last, "proj_out", cfg.vocab, bias=False, weight=table)
+        return b.build(family="audio", published_params=cfg.decoder_params, source=cfg.source,
+                       description=f"{cfg.name} decoder, {tokens} tokens attending to "
+                                   f"{audio_positions} audio positions")
+    build.__doc__ = (f"{cfg.name} text decoder: {cfg.layers} layers with self- and "
+                     f"cross-attention ({cfg.decoder_params:,} params).")
+    return build
+
+
+whisper_encoder = whisper_encoder_builder(WHISPER_SMALL)
+whisper_decoder = whisper_decoder_builder(WHISPER_SMALL)
