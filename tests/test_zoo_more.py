@@ -43,6 +43,27 @@ def test_exact_parameter_counts(name):
     assert m.published_params == count and m.source
 
 
+@pytest.mark.parametrize("names,published,rel", [
+    (["qwen2-1.5b"], 1.5e9, 0.034),  # model card "1.5B"
+    (["qwen-7b"], 7.7e9, 0.0065),  # "7.7B"
+    (["qwen3-4b"], 4.0e9, 0.0125),  # "4.0B" (3.6B non-embedding: below)
+    (["gemma3-1b"], 1.0e9, 0.0005),  # Gemma 3 report: 302M embedding + 698M non-embedding
+    (["redpajama-incite-3b"], 2.8e9, 0.018),  # "2.8B"
+    (["whisper-medium-encoder", "whisper-medium-decoder"], 769e6, 0.0075),  # paper: 769M
+    (["gpt-neo-125m"], 125e6, 0.004),  # "125M"
+])
+def test_rounded_published_figures(names, published, rel):
+    """The exact counts agree with the rounded figures on the cards (to their rounding)."""
+    assert sum(get_model(n).param_count for n in names) == pytest.approx(published, rel=rel)
+
+
+def test_embedding_split_of_qwen3_and_gemma3():
+    q3, g3 = get_model("qwen3-4b"), get_model("gemma3-1b")
+    assert (q3.param_count - 151936 * 2560) / 1e9 == pytest.approx(3.6, abs=0.05)
+    assert 262144 * 1152 / 1e6 == pytest.approx(302, abs=0.5)
+    assert (g3.param_count - 262144 * 1152) / 1e6 == pytest.approx(698, abs=0.5)
+
+
 def test_llm_params_and_prefill_flops_match_transformers():
     # reference FLOPs count matmuls and attention only; the zoo also counts biases, norms,
     # softmax and activations (under 0.5% of the total for these models at 128 tokens)

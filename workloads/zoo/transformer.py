@@ -213,7 +213,9 @@ WHISPER_MEDIUM = WhisperConfig(
     source="Radford et al. 2022, arXiv:2212.04356 (769M in the paper's table); HF "
            "openai/whisper-medium config.json (d_model 1024, 24 + 24 layers, 16 heads, ffn "
            "4096, vocab 51865, 80 mel bins, 1500 audio / 448 text positions): 763,857,920 "
-           f"params total computed from the config = encoder + decoder; {_WHISPER_SPLIT}")
+           "params computed from the config, equal to transformers' "
+           "WhisperForConditionalGeneration num_parameters(), = encoder + decoder; "
+           f"{_WHISPER_SPLIT}")
 WHISPER_SOURCE = WHISPER_SMALL.source
 WHISPER_TOTAL = 241_734_912  # HF openai/whisper-small num_parameters()
 WHISPER_ENCODER, WHISPER_DECODER = WHISPER_SMALL.encoder_params, WHISPER_SMALL.decoder_params
