@@ -41,7 +41,7 @@ ZOO: dict[str, ZooEntry] = {e.name: e for e in (
     ZooEntry("sam-vit-b-encoder", "vision-transformer", vision.sam_vit_b_encoder),
     ZooEntry("bert-base", "transformer", transformer.bert_base),
     *(ZooEntry(name, "llm", llm.lm_builder(cfg)) for name, cfg in llm.CONFIGS.items()),
-    *(e for w in (transformer.WHISPER_SMALL, transformer.WHISPER_MEDIUM) for e in (
+    *(e for w in transformer.WHISPERS for e in (
         ZooEntry(f"{w.name}-encoder", "audio", transformer.whisper_encoder_builder(w)),
         ZooEntry(f"{w.name}-decoder", "audio", transformer.whisper_decoder_builder(w)))),
     ZooEntry("sd15-text-encoder", "diffusion", transformer.clip_text),

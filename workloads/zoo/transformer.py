@@ -24,7 +24,8 @@ class AttnSpec:
     names: tuple[str, str, str, str] = ("q_proj", "k_proj", "v_proj", "out_proj")
     fused: str = ""  # name of a fused q|k|v projection (GPT-2 c_attn, ViT qkv); "" = separate
     bias: tuple[bool, bool, bool, bool] = (True, True, True, True)  # q, k, v, out
-    qk_norm: str = ""  # a norm kind applied over head_dim to q and k (q_norm, k_norm); "" = none
+    qk_norm: str = ""  # a norm kind over head_dim on q and k: rmsnorm (q_norm, k_norm: Qwen3,
+    # Gemma 3) or layernorm with bias (q_layernorm, k_layernorm: Phi); "" = none
 
     @property
     def q_dim(self) -> int:
@@ -84,7 +85,8 @@ def attention(b: GraphBuilder, x: Act, p: str, spec: AttnSpec, *, kv_src: Act | 
         k = b.linear(src, f"{p}.{kn}", spec.kv_dim, bias=kb)
         v = b.linear(src, f"{p}.{vn}", spec.kv_dim, bias=vb)
     if spec.qk_norm:
-        q, k = (_head_norm(b, a, f"{p}.{w}_norm", spec) for a, w in ((q, "q"), (k, "k")))
+        suffix = "_layernorm" if spec.qk_norm == "layernorm" else "_norm"
+        q, k = (_head_norm(b, a, f"{p}.{w}{suffix}", spec) for a, w in ((q, "q"), (k, "k")))
     kv_len = (kv_src.shape[0] if kv_src is not None else tokens) + past
     keep = None
     if window:
@@ -182,67 +184,77 @@ def clip_text(dtype: str = "fp16", tokens: int = 77) -> Model:
 
 @dataclass(frozen=True)
 class WhisperConfig:
-    """One Whisper size (Hugging Face WhisperConfig names) and its published split counts."""
+    """Whisper's sizes (Hugging Face WhisperConfig names); the default is whisper-small."""
 
-    name: str  # zoo prefix: NAME-encoder, NAME-decoder
-    d_model: int
-    layers: int  # encoder_layers = decoder_layers
-    heads: int  # encoder / decoder attention heads
-    ffn: int  # encoder_ffn_dim = decoder_ffn_dim
-    encoder_params: int  # HF model.encoder num_parameters()
-    decoder_params: int  # HF model.decoder (embed_tokens, tied with proj_out, counted here)
-    source: str
+    d_model: int = 768
+    encoder_layers: int = 12
+    decoder_layers: int = 12
+    encoder_heads: int = 12
+    decoder_heads: int = 12
+    encoder_ffn: int = 3072
+    decoder_ffn: int = 3072
     mels: int = 80
     source_positions: int = 1500  # audio positions after the stride-2 conv (30 s)
     target_positions: int = 448
     vocab: int = 51865
+    tied: bool = True  # proj_out shares embed_tokens
 
-    @property
-    def spec(self) -> AttnSpec:
-        return AttnSpec(self.heads, self.d_model // self.heads, bias=(True, False, True, True))
+    def spec(self, heads: int) -> AttnSpec:
+        return AttnSpec(heads, self.d_model // heads, bias=(True, False, True, True))
+
+
+@dataclass(frozen=True)
+class WhisperZoo:
+    """A Whisper checkpoint in the zoo: its sizes and the published encoder / decoder split."""
+
+    name: str  # zoo names: NAME-encoder, NAME-decoder
+    title: str
+    cfg: WhisperConfig
+    encoder_params: int  # HF model.encoder num_parameters()
+    decoder_params: int  # HF model.decoder (embed_tokens, tied with proj_out, counted here)
+    source: str
 
 
 _WHISPER_SPLIT = ("the token embedding, tied with the output projection, is counted once, in "
                   "the decoder")
-WHISPER_SMALL = WhisperConfig(
-    "whisper-small", 768, 12, 12, 3072, 88_154_112, 153_580_800,
-    source="Radford et al. 2022, arXiv:2212.04356; HF openai/whisper-small (241.7M params "
-           f"total = encoder + decoder; {_WHISPER_SPLIT})")
-WHISPER_MEDIUM = WhisperConfig(
-    "whisper-medium", 1024, 24, 16, 4096, 307_216_384, 456_641_536,
-    source="Radford et al. 2022, arXiv:2212.04356 (769M in the paper's table); HF "
-           "openai/whisper-medium config.json (d_model 1024, 24 + 24 layers, 16 heads, ffn "
-           "4096, vocab 51865, 80 mel bins, 1500 audio / 448 text positions): 763,857,920 "
-           "params computed from the config, equal to transformers' "
-           "WhisperForConditionalGeneration num_parameters(), = encoder + decoder; "
-           f"{_WHISPER_SPLIT}")
-WHISPER_SOURCE = WHISPER_SMALL.source
+WHISPER_SMALL = WhisperConfig()
+WHISPER_MEDIUM = WhisperConfig(d_model=1024, encoder_layers=24, decoder_layers=24,
+                               encoder_heads=16, decoder_heads=16, encoder_ffn=4096,
+                               decoder_ffn=4096)
+WHISPER_SOURCE = ("Radford et al. 2022, arXiv:2212.04356; HF openai/whisper-small "
+                  f"(241.7M params total = encoder + decoder; {_WHISPER_SPLIT})")
 WHISPER_TOTAL = 241_734_912  # HF openai/whisper-small num_parameters()
-WHISPER_ENCODER, WHISPER_DECODER = WHISPER_SMALL.encoder_params, WHISPER_SMALL.decoder_params
+WHISPER_ENCODER, WHISPER_DECODER = 88_154_112, 153_580_800  # model.encoder / model.decoder
+WHISPERS = (
+    WhisperZoo("whisper-small", "Whisper-small", WHISPER_SMALL, WHISPER_ENCODER, WHISPER_DECODER,
+               WHISPER_SOURCE),
+    WhisperZoo("whisper-medium", "Whisper-medium", WHISPER_MEDIUM, 307_216_384, 456_641_536,
+               "Radford et al. 2022, arXiv:2212.04356 (769M in the paper's table); HF "
+               "openai/whisper-medium config.json (d_model 1024, 24 + 24 layers, 16 heads, ffn "
+               "4096, vocab 51865, 80 mel bins, 1500 audio / 448 text positions): 763,857,920 "
+               "params computed from the config, equal to transformers' "
+               "WhisperForConditionalGeneration num_parameters(), = encoder + decoder; "
+               f"{_WHISPER_SPLIT}"),
+)
 
 
-def whisper_encoder_builder(cfg: WhisperConfig):
-    """A zoo constructor `(dtype, frames=3000) -> Model` for `cfg`'s audio encoder."""
-    def build(dtype: str = "fp16", frames: int = 3000) -> Model:
-        b = GraphBuilder(f"{cfg.name}-encoder", dtype)
-        d = cfg.d_model
-        # 1-D convs: k=3 expressed as (k x 1) 2-D convs over (C, T, 1)
-        x = _conv1d(b, Act(None, (cfg.mels, frames)), "conv1", d, 3, 1)
-        x = _conv1d(b, x, "conv2", d, 3, 2, transpose=True)
-        t = x.shape[0]
-        pos = b.embedding("embed_positions",
-                          b.tensor("embed_positions.weight", cfg.source_positions, d), t)
-        x = b.op("embed_add", "add", [x, pos], (t, d), t * d)
-        for i in range(cfg.layers):
-            x = pre_ln_block(b, x, f"layers.{i}", cfg.spec, cfg.ffn,
-                             ln=("self_attn_layer_norm", "final_layer_norm"),
-                             mlp_names=("fc1", "fc2"))
-        b.norm(x, "layer_norm")
-        return b.build(family="audio", published_params=cfg.encoder_params, source=cfg.source,
-                       description=f"{cfg.name} encoder, {frames} mel frames ({t} positions)")
-    build.__doc__ = (f"{cfg.name} audio encoder: 2 convs, {cfg.source_positions} positions, "
-                     f"{cfg.layers} pre-LN layers ({cfg.encoder_params:,} params).")
-    return build
+def whisper_encoder_layers(b: GraphBuilder, cfg: WhisperConfig, frames: int,
+                           prefix: str = "") -> Act:
+    """The audio encoder on `frames` mel frames: 2 convs (the second stride 2), positions,
+    pre-LN layers, final LayerNorm; returns its (positions, d_model) output."""
+    d = cfg.d_model
+    # 1-D convs: k=3 expressed as (k x 1) 2-D convs over (C, T, 1)
+    x = _conv1d(b, Act(None, (cfg.mels, frames)), f"{prefix}conv1", d, 3, 1)
+    x = _conv1d(b, x, f"{prefix}conv2", d, 3, 2, transpose=True)
+    t = x.shape[0]
+    pos = b.embedding(f"{prefix}embed_positions",
+                      b.tensor(f"{prefix}embed_positions.weight", cfg.source_positions, d), t)
+    x = b.op(f"{prefix}embed_add", "add", [x, pos], (t, d), t * d)
+    for i in range(cfg.encoder_layers):
+        x = pre_ln_block(b, x, f"{prefix}layers.{i}", cfg.spec(cfg.encoder_heads),
+                         cfg.encoder_ffn, ln=("self_attn_layer_norm", "final_layer_norm"),
+                         mlp_names=("fc1", "fc2"))
+    return b.norm(x, f"{prefix}layer_norm")
 
 
 def _conv1d(b: GraphBuilder, x: Act, name: str, cout: int, k: int, stride: int,
@@ -257,40 +269,63 @@ def _conv1d(b: GraphBuilder, x: Act, name: str, cout: int, k: int, stride: int,
     return b.op(name, "conv", [x], shape, flops, [w, bias], kernel=k, stride=stride, act="gelu")
 
 
-def whisper_decoder_builder(cfg: WhisperConfig):
-    """A zoo constructor `(dtype, tokens=32, audio_positions=1500, past=0, cache=False)` for
-    `cfg`'s text decoder (self- and cross-attention; logits of the last token)."""
-    def build(dtype: str = "fp16", tokens: int = 32, audio_positions: int = 1500,
-              past: int = 0, cache: bool = False) -> Model:
-        b = GraphBuilder(f"{cfg.name}-decoder", dtype)
-        d, spec = cfg.d_model, cfg.spec
-        table = b.tensor("embed_tokens.weight", cfg.vocab, d)
-        tok = b.embedding("embed_tokens", table, tokens)
-        pos = b.embedding("embed_positions",
-                          b.tensor("embed_positions.weight", cfg.target_positions, d), tokens)
-        x = b.add("embed_add", tok, pos)
-        enc = Act(None, (audio_positions, d))
-        for i in range(cfg.layers):
-            p = f"layers.{i}"
-            y = b.norm(x, f"{p}.self_attn_layer_norm")
-            y = attention(b, y, f"{p}.self_attn", spec, past=past, cache=cache)
-            x = b.add(f"{p}.self_attn_add", x, y)
-            y = b.norm(x, f"{p}.encoder_attn_layer_norm")
-            y = attention(b, y, f"{p}.encoder_attn", spec, kv_src=enc)
-            x = b.add(f"{p}.encoder_attn_add", x, y)
-            y = b.norm(x, f"{p}.final_layer_norm")
-            y = mlp(b, y, p, cfg.ffn, "gelu")
-            x = b.add(f"{p}.mlp_add", x, y)
-        x = b.norm(x, "layer_norm")
-        last = b.op("last_token", "slice", [x], (1, d), 0)
-        b.linear(last, "proj_out", cfg.vocab, bias=False, weight=table)
-        return b.build(family="audio", published_params=cfg.decoder_params, source=cfg.source,
-                       description=f"{cfg.name} decoder, {tokens} tokens attending to "
-                                   f"{audio_positions} audio positions")
-    build.__doc__ = (f"{cfg.name} text decoder: {cfg.layers} layers with self- and "
-                     f"cross-attention ({cfg.decoder_params:,} params).")
+def whisper_decoder_layers(b: GraphBuilder, cfg: WhisperConfig, tokens: int, enc: Act,
+                           past: int = 0, cache: bool = False, prefix: str = "",
+                           head: str = "proj_out") -> Act:
+    """The text decoder on `tokens` tokens with cross-attention to `enc`; logits of the last
+    token through `head` (tied to embed_tokens when cfg.tied)."""
+    d = cfg.d_model
+    table = b.tensor(f"{prefix}embed_tokens.weight", cfg.vocab, d)
+    tok = b.embedding(f"{prefix}embed_tokens", table, tokens)
+    pos = b.embedding(f"{prefix}embed_positions",
+                      b.tensor(f"{prefix}embed_positions.weight", cfg.target_positions, d),
+                      tokens)
+    x = b.add(f"{prefix}embed_add", tok, pos)
+    spec = cfg.spec(cfg.decoder_heads)
+    for i in range(cfg.decoder_layers):
+        p = f"{prefix}layers.{i}"
+        y = b.norm(x, f"{p}.self_attn_layer_norm")
+        y = attention(b, y, f"{p}.self_attn", spec, past=past, cache=cache)
+        x = b.add(f"{p}.self_attn_add", x, y)
+        y = b.norm(x, f"{p}.encoder_attn_layer_norm")
+        y = attention(b, y, f"{p}.encoder_attn", spec, kv_src=enc)
+        x = b.add(f"{p}.encoder_attn_add", x, y)
+        y = b.norm(x, f"{p}.final_layer_norm")
+        y = mlp(b, y, p, cfg.decoder_ffn, "gelu")
+        x = b.add(f"{p}.mlp_add", x, y)
+    x = b.norm(x, f"{prefix}layer_norm")
+    last = b.op(f"{prefix}last_token", "slice", [x], (1, d), 0)
+    return b.linear(last, head, cfg.vocab, bias=False, weight=table if cfg.tied else None)
+
+
+def whisper_encoder_builder(w: WhisperZoo):
+    """A zoo constructor `(dtype, frames=3000) -> Model` for `w`'s audio encoder."""
+    def build(dtype: str = "fp16", frames: int = 3000) -> Model:
+        b = GraphBuilder(f"{w.name}-encoder", dtype)
+        x = whisper_encoder_layers(b, w.cfg, frames)
+        return b.build(family="audio", published_params=w.encoder_params, source=w.source,
+                       description=f"{w.title} encoder, {frames} mel frames "
+                                   f"({x.shape[0]} positions)")
+    build.__doc__ = (f"{w.title} audio encoder: 2 convs, {w.cfg.source_positions} positions, "
+                     f"{w.cfg.encoder_layers} pre-LN layers ({w.encoder_params:,} params).")
     return build
 
 
-whisper_encoder = whisper_encoder_builder(WHISPER_SMALL)
-whisper_decoder = whisper_decoder_builder(WHISPER_SMALL)
+def whisper_decoder_builder(w: WhisperZoo):
+    """A zoo constructor `(dtype, tokens=32, audio_positions=1500, past=0, cache=False)` for
+    `w`'s text decoder (self- and cross-attention; logits of the last token)."""
+    def build(dtype: str = "fp16", tokens: int = 32, audio_positions: int = 1500,
+              past: int = 0, cache: bool = False) -> Model:
+        b = GraphBuilder(f"{w.name}-decoder", dtype)
+        enc = Act(None, (audio_positions, w.cfg.d_model))
+        whisper_decoder_layers(b, w.cfg, tokens, enc, past, cache)
+        return b.build(family="audio", published_params=w.decoder_params, source=w.source,
+                       description=f"{w.title} decoder, {tokens} tokens attending to "
+                                   f"{audio_positions} audio positions")
+    build.__doc__ = (f"{w.title} text decoder: {w.cfg.decoder_layers} layers with self- and "
+                     f"cross-attention ({w.decoder_params:,} params).")
+    return build
+
+
+whisper_encoder = whisper_encoder_builder(WHISPERS[0])
+whisper_decoder = whisper_decoder_builder(WHISPERS[0])
