@@ -13,6 +13,8 @@ from hwprofiles import load_profile
 from sim import plan, simulate
 from workloads.scenarios import get_workload, llm_generate
 from workloads.zoo import LLM_CONFIGS, get_model
+from workloads.zoo.layers import ELEMENTWISE_FLOPS, Act, GraphBuilder
+from workloads.zoo.transformer import AttnSpec, attention
 
 # name -> exact parameter count, and where it comes from
 EXACT: dict[str, tuple[int, str]] = {
@@ -230,3 +232,20 @@ def test_new_llm_decode_simulates_within_physics():
     assert res.latency_s >= wl.weight_bytes / profile.storage.read_bandwidth
     kv_cache = 2 * 28 * 2 * 128 * 10 * 2  # K and V, 28 layers x 2 KV heads x 128, 10 tokens
     assert res.peak_memory_bytes >= wl.weight_bytes + kv_cache
+
+
+def test_head_norm_kinds_name_their_weights_like_the_checkpoints():
+    # RMSNorm over head_dim: q_norm / k_norm, weight only (Qwen3, Gemma 3); LayerNorm: Phi's
+    # q_layernorm / k_layernorm with weight and bias
+    for kind, names, n_weights in (("rmsnorm", ("q_norm", "k_norm"), 1),
+                                   ("layernorm", ("q_layernorm", "k_layernorm"), 2)):
+        b = GraphBuilder("m", "fp16")
+        attention(b, Act(None, (3, 64)), "attn", AttnSpec(4, 16, 2, qk_norm=kind))
+        m = b.build()
+        for name, heads in zip(names, (4, 2), strict=True):
+            op = m.op(f"attn.{name}")
+            assert op.kind == kind and op.output_elems == 3 * heads * 16
+            assert [t.shape for t in op.weights] == [(16,)] * n_weights
+            assert op.flops == ELEMENTWISE_FLOPS[kind] * 3 * heads * 16
+        assert ("attn.q_proj", f"attn.{names[0]}") in m.graph.edges
+        assert (f"attn.{names[0]}", "attn.qk") in m.graph.edges
