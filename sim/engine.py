@@ -210,6 +210,8 @@ class _Run:
 
     def load(self, st: Load):
         yield from (self.synced(st.after) if self.sync else self.wait(st.after))
+        if self.rt.init_order == "before_load" and self.init_ready > self.env.now:
+            yield self.env.timeout(self.init_ready - self.env.now)
         pool, b = self.pool, st.bytes
         what = f"load step {st.id} ({b} bytes)"
         stages = self.hw.load_stages(b, st.path, st.dst, len(st.tensors))
