@@ -15,7 +15,7 @@ from sim.engine import simulate
 from sim.trace import RESOURCES, Trace
 from validate.cases import Case, make_schedule
 from validate.device import Device
-from validate.replay import ReplayOptions, ReplayResult, replay
+from validate.replay import ReplayOptions, ReplayResult, replay_runs
 
 
 @dataclass
@@ -38,7 +38,7 @@ class CaseResult:
 def replay_median(dev: Device, schedule, repeats: int, opts: ReplayOptions) -> tuple[ReplayResult,
                                                                                    list[float]]:
     """Replay `repeats` times; the run with the median latency (and all latencies)."""
-    runs = [replay(dev, schedule, opts) for _ in range(max(1, repeats))]
+    runs = replay_runs(dev, schedule, repeats, opts)
     runs.sort(key=lambda r: r.latency_s)
     return runs[len(runs) // 2], [r.latency_s for r in runs]
 
