@@ -76,19 +76,30 @@ class ReplayResult:
     scale: float
     driver_busy_s: float = 0.0  # host time the driver thread spent advancing steps
     wakes: int = 0  # times the driver woke for a completion
+    # [step, resource, memory requested, granted, issued to its unit] in host seconds from the
+    # start (None where there was no such moment; for a free, issued = when it was done)
+    marks: list[list[Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": "weightstream-replay", "schedule": self.schedule,
                 "device": self.device, "latency_s": self.latency_s, "wall_s": self.wall_s,
                 "peak_memory_bytes": self.peak_memory_bytes, "budget_bytes": self.budget_bytes,
                 "storage_mode": self.storage_mode, "scale": self.scale,
-                "driver_busy_s": self.driver_busy_s, "wakes": self.wakes,
+                "driver_busy_s": self.driver_busy_s, "wakes": self.wakes, "marks": self.marks,
                 "source": self.trace.source,
                 "intervals": [asdict(i) for i in self.trace.intervals],
                 "memory": [list(r) for r in self.trace.memory]}
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReplayResult:
+        """Read a replay saved by `save`."""
+        d = json.loads(Path(path).read_text())
+        return cls(d["schedule"], d["device"], load_trace(path), d["latency_s"], d["wall_s"],
+                   d["peak_memory_bytes"], d["budget_bytes"], d["storage_mode"], d["scale"],
+                   d.get("driver_busy_s", 0.0), d.get("wakes", 0), d.get("marks", []))
 
 
 def load_trace(path: str | Path) -> Trace:
@@ -190,6 +201,8 @@ class _Replay:
                 self.dependents[d].append(st.id)
         self.busy_s = 0.0
         self.wakes = 0
+        # (step, resource) -> [memory requested, granted, issued to the unit] (host s from t0)
+        self.marks: dict[tuple[int, str], list[float | None]] = {}
 
     # --- preparation (not timed) ---------------------------------------------------------
     def prepare(self) -> None:
@@ -404,7 +417,8 @@ class _Replay:
         if ls.stage == 0:
             if not self._deps_done(st.after):
                 return False
-            ls.ticket = pool.request({"staging": b}, PRIO_LOAD, on_grant=self._wake(st.id))
+            ls.ticket = pool.request({"staging": b}, PRIO_LOAD,
+                                     on_grant=self._wake(st.id, "storage"))
             ls.stage = 1
             return True
         if ls.stage == 1:
@@ -412,6 +426,7 @@ class _Replay:
                 return False
             host = self._take(("host", ls.region))
             ls.host = host if host is not None else self.dev.host_array(ls.region)
+            self._issued(st.id, "storage")
             ls.future = self.storage.submit(self.reader.read, ls.offset, ls.region, ls.host)
             ls.future.add_done_callback(lambda f, sid=st.id: self.notify.put(sid))
             self.outstanding += 1
@@ -424,7 +439,7 @@ class _Replay:
             self.outstanding -= 1
             ls.read = ls.future.result()
             cat = "weights" if st.path == "direct" else "staging"
-            ls.ticket = pool.request({cat: b}, PRIO_LOAD, on_grant=self._wake(st.id))
+            ls.ticket = pool.request({cat: b}, PRIO_LOAD, on_grant=self._wake(st.id, "copy"))
             ls.stage = 3
             return True
         if ls.stage == 3:
@@ -434,6 +449,7 @@ class _Replay:
             if final:
                 obj = self._new_obj(st, ls)
                 n = ls.layout.nbytes if ls.layout is not None else align_up(b, 16)
+                self._issued(st.id, "copy")
                 ls.copy_ev = self._watch(self._copy(obj, ls.host[:n], self.dev.copy_queue), st.id)
                 self.dev.copy_queue.flush()
                 self.last_copy = st.id
@@ -443,12 +459,14 @@ class _Replay:
             assert ls.layout is not None
             ls.gpu_buf = self._take(("b", ls.layout.nbytes)) or self.cl.Buffer(
                 self.dev.context, self.cl.mem_flags.READ_WRITE, ls.layout.nbytes)
+            self._issued(st.id, "copy")
             ls.copy_ev = self._watch(self.cl.enqueue_copy(
                 self.dev.copy_queue, ls.gpu_buf, ls.host[:ls.layout.nbytes], is_blocking=False),
                 st.id)
             self.dev.copy_queue.flush()
             self.last_copy = st.id
-            ls.wticket = pool.request({"weights": b}, PRIO_LOAD, on_grant=self._wake(st.id))
+            ls.wticket = pool.request({"weights": b}, PRIO_LOAD,
+                                      on_grant=self._wake(st.id, "transform"))
             ls.stage = 4
             return True
         if ls.stage == 4:  # via_buffer -> texture: copy in flight, transform waits for memory
@@ -461,6 +479,7 @@ class _Replay:
             # cross-queue event wait, which costs 0.2-0.4 ms on some drivers); behind other
             # loads' copies it goes on the transform queue, waiting on its copy's event
             same = self.last_copy == st.id
+            self._issued(st.id, "transform")
             q = self.dev.copy_queue if same else self.dev.transform_queue
             ls.tr_ev = self._watch(enqueue_transform(
                 self.cl, q, self.tr_prg, ls.gpu_buf, obj.mem, ls.layout,
@@ -552,7 +571,7 @@ class _Replay:
                 return False  # device work can wait on an event; a host step must be done
         self.cticket[st.id] = self.pool.request(
             {"activations": st.output_bytes, "workspace": st.workspace_bytes,
-             "kv": st.state_bytes}, PRIO_COMPUTE, on_grant=self._wake(st.id))
+             "kv": st.state_bytes}, PRIO_COMPUTE, on_grant=self._wake(st.id, "gpu"))
         self.next_compute += 1
         if self.next_compute < len(self.compute_ids):
             self.ready.append(self.compute_ids[self.next_compute])
@@ -572,6 +591,7 @@ class _Replay:
         for t in st.weights:
             args += self._obj_args(self.objs[t], self.s.tensor_bytes[t])
         knl.set_args(*args)
+        self._issued(st.id, "gpu")
         waits = [self.ev[d] for d in (*st.after, *st.inputs)
                  if self.ev[d] is not None and not self.done[d]]
         ev = cl.enqueue_nd_range_kernel(self.dev.compute_queue, knl, (g,), (LOCAL,),
@@ -590,6 +610,7 @@ class _Replay:
                 self._give(obj.key, obj.mem)
                 obj.mem = None
         self.pool.free(sum(self.s.tensor_bytes[t] for t in st.tensors), "weights")
+        self._issued(st.id, "free")
         self._finish(st.id)
         return True
 
@@ -603,9 +624,21 @@ class _Replay:
         self.ev[sid] = ev
         self.ready.extend(d for d in self.dependents[sid] if self.is_compute[d])
 
-    def _wake(self, sid: int) -> Any:
-        """A grant callback that has the driver advance step `sid`."""
-        return lambda: self.ready.append(sid)
+    def _wake(self, sid: int, resource: str) -> Any:
+        """A grant callback for the memory of `sid`'s stage on `resource`, made when it is
+        requested: it records the request and grant times and has the driver advance the step."""
+        mark = self.marks.setdefault((sid, resource), [None, None, None])
+        mark[0] = host_now() - self.t0
+
+        def granted() -> None:
+            mark[1] = host_now() - self.t0
+            self.ready.append(sid)
+        return granted
+
+    def _issued(self, sid: int, resource: str) -> None:
+        """Record when the driver handed `sid`'s stage on `resource` to its unit (a read to the
+        storage thread, a command to its queue; a free: when it was done)."""
+        self.marks.setdefault((sid, resource), [None, None, None])[2] = host_now() - self.t0
 
     # --- driver ----------------------------------------------------------------------------
     def run(self) -> tuple[float, float]:
@@ -733,5 +766,6 @@ def replay_runs(dev: Device, schedule: Schedule, runs: int,
                                     trace=trace, latency_s=latency, wall_s=t1 - t0,
                                     peak_memory_bytes=r.pool.peak, budget_bytes=s.budget_bytes,
                                     storage_mode=r.reader.mode, scale=opts.scale,
-                                    driver_busy_s=r.busy_s, wakes=r.wakes))
+                                    driver_busy_s=r.busy_s, wakes=r.wakes,
+                                    marks=[[k[0], k[1], *v] for k, v in sorted(r.marks.items())]))
     return out
