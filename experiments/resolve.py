@@ -10,6 +10,8 @@ from typing import Any
 from experiments.errors import ExperimentError
 from experiments.spec import ProfileRef, WorkloadRef
 from hwprofiles import HardwareProfile, load_profile
+from hwprofiles.loader import load_runtime
+from hwprofiles.runtime import RuntimeProfile
 from workloads import Invocation, Model, Workload, single
 
 
@@ -80,3 +82,8 @@ def load_workload(ref: WorkloadRef, dtype: str) -> Workload:
 def load_profile_ref(ref: ProfileRef) -> HardwareProfile:
     """The HardwareProfile a spec entry names, with its overrides applied."""
     return load_profile(ref.name, ref.overrides)
+
+
+def load_runtime_ref(ref: ProfileRef) -> RuntimeProfile:
+    """The RuntimeProfile a spec entry names, with its overrides applied."""
+    return load_runtime(ref.name, ref.overrides)
