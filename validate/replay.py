@@ -2,8 +2,8 @@
 
 Weights live in one file on disk (each load's tensors contiguous, 4 KiB aligned). A single
 storage thread serves reads in issue order (like the simulator's storage FIFO), each read split
-into requests kept `queue_depth` deep by a reader pool, into page-aligned host staging
-buffers. Copies run on a copy queue, buffer->image transforms on a transform queue, and one
+into at most `queue_depth` contiguous parts read at once (`BlobReader.read_parts`), into
+page-aligned host staging buffers. Copies run on a copy queue, buffer->image transforms on a transform queue, and one
 FLOP-matched proxy kernel per compute on an in-order compute queue (list order), which waits
 on its loads' events. Loads, frees and every allocation wait as the simulator's engine does:
 `after` steps done, memory granted within the budget by a host-side pool. One host thread
@@ -14,6 +14,7 @@ schedule, and it records how long it was busy (`ReplayResult.driver_busy_s`).
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import queue as _queue
@@ -52,12 +53,11 @@ LOCAL = 64
 
 @dataclass
 class ReplayOptions:
-    """How to replay: size scale, where weight files go, the reader's queue depth and request."""
+    """How to replay: size scale, where weight files go, the reader's queue depth."""
 
     scale: float = 1.0
     weights_dir: Path | None = None
     queue_depth: int = 4
-    request_size: int = 1 << 20
     max_global: int | None = None  # None: `max_global_for` the device
 
 
@@ -116,8 +116,12 @@ def scale_schedule(s: Schedule, f: float) -> Schedule:
     if not 0 < f <= 1e6:
         raise ValidateError(f"scale must be a positive factor, found {f}")
 
+    surplus = [0.0]  # bytes added by rounding small sizes up
+
     def sb(b: int) -> int:
-        return max(16, round(b * f)) if b > 0 else 0
+        n = max(16, round(b * f)) if b > 0 else 0
+        surplus[0] += max(0.0, n - b * f)
+        return n
 
     tb = {t: sb(b) for t, b in s.tensor_bytes.items()}
     steps: list[Any] = []
@@ -131,8 +135,8 @@ def scale_schedule(s: Schedule, f: float) -> Schedule:
                                  state_bytes=sb(st.state_bytes)))
         else:
             steps.append(st)
-    budget = None if s.budget_bytes is None else round(s.budget_bytes * f)
-    # a scaled budget must still admit the (rounded-up) largest allocation
+    # the budget grows by what rounding added, so a plan that fitted still fits
+    budget = None if s.budget_bytes is None else math.ceil(s.budget_bytes * f + surplus[0])
     return Schedule(s.policy, s.workload, s.profile, budget, tb, list(s.invocations), steps,
                     {**s.meta, "scale": f})
 
@@ -233,7 +237,7 @@ class _Replay:
         size = align_up(max(off, 4096))
         if not self.path.exists() or self.path.stat().st_size != size:  # else an earlier run's
             write_blob_file(self.path, size)
-        self.reader = BlobReader(self.path, self.opts.queue_depth, self.opts.request_size)
+        self.reader = BlobReader(self.path, self.opts.queue_depth)
         self.reader.drop_cache()
         self.storage = ThreadPoolExecutor(1, thread_name_prefix="ws-storage")
         # kernels: transform program, one proxy program per weight-kind signature
@@ -298,7 +302,7 @@ class _Replay:
             first = next(iter(self.loads.values()))
             host = self._take(("host", first.region))
             host = host if host is not None else self.dev.host_array(first.region)
-            self.reader.read(first.offset, first.region, host)
+            self.reader.read_parts(first.offset, first.region, host)
             self._give(("host", first.region), host)
             self.reader.drop_cache()
 
@@ -417,8 +421,7 @@ class _Replay:
         if ls.stage == 0:
             if not self._deps_done(st.after):
                 return False
-            ls.ticket = pool.request({"staging": b}, PRIO_LOAD,
-                                     on_grant=self._wake(st.id, "storage"))
+            ls.ticket = self._request(st.id, "storage", {"staging": b}, PRIO_LOAD)
             ls.stage = 1
             return True
         if ls.stage == 1:
@@ -427,7 +430,8 @@ class _Replay:
             host = self._take(("host", ls.region))
             ls.host = host if host is not None else self.dev.host_array(ls.region)
             self._issued(st.id, "storage")
-            ls.future = self.storage.submit(self.reader.read, ls.offset, ls.region, ls.host)
+            ls.future = self.storage.submit(self.reader.read_parts, ls.offset, ls.region,
+                                            ls.host)
             ls.future.add_done_callback(lambda f, sid=st.id: self.notify.put(sid))
             self.outstanding += 1
             ls.stage = 2
@@ -439,7 +443,7 @@ class _Replay:
             self.outstanding -= 1
             ls.read = ls.future.result()
             cat = "weights" if st.path == "direct" else "staging"
-            ls.ticket = pool.request({cat: b}, PRIO_LOAD, on_grant=self._wake(st.id, "copy"))
+            ls.ticket = self._request(st.id, "copy", {cat: b}, PRIO_LOAD)
             ls.stage = 3
             return True
         if ls.stage == 3:
@@ -465,8 +469,7 @@ class _Replay:
                 st.id)
             self.dev.copy_queue.flush()
             self.last_copy = st.id
-            ls.wticket = pool.request({"weights": b}, PRIO_LOAD,
-                                      on_grant=self._wake(st.id, "transform"))
+            ls.wticket = self._request(st.id, "transform", {"weights": b}, PRIO_LOAD)
             ls.stage = 4
             return True
         if ls.stage == 4:  # via_buffer -> texture: copy in flight, transform waits for memory
@@ -569,9 +572,9 @@ class _Replay:
                 continue
             if isinstance(self.s.steps[d], Free) or self.ev[d] is None:
                 return False  # device work can wait on an event; a host step must be done
-        self.cticket[st.id] = self.pool.request(
-            {"activations": st.output_bytes, "workspace": st.workspace_bytes,
-             "kv": st.state_bytes}, PRIO_COMPUTE, on_grant=self._wake(st.id, "gpu"))
+        self.cticket[st.id] = self._request(
+            st.id, "gpu", {"activations": st.output_bytes, "workspace": st.workspace_bytes,
+                           "kv": st.state_bytes}, PRIO_COMPUTE)
         self.next_compute += 1
         if self.next_compute < len(self.compute_ids):
             self.ready.append(self.compute_ids[self.next_compute])
@@ -624,16 +627,20 @@ class _Replay:
         self.ev[sid] = ev
         self.ready.extend(d for d in self.dependents[sid] if self.is_compute[d])
 
-    def _wake(self, sid: int, resource: str) -> Any:
-        """A grant callback for the memory of `sid`'s stage on `resource`, made when it is
-        requested: it records the request and grant times and has the driver advance the step."""
+    def _request(self, sid: int, resource: str, parts: dict[str, int], prio: int) -> Any:
+        """Ask the pool for the memory of `sid`'s stage on `resource`; the driver advances the
+        step once it is granted. Records the request time, and the grant time if it had to wait
+        (None if granted at once)."""
         mark = self.marks.setdefault((sid, resource), [None, None, None])
         mark[0] = host_now() - self.t0
+        asking = [True]
 
         def granted() -> None:
-            mark[1] = host_now() - self.t0
+            mark[1] = None if asking[0] else host_now() - self.t0
             self.ready.append(sid)
-        return granted
+        ticket = self.pool.request(parts, prio, on_grant=granted)
+        asking[0] = False
+        return ticket
 
     def _issued(self, sid: int, resource: str) -> None:
         """Record when the driver handed `sid`'s stage on `resource` to its unit (a read to the
@@ -647,6 +654,17 @@ class _Replay:
             if isinstance(st, Load) and budget is not None and st.bytes > budget:
                 raise ValidateError(f"load step {st.id} needs {st.bytes} bytes at once, more than "
                                     f"the budget of {budget} bytes")
+        # a native runtime has no garbage collector: keep its pauses out of the timed run
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _run(self) -> tuple[float, float]:
+        budget = self.s.budget_bytes
         self.proxy_flops: dict[int, int] = {}
         steps, done, ready = self.s.steps, self.done, self.ready
         self.left = len(steps)

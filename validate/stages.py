@@ -17,11 +17,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwprofiles.schema import HardwareProfile
 from sim.schedule import Compute, Free, Load, Schedule
 from sim.trace import RESOURCES, Trace
 
-# hops the engine charges `gpu.sync_latency` for, named by the stage that waits
-HOPS = ("copy<-read", "transform<-copy", "kernel<-load", "free<-kernel")
+# the hop each measured wait is, and the profile's hop (`gpu.sync_<hop>`) that models it
+HOP_OF = {"read<-start": "read", "read<-free": "read", "read<-kernel": "read",
+          "read<-load": "read", "copy<-read": "copy", "transform<-copy": "transform",
+          "kernel<-load": "kernel", "free<-kernel": "free"}
+
+
+def hop_latencies(profile: HardwareProfile) -> dict[str, float]:
+    """Seconds the engine waits for each kind of hop under `profile` (a kernel after a kernel:
+    none, the in-order queue; a read after a free: none unless `gpu.sync_read` is given)."""
+    g = profile.gpu
+    out = {k: g.hop(h) for k, h in HOP_OF.items()}
+    out["read<-free"] = 0.0 if g.sync_read is None else g.sync_read
+    out["kernel<-kernel"] = 0.0
+    return out
 
 
 @dataclass(frozen=True)
@@ -46,14 +59,14 @@ class StageOp:
     def duration(self) -> float:
         return self.end - self.start
 
-    def ready(self, sync: float) -> float:
-        """When the model lets this stage start."""
-        dep = self.dep_end + (sync if self.hop in HOPS else 0.0)
+    def ready(self, hops: Mapping[str, float]) -> float:
+        """When the model (hop latencies from `hop_latencies`) lets this stage start."""
+        dep = self.dep_end + hops.get(self.hop, 0.0)
         return max(self.unit_free, dep, self.granted or 0.0)
 
-    def effective(self, sync: float) -> float:
+    def effective(self, hops: Mapping[str, float]) -> float:
         """Duration plus the part of the idle gap before it that the model holds nowhere else."""
-        return self.end - min(self.start, self.ready(sync))
+        return self.end - min(self.start, self.ready(hops))
 
     @property
     def hop_gap(self) -> float | None:
@@ -71,7 +84,7 @@ def _marks(raw: Sequence[Sequence]) -> dict[tuple[int, str], tuple]:
         if len(m) == 5:
             out[(int(m[0]), m[1])] = (m[2], m[3], m[4])
         else:  # older replays: no request time, so no memory wait can be told apart
-            out[(int(m[0]), m[1])] = (m[2], m[2], m[3])
+            out[(int(m[0]), m[1])] = (m[2], None, m[3])
     return out
 
 
@@ -94,9 +107,7 @@ def stage_ops(s: Schedule, trace: Trace, marks: Sequence[Sequence] = ()) -> list
 
     def wait_of(sid: int, res: str) -> float | None:
         m = mk.get((sid, res))
-        if m is None or m[0] is None or m[1] is None or m[1] <= m[0] + 1e-9:
-            return None
-        return m[1]
+        return None if m is None else m[1]
 
     for iv in sorted(trace.intervals, key=lambda i: (i.start, i.step)):
         st = steps[iv.step]
@@ -107,7 +118,7 @@ def stage_ops(s: Schedule, trace: Trace, marks: Sequence[Sequence] = ()) -> list
             deps = [d for d in st.after if d in done]
             dep_end = max([0.0] + [done[d] for d in deps])
             binding = max(deps, key=lambda d: done[d]) if deps else None
-            hop = "" if binding is None else (
+            hop = "read<-start" if binding is None else (
                 "read<-free" if isinstance(steps[binding], Free) else
                 "read<-kernel" if isinstance(steps[binding], Compute) else "read<-load")
             kind = f"{st.path}/{st.dst}"
@@ -134,9 +145,9 @@ def stage_ops(s: Schedule, trace: Trace, marks: Sequence[Sequence] = ()) -> list
 
 
 def sync_estimate(ops: Sequence[StageOp]) -> float:
-    """`gpu.sync_latency`: the median gap of the hops the engine charges it for, where the
-    dependency (not the unit or memory) held the stage back."""
-    gaps = [g for o in ops if o.hop in HOPS and (g := o.hop_gap) is not None]
+    """One `gpu.sync_latency` for every hop: the median gap of the hops, where the dependency
+    (not the unit or memory) held the stage back."""
+    gaps = [g for o in ops if o.hop in HOP_OF and (g := o.hop_gap) is not None]
     return float(np.median(gaps)) if gaps else 0.0
 
 
@@ -150,17 +161,22 @@ def hop_gaps(ops: Sequence[StageOp]) -> dict[str, list[float]]:
     return out
 
 
-def op_errors(measured: Sequence[StageOp], simulated: Trace, sync: float,
+# resources whose intervals the simulator times as the whole unit occupancy, launch included:
+# compared with the measured effective time (the gap behind the previous kernel is the launch)
+EFFECTIVE = ("gpu",)
+
+
+def op_errors(measured: Sequence[StageOp], simulated: Trace, hops: Mapping[str, float],
               by: str = "resource") -> dict[str, list[float]]:
-    """Relative error (simulated / measured effective - 1) of every stage, grouped by resource
-    (or by `resource:kind` with by='kind'): the simulator's interval against the measured stage's
-    effective time."""
+    """Relative error (simulated / measured - 1) of every stage, grouped by resource (or by
+    `resource:kind` with by='kind'): a read's, copy's or transform's duration; a kernel's
+    effective time (its event plus the launch gap the model holds in its interval)."""
     sim = {(i.resource, i.step): i.end - i.start for i in simulated.intervals}
     out: dict[str, list[float]] = {}
     for o in measured:
         if o.resource not in RESOURCES or (o.resource, o.step) not in sim:
             continue
-        m = o.effective(sync)
+        m = o.effective(hops) if o.resource in EFFECTIVE else o.duration
         if m <= 0:
             continue
         key = o.resource if by == "resource" else f"{o.resource}:{o.kind}"
