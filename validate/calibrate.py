@@ -217,6 +217,7 @@ def profile_data(cal: Calibration, base: HardwareProfile, name: str) -> dict[str
 def write_profile(data: dict[str, Any], path: str | Path) -> None:
     """Write a calibrated profile YAML and check it with `hwprofiles.check_file`."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(data, sort_keys=False, width=100, allow_unicode=True)
     path.write_text("# written by `weightstream validate calibrate`; every measured field's source\n"
                     "# names the device, driver, date and fit residual\n" + text)

@@ -1,6 +1,12 @@
 """Drift check: re-measure the few figures that change from one machine start to the next
 (storage reads above all, then host->device copies) in seconds, and say whether a calibrated
-profile still predicts them; `calibrate --refit` fits only those figures anew."""
+profile still holds; `calibrate --refit` fits only those figures anew.
+
+`calibrate` measures the same figures the same way right after fitting and keeps them next to
+the profile (`<profile>.check.json`, the baseline): a check compares like with like, the same
+isolated measurement on two machine starts. Without a baseline it compares with what the
+profile's own model predicts, which is coarser (the model is fitted to reads and copies made
+during replays, next to other work) and says so."""
 
 from __future__ import annotations
 
@@ -118,8 +124,58 @@ def measure(dev: Device, reps: int = 7, workdir: str | Path | None = None) -> Ch
     return Check(dev.info.to_dict(), date, mode, reads, writes)
 
 
+def profile_file(ref: str) -> Path:
+    """The YAML file of a profile given by name or path."""
+    from hwprofiles.loader import builtin_dir
+
+    p = Path(ref)
+    return p if p.suffix in (".yaml", ".yml") else builtin_dir() / f"{ref}.yaml"
+
+
+def load_baseline(ref: str, explicit: str | None = None) -> Check | None:
+    """The baseline of profile `ref`: `explicit`, else the one kept next to its file, else
+    None."""
+    if explicit:
+        return Check.load(explicit)
+    b = baseline_path(profile_file(ref))
+    return Check.load(b) if b.exists() else None
+
+
+def reference(check: Check, profile: HardwareProfile, ref: str, baseline: Check | None,
+              tolerance: float = TOLERANCE) -> Check:
+    """`check` against the profile's baseline where there is one, else its model."""
+    if baseline is not None:
+        return against_baseline(check, baseline, profile.name, tolerance)
+    out = compare(check, profile, tolerance)
+    out.profile = f"{profile.name} (its model: no baseline)"
+    return out
+
+
+def baseline_path(profile_file: str | Path) -> Path:
+    """Where the baseline measurements of a calibrated profile file are kept."""
+    p = Path(profile_file)
+    return p.with_name(p.stem + ".check.json")
+
+
+def against_baseline(check: Check, baseline: Check, name: str,
+                     tolerance: float = TOLERANCE) -> Check:
+    """`check` with each figure set against the same figure measured at calibration."""
+    base = {("storage", int(p["bytes"])): p["seconds"] for p in baseline.reads}
+    base |= {("host->device", int(p["bytes"])): p["seconds"] for p in baseline.writes}
+    figs = []
+    for kind, pts in (("storage", check.reads), ("host->device", check.writes)):
+        for p in pts:
+            b = base.get((kind, int(p["bytes"])))
+            if b:
+                what = "storage read" if kind == "storage" else "host->device copy"
+                figs.append(Figure(f"{what} {_size(int(p['bytes']))}", int(p["bytes"]), b,
+                                   p["seconds"]))
+    return Check(check.device, check.date, check.storage_mode, check.reads, check.writes,
+                 f"{name} (baseline measured {baseline.date})", tolerance, figs)
+
+
 def compare(check: Check, profile: HardwareProfile, tolerance: float = TOLERANCE) -> Check:
-    """`check` with each figure set against what `profile` predicts for it."""
+    """`check` with each figure set against what `profile`'s model predicts for it."""
     hw = HardwareModel(profile)
     figs = [Figure(f"storage read {_size(p['bytes'])}", int(p["bytes"]),
                    read_time(profile.storage, int(p["bytes"])), p["seconds"])
@@ -136,8 +192,8 @@ def _size(n: int) -> str:
 
 def summary_lines(check: Check) -> list[str]:
     """A Markdown table of the figures and the verdict."""
-    lines = [f"| figure | profile `{check.profile}` predicts | measured now | measured / "
-             "predicted | holds |", "|---|---:|---:|---:|---|"]
+    lines = [f"| figure | reference: {check.profile} | measured now | measured / "
+             "reference | holds |", "|---|---:|---:|---:|---|"]
     for f in check.figures:
         lines.append(f"| {f.what} | {f.predicted_s * 1e6:.1f} us | {f.measured_s * 1e6:.1f} us | "
                      f"{f.ratio:.2f} | {'yes' if abs(f.ratio - 1) <= check.tolerance else 'NO'} |")
@@ -151,26 +207,44 @@ def verdict(check: Check) -> str:
                 f"{check.tolerance:.0%} of its prediction")
     worst = max(check.drifted, key=lambda f: abs(f.ratio - 1))
     kinds = sorted({f.what.split(" ")[0] for f in check.drifted})
+    name = check.profile.split(" ")[0]
     return (f"profile {check.profile} has drifted: {len(check.drifted)} of {len(check.figures)} "
             f"figures off by more than {check.tolerance:.0%} ({', '.join(kinds)}; worst "
-            f"{worst.what}: {worst.ratio:.2f}x the prediction); refit them with `weightstream "
-            f"validate calibrate --refit CHECK.json --base {check.profile} --out NEW.yaml`")
+            f"{worst.what}: {worst.ratio:.2f}x the reference); refit them with `weightstream "
+            f"validate calibrate --refit CHECK.json --base {name} --out NEW.yaml`")
 
 
-def refit(check: Check) -> dict[str, tuple[float, str]]:
-    """Profile field -> (value, what was measured) for the drifting figures, from `check`."""
+def refit(check: Check, profile: HardwareProfile, baseline: Check | None = None
+          ) -> dict[str, tuple[float, str]]:
+    """Profile field -> (value, what was measured) for the drifting figures. With the baseline
+    of the profile's calibration, each field is scaled by how much its figure changed (the
+    profile's values come from replays and stay consistent with its other fields); without
+    it, the fields are the check's own fits."""
     from validate.fit import fit_latency_bandwidth
 
     out: dict[str, tuple[float, str]] = {}
-    r = fit_latency_bandwidth([p["bytes"] for p in check.reads],
-                              [p["seconds"] for p in check.reads])
-    how = f"re-measured by `validate check` ({check.storage_mode}), whole reads vs size; {r.note()}"
-    out["storage.request_latency"] = (r.latency, how)
-    out["storage.read_bandwidth"] = (r.bandwidth, how)
-    w = fit_latency_bandwidth([p["bytes"] for p in check.writes],
-                              [p["seconds"] for p in check.writes])
-    how = f"re-measured by `validate check`, clEnqueueWriteBuffer vs size; {w.note()}"
-    out["transfer.host_to_gpu_latency"] = (w.latency, how)
-    out["transfer.host_to_gpu_bandwidth"] = (w.bandwidth, how)
+    pairs = (("storage", "reads", "storage.request_latency", "storage.read_bandwidth"),
+             ("copies", "writes", "transfer.host_to_gpu_latency",
+              "transfer.host_to_gpu_bandwidth"))
+    for what, attr, lat_f, bw_f in pairs:
+        now = fit_latency_bandwidth([p["bytes"] for p in getattr(check, attr)],
+                                    [p["seconds"] for p in getattr(check, attr)])
+        how = f"re-measured by `validate check` {check.date} ({what}); {now.note()}"
+        if baseline is None:
+            out[lat_f] = (now.latency, how)
+            out[bw_f] = (now.bandwidth, how)
+            continue
+        was = fit_latency_bandwidth([p["bytes"] for p in getattr(baseline, attr)],
+                                    [p["seconds"] for p in getattr(baseline, attr)])
+        sec, lat_n = lat_f.split(".")
+        bw_n = bw_f.split(".")[1]
+        old_lat = getattr(getattr(profile, sec), lat_n)
+        old_bw = getattr(getattr(profile, sec), bw_n)
+        lat_ratio = now.latency / was.latency if was.latency > 0 else 1.0
+        bw_ratio = now.bandwidth / was.bandwidth
+        out[lat_f] = (old_lat * lat_ratio, f"{how}: the calibrated value x {lat_ratio:.3g}, the "
+                      f"change since the baseline of {baseline.date}")
+        out[bw_f] = (old_bw * bw_ratio, f"{how}: the calibrated value x {bw_ratio:.3g}, the "
+                     f"change since the baseline of {baseline.date}")
     return out
 

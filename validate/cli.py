@@ -141,11 +141,19 @@ def calibrate(mb_file: str | None, spec: str | None, base: str, out: str, name: 
         _say(f"end-to-end check on the calibration set (not fitted): MAPE "
              f"{sum(errs) / len(errs):.1%}")
         if report:
+            Path(report).parent.mkdir(parents=True, exist_ok=True)
             Path(report).write_text(calibration_report(results, e2e, mb.device, pname,
                                                        "synthetic" if quick else set_name,
                                                        repeats))
     write_profile(data, out)
     click.echo(f"wrote {out}")
+    if dev is not None:
+        from validate.check import baseline_path, measure
+
+        base_file = baseline_path(out)
+        measure(dev).save(base_file)
+        click.echo(f"wrote {base_file} (this start's storage and copy figures, the baseline of "
+                   "`validate check`)")
     for path, (value, _src) in cal.values.items():
         click.echo(f"  {path} = {value:.6g}" if isinstance(value, float) else f"  {path} = {value}")
 
@@ -158,17 +166,18 @@ def _scaled(s, f: float):
 
 def _refit(base: str, check_file: str, out: str, name: str | None) -> None:
     """`calibrate --refit`: the base profile with its drifting figures measured anew."""
+    from hwprofiles import load_profile
     from hwprofiles.loader import load_checked
     from hwprofiles.schema import FIELDS
     from validate.calibrate import Calibration, write_profile
     from validate.calibrate import _fmt as fmt
-    from validate.check import Check, refit
+    from validate.check import Check, load_baseline, refit
 
     check = Check.load(check_file)
     data = load_checked(base)[0]
     data.pop("extends", None)
     cal = Calibration(check.device, check.date)
-    for path, (value, what) in refit(check).items():
+    for path, (value, what) in refit(check, load_profile(base), load_baseline(base)).items():
         cal.set(path, value, what)
     for path, (value, how) in cal.values.items():
         node = data
@@ -180,6 +189,9 @@ def _refit(base: str, check_file: str, out: str, name: str | None) -> None:
     data["description"] = (f"{data.get('description', '')} Storage and copies refitted "
                            f"{check.date} from `validate check`.").strip()
     write_profile(data, out)
+    from validate.check import baseline_path
+
+    check.save(baseline_path(out))  # the new reference of later checks
     click.echo(f"wrote {out} (refitted from {check_file}: "
                + ", ".join(f"{k} = {v:.4g}" for k, (v, _) in cal.values.items()) + ")")
 
@@ -234,24 +246,27 @@ def replay(schedule_file: str, spec: str | None, scale: float, weights_dir: str 
 @click.option("--tolerance", type=float, default=0.15, show_default=True,
               help="largest relative difference from the profile's prediction that still holds")
 @click.option("--fail-on-drift", is_flag=True, help="exit with status 1 if the profile drifted")
+@click.option("--baseline", type=click.Path(dir_okay=False), default=None,
+              help="the profile's calibration-time figures (default: PROFILE.check.json next to "
+                   "its file, written by calibrate)")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None,
               help="folder for the storage test file (default: a temp dir)")
 def check(spec: str | None, profile_ref: str, out: str | None, tolerance: float,
-          fail_on_drift: bool, workdir: str | None) -> None:
+          fail_on_drift: bool, baseline: str | None, workdir: str | None) -> None:
     """Re-measure the figures that drift between machine starts (storage reads, host->device
     copies) in seconds and say whether PROFILE still holds."""
     from hwprofiles import load_profile
-    from validate.check import compare as against
-    from validate.check import measure, summary_lines, verdict
+    from validate.check import load_baseline, measure, reference, summary_lines, verdict
     from validate.device import open_device
 
     if not 0 < tolerance < 10:
         raise ValidateError(f"--tolerance must be a fraction above 0 (0.15 = 15%), found "
                             f"{tolerance}")
     profile = load_profile(profile_ref)
+    base = load_baseline(profile_ref, baseline)
     dev = open_device(spec)
     _say(f"device: {dev.info.label}")
-    result = against(measure(dev, workdir=workdir), profile, tolerance)
+    result = reference(measure(dev, workdir=workdir), profile, profile_ref, base, tolerance)
     if out:
         result.save(out)
     for line in summary_lines(result):
@@ -299,8 +314,7 @@ def compare(spec: str | None, profile_ref: str, out: str, set_name: str, models:
     """Replay the held-out schedules and simulate them on PROFILE; write report.md,
     overlay.png and results.json with the error per op and end to end."""
     from hwprofiles import load_profile
-    from validate.check import compare as against
-    from validate.check import measure, summary_lines, verdict
+    from validate.check import load_baseline, measure, reference, summary_lines, verdict
     from validate.compare import evaluate, plot_overlay
     from validate.device import open_device
     from validate.replay import ReplayOptions
@@ -322,7 +336,7 @@ def compare(spec: str | None, profile_ref: str, out: str, set_name: str, models:
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
     sz = _size(size, quick)
-    machine = against(measure(dev), profile)
+    machine = reference(measure(dev), profile, profile_ref, load_baseline(profile_ref))
     _say(verdict(machine))
     load0 = os.getloadavg()[0]
     sets = {}

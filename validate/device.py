@@ -60,6 +60,7 @@ class Device:
     _pinned_ok: bool | None = None
     _keep: list = field(default_factory=list)
     _free_host: dict = field(default_factory=dict)
+    programs: dict = field(default_factory=dict)  # OpenCL C source -> built program
 
     def queue(self) -> Any:
         """A new profiling in-order queue on this device."""

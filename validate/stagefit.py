@@ -28,13 +28,14 @@ from hwprofiles.schema import HOPS, HardwareProfile
 from hwprofiles.storage import read_time
 from sim.hardware import HardwareModel
 from sim.schedule import Load, Schedule
-from validate.fit import fit_latency_bandwidth
+from validate.fit import Fit
 from validate.stages import HOP_OF, StageOp, hop_latencies
 
 CHECK_EVERY = 4  # every 4th op of each stage is held out of its fit
 TRIM = 0.95  # hop gaps: the slowest 5% are left out of the mean
 OVERLAP_GRID = (0.001, 0.25, 0.5, 0.75, 1.0)
 EFFICIENCY_GRID = tuple(float(x) for x in np.geomspace(0.02, 1.0, 30))
+FLAT_BANDWIDTH = 1e15  # bytes/s: "no measurable size dependence"
 KERNEL_HOP_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)  # x the measured kernel hop
 
 
@@ -102,13 +103,47 @@ def fit_hops(ops: Sequence[StageOp]) -> list[StageResult]:
     return out
 
 
+def size_classes(pts: Sequence[tuple[float, float]], stat: str = "mean"
+                 ) -> list[tuple[float, float, int]]:
+    """(mean bytes, mean or median seconds, count) of the points in each power-of-two size
+    class."""
+    groups: dict[int, list[tuple[float, float]]] = {}
+    for b, t in pts:
+        groups.setdefault(int(math.log2(max(b, 1.0))), []).append((b, t))
+    agg = np.mean if stat == "mean" else np.median
+    return [(float(np.mean([b for b, _ in g])), float(agg([t for _, t in g])), len(g))
+            for _, g in sorted(groups.items())]
+
+
+def fit_line(pts: Sequence[tuple[float, float]], stat: str = "mean") -> tuple[float, float]:
+    """(latency, bandwidth) of latency + bytes / bandwidth through the size classes' means
+    (or medians): relative least squares, each class weighted by the root of its count,
+    latency >= 0."""
+    bins = size_classes(pts, stat)
+    x = np.array([b[0] for b in bins])
+    y = np.array([b[1] for b in bins])
+    w = np.sqrt(np.array([b[2] for b in bins], float))
+    if len(bins) >= 2:
+        a_mat = np.stack([w / y, w * x / y], axis=1)
+        (a, k), *_ = np.linalg.lstsq(a_mat, w, rcond=None)
+        if a >= 0 and k > 0:
+            return float(a), float(1 / k)
+        if a > 0:  # no growth with size to be seen: a fixed cost (bandwidth beyond measuring)
+            return float(np.sum(w * w) / np.sum(w * w / y)), FLAT_BANDWIDTH
+    r = x / y  # through the origin
+    k = float(np.sum(w * w * r) / np.sum(w * w * r * r))
+    return 0.0, 1 / k
+
+
 def _line(stage: str, fields: tuple[str, str], pts: Sequence[tuple[float, float]],
-          how: str, extra_fit: Sequence[tuple[float, float]] = ()) -> StageResult | None:
+          how: str, extra_fit: Sequence[tuple[float, float]] = (), stat: str = "median"
+          ) -> StageResult | None:
     """latency + bytes / bandwidth on (bytes, seconds) points, fitted on the fit split."""
     if len(pts) < 3:
         return None
     fit, check = split(pts)
-    f = fit_latency_bandwidth(*zip(*(list(fit) + list(extra_fit)), strict=True))
+    lat, bw = fit_line(list(fit) + list(extra_fit), stat)
+    f = Fit(lat, bw, 0.0, len(fit))
     r = StageResult(stage, {fields[0]: f.latency, fields[1]: f.bandwidth}, how)
     for name, sel in (("fit", fit), ("check", check)):
         x, y = np.array([p[0] for p in sel]), np.array([p[1] for p in sel])
@@ -153,8 +188,9 @@ def fit_storage(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: Hardwar
     r = _line("storage", ("storage.request_latency", "storage.read_bandwidth"),
               [(b, d) for b, d, _ in quiet],
               f"reads of the weight file made while no kernel ran, with {len(microbench_reads)} "
-              "replay-style microbenchmark reads: latency + bytes / bandwidth",
-              microbench_reads)
+              "replay-style microbenchmark reads: latency + bytes / bandwidth through each size "
+              "class's mean (a read's tail delays add up in a schedule)", microbench_reads,
+              "mean")
     if r is None:
         return []
     spec = replace(profile.storage, request_latency=r.values["storage.request_latency"],
@@ -191,7 +227,7 @@ def fit_kernels(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: Hardwar
         hw = HardwareModel(p)
         return np.array([hw.compute_time(st, tb, loc) for st, tb, loc, _ in sel])
 
-    for f in KERNEL_HOP_GRID:
+    for f in KERNEL_HOP_GRID:  # the shape with the least mean relative error
         hk = dict(hops, **{"kernel<-load": base_hop * f})
         meas = np.array([o.effective(hk) for *_, o in fit])
         for o in OVERLAP_GRID:
@@ -209,8 +245,8 @@ def fit_kernels(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: Hardwar
     r = StageResult("kernels", {"gpu.compute_memory_overlap": o, "gpu.compute_efficiency": eff,
                                 "gpu.kernel_launch_overhead": c, "gpu.sync_kernel": hop},
                     "effective kernel times (profiling event + launch gap): grid search over "
-                    "compute/memory overlap, compute efficiency and the kernel hop, launch "
-                    "overhead from percentiles of the residual, least mean relative error",
+                    "compute/memory overlap, compute efficiency and the kernel hop (least mean "
+                    "relative error), launch overhead from percentiles of the residual",
                     len(fit), err)
     hk = dict(hops, **{"kernel<-load": hop})
     pred = c + roofline(o, eff, check)
@@ -232,13 +268,14 @@ def fit_all(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: HardwarePro
     results += fit_storage(runs, p, microbench_reads)
     copies = [(o.nbytes, o.duration) for _, ops in runs for o in ops if o.resource == "copy"]
     r = _line("copy", ("transfer.host_to_gpu_latency", "transfer.host_to_gpu_bandwidth"), copies,
-              "copy durations (profiling events): latency + bytes / bandwidth")
+              "copy durations (profiling events): latency + bytes / bandwidth through each size "
+              "class's median")
     if r:
         results.append(r)
     tr = [(o.nbytes, o.duration) for _, ops in runs for o in ops if o.resource == "transform"]
     r = _line("transform", ("transfer.transform_latency", "transfer.transform_bandwidth"), tr,
               "buffer->image transform durations (profiling events): latency + bytes / "
-              "bandwidth")
+              "bandwidth through each size class's median")
     if r:
         results.append(r)
     p = _with(p, {k: v for r in results for k, v in r.values.items()})
