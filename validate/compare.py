@@ -4,7 +4,6 @@ overlay plots, JSON)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +190,3 @@ def plot_overlay(results: Sequence[CaseResult], path: Path) -> None:
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
-
-def nan_to_none(x: float) -> float | None:
-    return None if isinstance(x, float) and math.isnan(x) else x

@@ -47,7 +47,8 @@ def summarise(dirs: Sequence[Path]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     cols: dict[str, list[float]] = {}
     for d, r in runs:
-        row = [d.name, f"`{r.get('profile', '?')}`"]
+        row = [f"{d.parent.name}/{d.name}" if d.name == "cmp" else d.name,
+               f"`{r.get('profile', '?')}`"]
         for s in sets:
             m = r["sets"].get(s, {}).get("mape")
             row.append(f"{m:.1%}" if m is not None else "-")
