@@ -9,7 +9,10 @@ one unit in order of arrival.
 
 A step that waits for work on another unit (a copy for its read, a kernel for its load, a load
 for the kernel that freed its memory) starts `gpu.sync_latency` after that work ends; kernels on
-the in-order GPU queue follow each other without it. With `storage.compute_contention` k > 1, a
+the in-order GPU queue follow each other without it. Where the profile gives a hop its own
+latency (`gpu.sync_read`, `sync_copy`, `sync_transform`, `sync_kernel`, `sync_free`) that hop
+takes it instead; a given `sync_read` also applies to reads that waited for a free. A runtime
+whose `init.order` is before_load reads no weight before its programs are built. With `storage.compute_contention` k > 1, a
 read progresses k times slower while a kernel runs: reads are then served one at a time by a
 storage process that re-plans at every kernel start and end. Every allocation waits on the
 memory pool's budget. A schedule that can make no progress (an allocation that can never fit,
@@ -104,7 +107,6 @@ class _Engine:
         self.hook = hook
         self.record = record_trace
         self.intervals: list[Interval] = []
-        self.sync = profile.gpu.sync_latency
         self.shared = profile.gpu.shared_with_transfers
         self.contention = profile.storage.compute_contention
         n = prep.n
@@ -211,12 +213,13 @@ class _Engine:
         now = self.env.now
         p = self.p
         ready = now
-        if self.sync:
+        if p.synchronised:
             end = self.end_time
             for j, lag in zip(p.deps[i], p.lags[i], strict=True):
                 if end[j] + lag > ready:
                     ready = end[j] + lag
-        if i == p.first_compute and p.init_s > ready:
+        if (i == p.first_compute or (p.loads_after_init and p.kinds[i] == LOAD)) \
+                and p.init_s > ready:
             ready = p.init_s
         if ready > now:
             self.at(ready, lambda: self._start(i))
@@ -265,8 +268,9 @@ class _Engine:
             self._post(i, k, seg)
             return
         now = self.env.now
-        # a read is dispatched by the runtime's host thread: never before one sync latency
-        earliest = max(now, self.sync) if seg.dispatch else now + self.sync
+        earliest = now + seg.lag
+        if seg.floor > earliest:  # a read is dispatched by the runtime's host thread
+            earliest = seg.floor
         self._arrive(i, k, seg.unit, earliest, self.dur(self.s.steps[i], seg.stage, seg.seconds),
                      lambda start, t: self._after(start, t, lambda s0: self._stage_done(i, k, s0)))
 

@@ -67,7 +67,7 @@ def evaluate(p: Prepared, budget: int | None, record_trace: bool = True) -> SimR
                 raise Handover(f"load step {i} needs more than the budget at once (the engine "
                                "reports it)")
     n = p.n
-    sync = profile.gpu.sync_latency
+    synchronised, after_init = p.synchronised, p.loads_after_init
     kinds, deps, lags, loads = p.kinds, p.deps, p.lags, p.loads
     nc = len(p.compute_ids)
     end = [0.0] * n
@@ -106,7 +106,7 @@ def evaluate(p: Prepared, budget: int | None, record_trace: bool = True) -> SimR
     k_c = 0
     for i in range(n):
         ready = 0.0
-        if sync:
+        if synchronised:
             for j, lag in zip(deps[i], lags[i], strict=True):
                 r = end[j] + lag
                 if r > ready:
@@ -146,16 +146,17 @@ def evaluate(p: Prepared, budget: int | None, record_trace: bool = True) -> SimR
             end[i] = start + d
             k_c += 1
         elif kind == LOAD:
+            if after_init and init_s > ready:
+                ready = init_s
             t = ready
             lids.append(i)
             for k, seg in enumerate(loads[i].segments):
                 sreq.append(t)
                 unit = seg.unit
                 if unit:
-                    if seg.dispatch:
-                        earliest = t if t > sync else sync
-                    else:
-                        earliest = t + sync
+                    earliest = t + seg.lag
+                    if seg.floor > earliest:
+                        earliest = seg.floor
                     if t < last[unit]:
                         start = backfill(unit, t, i, k, earliest, seg.seconds)
                     else:

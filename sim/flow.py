@@ -40,16 +40,17 @@ Action = tuple
 @dataclass(frozen=True, slots=True)
 class Segment:
     """One step of a load: ask for `request` (category, bytes) pairs together, then run `stage`
-    for `seconds` on `unit` ('' = no stage), then apply `post`. A `dispatch` stage (the read) is
-    started by the host thread: never before one sync latency from t=0; other stages start one
-    sync latency after the stage before them."""
+    for `seconds` on `unit` ('' = no stage), then apply `post`. The stage starts no earlier than
+    `lag` after the stage before it ended (the sync hop into a copy, a transform, a parse) and
+    never before `floor` (a read is dispatched by the host thread: one read hop from t=0)."""
 
     request: tuple[tuple[str, int], ...]
     unit: str
     resource: str  # the trace/utilisation row: storage | copy | transform | host
     stage: str  # read | parse | copy | transform
     seconds: float
-    dispatch: bool
+    lag: float
+    floor: float
     nbytes: int
     post: tuple[Action, ...] = ()
 
@@ -80,11 +81,14 @@ def load_flow(st: Load, hw: HardwareModel, mapped: bool, units: Mapping[str, str
     stages = hw.load_stages(b, st.path, st.dst, len(st.tensors))
     zero_copy = hw.profile.transfer.zero_copy
 
+    g = hw.profile.gpu
+
     def seg(request: tuple, stage: str, nbytes: int = b, post: tuple = ()) -> Segment:
         unit = units[stage]
         name = "storage" if stage == "read" else stage
+        lag = 0.0 if stage == "read" else g.sync_latency if stage == "parse" else g.hop(stage)
         return Segment(request, unit, "host" if unit == "host" else name, stage, stages[stage],
-                       stage == "read", nbytes, post)
+                       lag, g.hop("read") if stage == "read" else 0.0, nbytes, post)
 
     if mapped:
         # pages are read into the page cache and kernels read them there
@@ -115,7 +119,7 @@ def load_flow(st: Load, hw: HardwareModel, mapped: bool, units: Mapping[str, str
         segs.append(seg((("weights", b),), "transform", post=(held,)))
         dram += 2 * b
     else:
-        segs.append(Segment((), "", "", "", 0.0, False, 0, (("move", b),)))
+        segs.append(Segment((), "", "", "", 0.0, 0.0, 0.0, 0, (("move", b),)))
     return LoadFlow(tuple(segs), fb, dram, st.dst)
 
 
@@ -131,7 +135,9 @@ class Prepared:
     hw: HardwareModel
     kinds: list[int]
     deps: list[tuple[int, ...]]  # steps that must finish first (a compute: also the one before it)
-    lags: list[tuple[float, ...]]  # seconds after each dep's end this step can start (sync > 0)
+    lags: list[tuple[float, ...]]  # seconds after each dep's end this step can start
+    synchronised: bool  # some hop has a sync latency (else every lag is 0 and `lags` is empty)
+    loads_after_init: bool  # runtime init.order before_load: no read before the builds end
     loads: dict[int, LoadFlow]
     compute_ids: list[int]
     cindex: dict[int, int]
@@ -227,7 +233,13 @@ def prepare(schedule: Schedule, profile: HardwareProfile, runtime: RuntimeProfil
     mapped = runtime.holding == "mmap"
     units = stage_units(hw)
     steps = schedule.steps
-    sync = profile.gpu.sync_latency
+    g = profile.gpu
+    # sync hops into a read (after a kernel or load; after a free: at once unless measured
+    # apart), into a kernel (after its loads) and into a free (after its kernels)
+    hop_read, hop_kernel, hop_free = g.hop("read"), g.hop("kernel"), g.hop("free")
+    hop_read_free = 0.0 if g.sync_read is None else g.sync_read
+    synchronised = any(v > 0 for v in (g.sync_latency, hop_read, hop_kernel, hop_free,
+                                       hop_read_free, g.hop("copy"), g.hop("transform")))
     n = len(steps)
     kinds = [0] * n
     deps: list[tuple[int, ...]] = [()] * n
@@ -265,12 +277,16 @@ def prepare(schedule: Schedule, profile: HardwareProfile, runtime: RuntimeProfil
         else:  # validate_schedule refuses these; a hand-made list may still hold one
             raise TypeError(f"step {i}: unknown step type {cls.__name__}")
         deps[i] = d
-        if sync and d:
-            # a hand-off from another unit is seen a sync latency later; a host-side free at
-            # once; a kernel follows the kernel before it on the in-order queue
+        if synchronised and d:
+            # a hand-off from another unit is seen a sync hop later; a kernel follows the kernel
+            # before it on the in-order queue
             mine = kinds[i]
-            lags[i] = tuple([0.0 if kinds[j] == FREE or (mine == COMPUTE and kinds[j] == COMPUTE)
-                             else sync for j in d])
+            if mine == LOAD:
+                lags[i] = tuple([hop_read_free if kinds[j] == FREE else hop_read for j in d])
+            elif mine == COMPUTE:
+                lags[i] = tuple([hop_kernel if kinds[j] == LOAD else 0.0 for j in d])
+            else:
+                lags[i] = tuple([0.0 if kinds[j] == FREE else hop_free for j in d])
     # kernels read each weight where the load they wait for put it
     durations = compute_times(hw, computes, tb, where)
     freed = Activations(steps).freed
@@ -284,7 +300,8 @@ def prepare(schedule: Schedule, profile: HardwareProfile, runtime: RuntimeProfil
     i64 = np.int64
     init_s, programs = init_cost(schedule, runtime)
     return Prepared(
-        schedule, profile, runtime, hw, kinds, deps, lags, loads, ids,
+        schedule, profile, runtime, hw, kinds, deps, lags, synchronised,
+        runtime.init_order == "before_load", loads, ids,
         {c: k for k, c in enumerate(ids)}, durations,
         np.array([c.output_bytes for c in computes], dtype=i64),
         np.array([c.workspace_bytes for c in computes], dtype=i64),
