@@ -15,6 +15,7 @@ budget computes the very same numbers); otherwise the run is executed at its bud
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from typing import Any
@@ -28,7 +29,7 @@ class Shared:
     """Caches for a chunk of runs (none outlives the chunk: no state between sweeps)."""
 
     def __init__(self) -> None:
-        self.workloads: dict[tuple[WorkloadRef, str], Any] = {}
+        self.workloads: dict[tuple[str, str], Any] = {}
         self.profiles: dict[ProfileRef, Any] = {}
         self.runtimes: dict[ProfileRef, Any] = {}
         self.problems: dict[tuple, Any] = {}  # (workload, profile, runtime) -> budget-free
@@ -36,7 +37,7 @@ class Shared:
         self.free: dict[tuple, tuple[Any, Any]] = {}  # budget-free schedule and its result
 
     def workload(self, ref: WorkloadRef, dtype: str) -> Any:
-        key = (ref, dtype)
+        key = (_key(ref), dtype)
         if key not in self.workloads:
             self.workloads[key] = load_workload(ref, dtype)
         return self.workloads[key]
@@ -56,7 +57,7 @@ class Shared:
         from sim.lowering import lower
         from sim.planner.problem import build_problem
 
-        key = (run.workload, run.dtype, run.profile, run.runtime)
+        key = (_key(run.workload), run.dtype, run.profile, run.runtime)
         if key not in self.problems:
             self.problems[key] = build_problem(lower(wl, rt), prof, None, rt)
         return replace(self.problems[key], budget=budget)
@@ -65,7 +66,7 @@ class Shared:
         """No schedule of the run's workload fits below this (see sim.capacity)."""
         from sim.capacity import working_set_floor
 
-        key = (run.workload, run.dtype, run.profile, run.runtime)
+        key = (_key(run.workload), run.dtype, run.profile, run.runtime)
         if key not in self.floors:
             self.floors[key] = working_set_floor(wl, prof, rt,
                                                  self.problem(run, wl, prof, rt, None))
@@ -90,19 +91,19 @@ class Shared:
             problem = self.problem(run, wl, prof, rt, budget)
             floor = self.floor(run, wl, prof, rt)
             if budget is not None and budget < floor:
-                error = (f"budget {format_bytes(budget)} is below the smallest working set of "
-                         f"{wl.name} on {prof.name}: {format_bytes(floor)} ({floor} bytes), the "
-                         "weights and activations one op needs at once; no schedule fits")
-                row.update(feasible=False, executor="analytic")
+                m = _unrun(run, wl, prof, rt, budget, (
+                    f"budget {format_bytes(budget)} is below the smallest working set of "
+                    f"{wl.name} on {prof.name}: {format_bytes(floor)} ({floor} bytes), the "
+                    "weights and activations one op needs at once; no schedule fits"))
             else:
                 m = self._metrics(run, wl, prof, rt, budget, options, problem)
-                metrics = m.flat()
-                for k in ("policy", "profile", "model", "budget_bytes", "runtime"):
-                    metrics.pop(k, None)  # inputs keep the spec's labels
-                row.update(metrics)
-                row["profile_resolved"] = m.profile
-                error = m.error
-                lb = m.meta.get("lower_bound_s")
+            metrics = m.flat()
+            for k in ("policy", "profile", "model", "budget_bytes", "runtime"):
+                metrics.pop(k, None)  # inputs keep the spec's labels
+            row.update(metrics)
+            row["profile_resolved"] = m.profile
+            error = m.error
+            lb = m.meta.get("lower_bound_s")
         except Exception as exc:  # one failing run must not stop the sweep
             error = f"{type(exc).__name__}: {exc}"
             crashed = True
@@ -129,7 +130,8 @@ class Shared:
             s = plan(name, wl, prof, budget, rt, problem=problem, **options)
             return simulate(s, prof, budget=budget, record_trace=False, runtime=rt,
                             engine=run.engine).metrics
-        key = (run.workload, run.dtype, run.profile, run.runtime, run.policy)
+        key = (_key(run.workload), run.dtype, run.profile, run.runtime, run.policy.name,
+               json.dumps(dict(run.policy.options), sort_keys=True, default=str))
         if key not in self.free:
             s = plan(name, wl, prof, None, rt, **options)
             free = simulate(s, prof, budget=None, record_trace=False, runtime=rt,
@@ -142,3 +144,23 @@ class Shared:
             return replace(free, budget_bytes=budget, meta=dict(free.meta))
         return simulate(replace(s, budget_bytes=budget), prof, budget=budget,
                         record_trace=False, runtime=rt, engine=run.engine).metrics
+
+
+def _key(ref: WorkloadRef) -> str:
+    """A hashable identity of a workload reference (its arguments may hold dicts)."""
+    return json.dumps([ref.kind, ref.name, list(ref.args)], sort_keys=True, default=str)
+
+
+def _unrun(run: Any, wl: Any, prof: Any, rt: Any, budget: int | None, error: str) -> Any:
+    """The Metrics of a run decided without executing it (infeasible by a bound)."""
+    from sim.memory import CATEGORIES
+    from sim.metrics import Metrics
+
+    return Metrics(
+        policy=run.policy.name, workload=wl.name, profile=prof.name, budget_bytes=budget,
+        feasible=False, error=error, latency_s=0.0, cold_latency_s=0.0, warm_latency_s=None,
+        invocation_latencies_s=[], peak_memory_bytes=0,
+        peak_memory_by_category=dict.fromkeys(CATEGORIES, 0), avg_memory_bytes=0.0,
+        avg_memory_by_category=dict.fromkeys(CATEGORIES, 0.0), weight_bytes=wl.weight_bytes,
+        flash_bytes_read=0, compute_s=0.0, gpu_stall_s=0.0, utilisation={}, runtime=rt.name,
+        memory_limit_bytes=prof.memory_limit(), executor="analytic")

@@ -141,8 +141,11 @@ class ResultsStore:
 
 
 def sort_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows in a fixed order (so equal results give equal files whoever ran them)."""
+    """Rows and columns in a fixed order (so equal results give equal files whoever ran them,
+    in whatever order the rows arrived): the key first, then the columns by name."""
     cols = [c for c in ORDER if c in df]
+    if "key" in df:
+        df = df[["key", *sorted(c for c in df.columns if c != "key")]]
     if not cols:
         return df
     return df.sort_values([*cols, "key"], na_position="last", kind="stable").reset_index(drop=True)

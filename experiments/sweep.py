@@ -90,7 +90,8 @@ def chunks(runs: Sequence[RunSpec], parts: int) -> list[list[RunSpec]]:
     workers stay busy."""
     groups: dict[tuple, list[RunSpec]] = {}
     for r in runs:
-        groups.setdefault((r.workload, r.dtype, r.profile), []).append(r)
+        groups.setdefault((r.workload.label, repr(r.workload.to_dict()), r.dtype, r.profile),
+                          []).append(r)
     size = max(1, -(-len(runs) // max(1, parts)))
     out: list[list[RunSpec]] = []
     for group in groups.values():

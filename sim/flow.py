@@ -174,39 +174,45 @@ class Prepared:
                                               ("activations", int(self.freed_act[k]))) if v > 0)
 
 
-def compute_times(hw: HardwareModel, computes: Sequence[Compute],
-                  tensor_bytes: Mapping[str, int],
-                  locations: Sequence[Sequence[str]]) -> list[float]:
-    """`hw.compute_time` of many computes at once, bit for bit (the same operations in the same
-    order, vectorised); `locations[i]` says where each weight of `computes[i]` is read from
-    (texture or buffer)."""
-    n = len(computes)
+def kernel_times(hw: HardwareModel, flops: Sequence[int], dtypes: Sequence[str],
+                 act_bytes: Sequence[int], classes: Sequence[str],
+                 weight_bytes: Sequence[Sequence[int]],
+                 locations: Sequence[Sequence[str]]) -> list[float]:
+    """`hw.compute_time` of many kernels at once, bit for bit (the same operations in the same
+    order, vectorised): per kernel its FLOPs, dtype, activation bytes read + written, kernel
+    class, and the bytes and location (texture | buffer) of each of its weights in order."""
+    n = len(flops)
     if n == 0:
         return []
     g, rt = hw.profile.gpu, hw.runtime
-    dtypes = [c.dtype for c in computes]
     peak = {d: g.flops_for(d) * g.compute_efficiency for d in set(dtypes)}
-    flops = np.array([c.flops for c in computes], dtype=np.float64)
-    t_flops = flops / np.array([peak[d] for d in dtypes])
-    acts = np.array([c.input_bytes + c.output_bytes for c in computes], dtype=np.float64)
-    t_mem = acts / g.memory_bandwidth
+    t_flops = np.array(flops, dtype=np.float64) / np.array([peak[d] for d in dtypes])
+    t_mem = np.array(act_bytes, dtype=np.float64) / g.memory_bandwidth
     bw = {"texture": hw.weight_read_bandwidth("texture"),
           "buffer": hw.weight_read_bandwidth("buffer")}
-    width = max(len(c.weights) for c in computes)
-    for j in range(width):  # weights in order; a compute without a j-th weight adds 0.0
-        nb = [tensor_bytes[c.weights[j]] if len(c.weights) > j else 0 for c in computes]
+    width = max(len(w) for w in weight_bytes)
+    for j in range(width):  # weights in order; a kernel without a j-th weight adds 0.0
+        nb = [w[j] if len(w) > j else 0 for w in weight_bytes]
         rate = [bw[loc[j]] if len(loc) > j else 1.0 for loc in locations]
         t_mem = t_mem + np.array(nb, dtype=np.float64) / np.array(rate)
-    effs: dict[tuple[str, str], float] = {}
-    classes = [(c.op_class or kind_class(c.kind), c.dtype) for c in computes]
-    for key in set(classes):
-        effs[key] = rt.efficiency_for(*key)
-    eff = np.array([effs[k] for k in classes])
+    effs = {key: rt.efficiency_for(*key) for key in set(zip(classes, dtypes, strict=True))}
+    eff = np.array([effs[k] for k in zip(classes, dtypes, strict=True)])
     hi, lo = np.maximum(t_flops, t_mem), np.minimum(t_flops, t_mem)
     t = g.kernel_launch_overhead + hi / eff + (1.0 - g.compute_memory_overlap) * lo / eff
     if rt.dispatch:
         t = t + rt.dispatch
     return t.tolist()
+
+
+def compute_times(hw: HardwareModel, computes: Sequence[Compute],
+                  tensor_bytes: Mapping[str, int],
+                  locations: Sequence[Sequence[str]]) -> list[float]:
+    """`kernel_times` of schedule computes; `locations[i]` says where each weight of
+    `computes[i]` is read from."""
+    return kernel_times(hw, [c.flops for c in computes], [c.dtype for c in computes],
+                        [c.input_bytes + c.output_bytes for c in computes],
+                        [c.op_class or kind_class(c.kind) for c in computes],
+                        [[tensor_bytes[w] for w in c.weights] for c in computes], locations)
 
 
 def init_cost(schedule: Schedule, runtime: RuntimeProfile) -> tuple[float, int]:

@@ -215,6 +215,14 @@ def _check_refs(step: Step, refs: Iterable[int], what: str) -> None:
                                 "earlier step")
 
 
+def _refs_ok(refs: tuple[int, ...], pos: int) -> bool:
+    """Every reference names an earlier step (the common case, checked fast)."""
+    for r in refs:
+        if type(r) is not int or r < 0 or r >= pos:
+            return False
+    return True
+
+
 def validate_schedule(s: Schedule, expected_ops: dict[int, Iterable[str]] | None = None) -> None:
     """Raise ScheduleError naming the first offending step if `s` breaks an IR rule.
 
@@ -223,14 +231,49 @@ def validate_schedule(s: Schedule, expected_ops: dict[int, Iterable[str]] | None
     resident: dict[str, int] = {}  # tensor -> id of the load that made it resident
     users: dict[str, set[int]] = {}  # tensor -> computes that used it since that load
     done: set[tuple[int, str]] = set()
-    kinds: dict[int, type] = {}
+    kinds: list[type] = []
+    tensor_bytes = s.tensor_bytes
+    ninv = len(s.invocations)
     for pos, step in enumerate(s.steps):
         if step.id != pos:
             raise ScheduleError(f"step at position {pos} has id {step.id}; ids must be 0..n-1 "
                                 "in list order")
-        _check_refs(step, step.after, "after")
-        kinds[pos] = type(step)
-        if isinstance(step, Load):
+        if not _refs_ok(step.after, pos):
+            _check_refs(step, step.after, "after")
+        cls = type(step)
+        kinds.append(cls)
+        if cls is Compute:
+            if not _refs_ok(step.inputs, pos):
+                _check_refs(step, step.inputs, "inputs")
+            for r in step.inputs:
+                if kinds[r] is not Compute:
+                    raise ScheduleError(f"step {pos} (compute {step.op}): input {r} is not a compute")
+            if not 0 <= step.invocation < ninv:
+                raise ScheduleError(f"step {pos} (compute {step.op}): invocation {step.invocation} "
+                                    f"out of range (0..{ninv - 1})")
+            key = (step.invocation, step.op)
+            if key in done:
+                raise ScheduleError(f"step {pos}: op {step.op!r} of invocation {step.invocation} "
+                                    "is computed twice")
+            done.add(key)
+            if min(step.flops, step.input_bytes, step.output_bytes, step.workspace_bytes,
+                   step.state_bytes) < 0:
+                for attr in ("flops", "input_bytes", "output_bytes", "workspace_bytes",
+                             "state_bytes"):
+                    if getattr(step, attr) < 0:
+                        raise ScheduleError(f"step {pos} (compute {step.op}): negative {attr}")
+            if step.weights:
+                after = step.after
+                for t in step.weights:
+                    r = resident.get(t)
+                    if r is None:
+                        raise ScheduleError(f"step {pos} (compute {step.op}) uses tensor {t!r} "
+                                            "before it is loaded")
+                    if r not in after:
+                        raise ScheduleError(f"step {pos} (compute {step.op}) uses tensor {t!r} "
+                                            f"but does not wait for its load (step {r})")
+                    users[t].add(pos)
+        elif cls is Load:
             if step.path not in PATHS:
                 raise ScheduleError(f"step {pos} (load): unknown path {step.path!r}; valid: "
                                     f"{', '.join(PATHS)}")
@@ -243,50 +286,25 @@ def validate_schedule(s: Schedule, expected_ops: dict[int, Iterable[str]] | None
                 raise ScheduleError(f"step {pos} (load) loads no tensor")
             total = 0
             for t in step.tensors:
-                if t not in s.tensor_bytes:
+                if t not in tensor_bytes:
                     raise ScheduleError(f"step {pos} (load): unknown tensor {t!r}")
                 if t in resident:
                     raise ScheduleError(f"step {pos} (load): tensor {t!r} is loaded again while "
                                         f"still resident from step {resident[t]}")
                 resident[t] = pos
                 users[t] = set()
-                total += s.tensor_bytes[t]
+                total += tensor_bytes[t]
             if total != step.bytes:
                 raise ScheduleError(f"step {pos} (load): bytes {step.bytes} differ from the "
                                     f"tensors' total {total}")
-        elif isinstance(step, Compute):
-            _check_refs(step, step.inputs, "inputs")
-            for r in step.inputs:
-                if kinds[r] is not Compute:
-                    raise ScheduleError(f"step {pos} (compute {step.op}): input {r} is not a compute")
-            if not 0 <= step.invocation < len(s.invocations):
-                raise ScheduleError(f"step {pos} (compute {step.op}): invocation {step.invocation} "
-                                    f"out of range (0..{len(s.invocations) - 1})")
-            key = (step.invocation, step.op)
-            if key in done:
-                raise ScheduleError(f"step {pos}: op {step.op!r} of invocation {step.invocation} "
-                                    "is computed twice")
-            done.add(key)
-            for attr in ("flops", "input_bytes", "output_bytes", "workspace_bytes", "state_bytes"):
-                if getattr(step, attr) < 0:
-                    raise ScheduleError(f"step {pos} (compute {step.op}): negative {attr}")
-            after = set(step.after)
-            for t in step.weights:
-                if t not in resident:
-                    raise ScheduleError(f"step {pos} (compute {step.op}) uses tensor {t!r} "
-                                        "before it is loaded")
-                if resident[t] not in after:
-                    raise ScheduleError(f"step {pos} (compute {step.op}) uses tensor {t!r} but does "
-                                        f"not wait for its load (step {resident[t]})")
-                users[t].add(pos)
-        elif isinstance(step, Free):
+        elif cls is Free:
             after = set(step.after)
             for t in step.tensors:
                 if t not in resident:
                     raise ScheduleError(f"step {pos} (free) frees tensor {t!r}, which is not "
                                         "resident")
-                missing = sorted(users[t] - after)
-                if missing:
+                if not users[t] <= after:
+                    missing = sorted(users[t] - after)
                     raise ScheduleError(f"step {pos} (free) frees tensor {t!r} before its last use "
                                         f"(it does not wait for compute step(s) {missing})")
                 del resident[t]

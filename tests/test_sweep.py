@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from experiments.cli import main
 from experiments.errors import ExperimentError
-from experiments.runners import DaskRunner, PoolRunner, SerialRunner, make_runner
+from experiments.runners import AutoRunner, DaskRunner, PoolRunner, SerialRunner, make_runner
 from experiments.runs import TIMING_COLUMNS
 from experiments.spec import parse_spec
 from experiments.store import ResultsStore
@@ -147,7 +147,8 @@ def test_failing_runs_are_recorded_and_sweep_goes_on(tmp_path):
 
 def test_make_runner_choices():
     assert isinstance(make_runner(1), SerialRunner)
-    assert isinstance(make_runner(None), PoolRunner)
+    assert isinstance(make_runner(None), AutoRunner)
+    assert isinstance(make_runner(2), PoolRunner)
     assert isinstance(make_runner(3, "tcp://127.0.0.1:1"), DaskRunner)
     r = CliRunner().invoke(main, ["sweep", "default", "--workers", "0", "--no-progress",
                                   "--out", "/nonexistent/never"])
@@ -174,3 +175,39 @@ def test_missing_dask_gives_a_clear_error(tmp_path, monkeypatch):
     spec = parse_spec(small_spec(budgets=["40MB"]))
     with pytest.raises(ExperimentError, match=r"weightstream\[dask\]"):
         run_sweep(spec, tmp_path, scheduler="tcp://127.0.0.1:1", progress=False)
+
+
+def test_auto_runner_stays_serial_for_small_work_and_pools_large_work():
+    r = AutoRunner(2, startup_s=2.0)
+    # a pool of 2 saves half the serial time; it must beat 2 x 2 s / 2 of start-up
+    assert not r.pool_pays(3.0) and r.pool_pays(5.0)
+    assert not AutoRunner(1).pool_pays(1e6)  # one core: never
+    out = list(r.map_unordered(abs, [-1, -2, -3]))
+    assert out == [(-1, 1), (-2, 2), (-3, 3)] and r._pool is None and r.name == "auto"
+
+
+def test_sweep_shares_work_and_decides_tiny_budgets_analytically(tmp_path):
+    """Budgets below the workload's working set are infeasible without planning; every other
+    row equals planning and simulating that run on its own."""
+    from experiments.resolve import load_profile_ref, load_workload
+    from experiments.runs import expand
+    from sim import plan, simulate
+
+    spec = parse_spec(small_spec(budgets=["1MB", "25MB", "200MB"],
+                                 policies=["sequential", {"name": "pipeline",
+                                                          "options": {"depth": 2}},
+                                           "flashmem"]))
+    rows = {r["key"]: r for r in run_sweep(spec, tmp_path, SerialRunner(),
+                                           progress=False).results.to_dict("records")}
+    for run in expand(spec):
+        row = rows[run.key]
+        if run.budget_bytes == 10**6:
+            assert row["executor"] == "analytic" and "smallest working set" in row["error"]
+            assert not row["feasible"]
+            continue
+        wl, prof = load_workload(run.workload, run.dtype), load_profile_ref(run.profile)
+        s = plan(run.policy.name, wl, prof, run.budget_bytes, **dict(run.policy.options))
+        m = simulate(s, prof, budget=run.budget_bytes, record_trace=False).metrics
+        assert row["feasible"] == m.feasible, run
+        assert row["latency_s"] == m.latency_s and row["peak_memory_bytes"] == \
+            m.peak_memory_bytes, run

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 
 import networkx as nx
+import numpy as np
 
 DTYPE_BITS: dict[str, int] = {"fp32": 32, "fp16": 16, "int8": 8, "int4": 4}
 QUANTIZED = ("int8", "int4")
@@ -171,6 +172,10 @@ class _Structure:
     order: tuple[str, ...]
     predecessors: dict[str, tuple[str, ...]]
     out_degree: dict[str, int]
+    # liveness in execution order: after the op at position dies_at[j] has run, the output of
+    # the op at position dies_pos[j] has had its last consumer (or never had one)
+    dies_at: np.ndarray
+    dies_pos: np.ndarray
 
 
 @lru_cache(maxsize=256)
@@ -195,7 +200,22 @@ def _structure(model: str, names: tuple[str, ...], edges: tuple[tuple[str, str],
     index = {n: i for i, n in enumerate(names)}
     order = tuple(nx.lexicographical_topological_sort(g, key=index.__getitem__))
     preds = {n: tuple(sorted(g.predecessors(n), key=index.__getitem__)) for n in names}
-    return _Structure(g, index, order, preds, {n: g.out_degree(n) for n in names})
+    degree = {n: g.out_degree(n) for n in names}
+    remaining = dict(degree)
+    pos = {n: k for k, n in enumerate(order)}
+    dies_at: list[int] = []
+    dies_pos: list[int] = []
+    for k, n in enumerate(order):
+        for q in preds[n]:
+            remaining[q] -= 1
+            if remaining[q] == 0:
+                dies_at.append(k)
+                dies_pos.append(pos[q])
+        if remaining[n] == 0:
+            dies_at.append(k)
+            dies_pos.append(k)
+    return _Structure(g, index, order, preds, degree, np.array(dies_at, dtype=np.int64),
+                      np.array(dies_pos, dtype=np.int64))
 
 
 class Model:
@@ -303,22 +323,20 @@ class Model:
 
 def activation_profile(model: Model, state: int = 0) -> list[int]:
     """Activation bytes held while each op runs (in execution order): live outputs not yet
-    consumed, the op's own output and workspace, and the persistent state (KV cache) so far,
-    starting from `state` bytes of state carried in from earlier invocations."""
-    remaining = dict(model._structure.out_degree)
-    live = 0
-    out: list[int] = []
-    for op in model.ops:
-        state += op.state_bytes
-        out.append(live + op.output_bytes + op.workspace_bytes + state)
-        live += op.output_bytes
-        for p in model.predecessors(op.name):
-            remaining[p] -= 1
-            if remaining[p] == 0:
-                live -= model.op(p).output_bytes
-        if remaining[op.name] == 0:
-            live -= op.output_bytes
-    return out
+    consumed (an output lives until its last consumer has run), the op's own output and
+    workspace, and the persistent state (KV cache) so far, starting from `state` bytes of state
+    carried in from earlier invocations."""
+    ops = model.ops
+    if not ops:
+        return []
+    st = model._structure
+    out = np.array([op.output_bytes for op in ops], dtype=np.int64)
+    work = np.array([op.workspace_bytes for op in ops], dtype=np.int64)
+    kv = np.cumsum(np.array([op.state_bytes for op in ops], dtype=np.int64)) + state
+    freed = np.zeros(len(ops), dtype=np.int64)
+    np.add.at(freed, st.dies_at, out[st.dies_pos])
+    live = np.concatenate(([0], np.cumsum(out - freed)[:-1]))  # alive before each op runs
+    return (live + out + work + kv).tolist()
 
 
 def chain(name: str, ops: Iterable[Op], **kwargs: object) -> Model:

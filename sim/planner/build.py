@@ -9,15 +9,17 @@ from sim.planner.problem import Problem
 from sim.policies.builder import Builder
 
 
-def _emit(b: Builder, problem: Problem, tensors: tuple[str, ...], after: list[int]) -> dict[str, int]:
-    """Load `tensors` directly: one load for those that fit textures, one for buffers."""
+def _emit(b: Builder, problem: Problem, tensors: tuple[str, ...], after: list[int],
+          layouts: dict[str, dict]) -> dict[str, int]:
+    """Load `tensors` directly: one load for those that fit textures, one for buffers
+    (`layouts`: each tensor's layout, as the schedule records it)."""
     ids: dict[str, int] = {}
     for dst in ("texture", "buffer"):
         part = tuple(t for t in tensors if problem.layouts[t].dst == dst)
         if not part:
             continue
         lid = b.load(part, after=after, path="direct", dst=dst,
-                     layout={t: problem.layouts[t].to_dict() for t in part})
+                     layout={t: layouts[t] for t in part})
         for t in part:
             ids[t] = lid
     return ids
@@ -26,9 +28,10 @@ def _emit(b: Builder, problem: Problem, tensors: tuple[str, ...], after: list[in
 def build_schedule(problem: Problem, plan: Plan, policy: str = "flashmem") -> Builder:
     """The schedule that executes `plan`."""
     b = Builder(policy, problem.workload, problem.profile, problem.budget)
+    layouts = {t: lay.to_dict() for t, lay in problem.layouts.items()}
     loaded: dict[str, int] = {}  # tensor -> load id while resident
     for g in sorted(plan.resident, key=lambda g: problem.groups[g].uses[0]):
-        loaded.update(_emit(b, problem, problem.groups[g].tensors, []))
+        loaded.update(_emit(b, problem, problem.groups[g].tensors, [], layouts))
     resident_ids = sorted(set(loaded.values()))
     pinned = {t for g in plan.resident for t in problem.groups[g].tensors}
     issued: dict[int, list[int]] = {}
@@ -43,10 +46,11 @@ def build_schedule(problem: Problem, plan: Plan, policy: str = "flashmem") -> Bu
             tensors = problem.groups[problem.units[i].group].tensors
             need = tuple(t for t in tensors if t not in loaded)
             if need:
-                loaded.update(_emit(b, problem, need, [last] if last is not None else []))
+                loaded.update(_emit(b, problem, need, [last] if last is not None else [],
+                                    layouts))
             for t in tensors:
                 claims[t] = claims.get(t, 0) + 1
-        names = list(dict.fromkeys(t.name for t in u.op.weights))
+        names = b.weight_names(u.op)
         after = [loaded[t] for t in names]
         if u.pos == 0:
             after += resident_ids

@@ -11,14 +11,17 @@ is issued.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
 
 from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
+from sim.flow import kernel_times
 from sim.hardware import IDEAL, HardwareModel
 from sim.lowering import op_class
 from sim.planner.layout import TextureLayout, texture_layout
 from sim.policies.builder import Unit, units
-from sim.schedule import Compute
 from workloads.workload import Workload
 
 
@@ -58,6 +61,9 @@ class Problem:
     groups: list[Group]
     layouts: dict[str, TextureLayout]
     zero_copy: bool
+    # sync hops of the flashmem path (sim.flow): earliest read (the host dispatches it), read
+    # after the kernel it was issued behind, copy after its read, kernel after its load
+    hops: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
     @property
     def n(self) -> int:
@@ -69,11 +75,34 @@ class Problem:
             return 0
         return max(g.bytes for g in self.groups)
 
+    @cached_property
+    def arrays(self) -> ProblemArrays:
+        """The problem as numpy arrays (per position, per unit, per group)."""
+        c = np.asarray(self.compute_s, dtype=np.float64)
+        return ProblemArrays(
+            np.concatenate(([0.0], np.cumsum(c))).tolist(),
+            np.asarray(self.act_bytes, dtype=np.int64),
+            np.array([u.pos for u in self.units], dtype=np.int64),
+            np.array([u.group for u in self.units], dtype=np.int64),
+            np.array([g.bytes for g in self.groups], dtype=np.int64),
+            [g.read_s for g in self.groups], [g.copy_s for g in self.groups])
+
+
+@dataclass
+class ProblemArrays:
+    prefix: list[float]  # prefix[k] = compute seconds of positions 0..k-1
+    act: np.ndarray  # per position
+    unit_pos: np.ndarray  # per unit
+    unit_group: np.ndarray
+    group_bytes: np.ndarray  # per group
+    read_s: list[float]
+    copy_s: list[float]
+
 
 def build_problem(workload: Workload, profile: HardwareProfile, budget: int | None,
                   runtime: RuntimeProfile | None = None) -> Problem:
     """Extract positions, units, groups, durations and layouts for the planners (durations as
-    `runtime` runs the ops: the engine's timing model, shared)."""
+    `runtime` runs the ops: the executors' timing model, shared)."""
     hw = HardwareModel(profile, runtime or IDEAL)
     tensors = workload.tensors
     gpu = profile.gpu
@@ -86,38 +115,44 @@ def build_problem(workload: Workload, profile: HardwareProfile, budget: int | No
     tbytes = {n: t.nbytes for n, t in tensors.items()}
     seq = units(workload)
     best_loc = "texture" if gpu.texture_read_efficiency >= gpu.buffer_read_efficiency else "buffer"
-    best_location = dict.fromkeys(tensors, best_loc)
-    compute_s, best_compute_s = [], []
+    # kernel times per distinct op (the decode steps of an LLM share most of theirs)
+    where: dict[int, int] = {}
+    ops = []
     for u in seq:
-        op = u.op
-        step = Compute(id=0, op=op.name, invocation=u.inv, kind=op.kind, dtype=op.dtype,
-                       flops=op.flops, weights=tuple(dict.fromkeys(t.name for t in op.weights)),
-                       input_bytes=op.input_bytes, output_bytes=op.output_bytes,
-                       op_class=op_class(op))
-        compute_s.append(hw.compute_time(step, tbytes, location))
-        best_compute_s.append(hw.compute_time(step, tbytes, best_location))
+        if id(u.op) not in where:
+            where[id(u.op)] = len(ops)
+            ops.append(u.op)
+    names = [tuple(dict.fromkeys(t.name for t in op.weights)) for op in ops]
+    cols = ([op.flops for op in ops], [op.dtype for op in ops],
+            [op.input_bytes + op.output_bytes for op in ops], [op_class(op) for op in ops],
+            [[tbytes[t] for t in nm] for nm in names])
+    times = kernel_times(hw, *cols, [[location[t] for t in nm] for nm in names])
+    best = kernel_times(hw, *cols, [[best_loc] * len(nm) for nm in names])
+    index = [where[id(u.op)] for u in seq]
+    compute_s = [times[k] for k in index]
+    best_compute_s = [best[k] for k in index]
     groups: list[Group] = []
     by_key: dict[tuple[str, ...], int] = {}
     owner: dict[str, int] = {}
     stream_units: list[StreamUnit] = []
-    for u in seq:
-        names = tuple(dict.fromkeys(t.name for t in u.op.weights))
-        if not names:
+    for u, k in zip(seq, index, strict=True):
+        names_u = names[k]
+        if not names_u:
             continue
-        gid = by_key.get(names)
+        gid = by_key.get(names_u)
         if gid is None:
-            clash = [t for t in names if t in owner]
+            clash = [t for t in names_u if t in owner]
             if clash:
                 # a tensor shared by ops with different weight sets: merge into its group
                 gid = owner[clash[0]]
                 g = groups[gid]
-                extra = tuple(t for t in names if t not in g.tensors)
+                extra = tuple(t for t in names_u if t not in g.tensors)
                 g.tensors += extra
                 g.bytes = sum(tbytes[t] for t in g.tensors)
             else:
                 gid = len(groups)
-                groups.append(Group(gid, names, sum(tbytes[t] for t in names), 0.0, 0.0))
-            by_key[names] = gid
+                groups.append(Group(gid, names_u, sum(tbytes[t] for t in names_u), 0.0, 0.0))
+            by_key[names_u] = gid
             for t in groups[gid].tensors:
                 owner[t] = gid
         groups[gid].uses.append(len(stream_units))
@@ -125,6 +160,7 @@ def build_problem(workload: Workload, profile: HardwareProfile, budget: int | No
     for g in groups:
         stages = hw.load_stages(g.bytes, "direct", "texture")
         g.read_s, g.copy_s = stages["read"], stages["copy"]
+    hops = (gpu.hop("read"), gpu.hop("read"), gpu.hop("copy"), gpu.hop("kernel"))
     return Problem(workload, profile, budget, seq, compute_s, best_compute_s,
                    workload.activation_profile(),
-                   stream_units, groups, layouts, profile.transfer.zero_copy)
+                   stream_units, groups, layouts, profile.transfer.zero_copy, hops)

@@ -51,6 +51,7 @@ class Builder:
             invocations=[InvocationInfo(inv.label, inv.model.name)
                          for inv in workload.invocations])
         self._compute_ids: list[dict[str, int]] = [{} for _ in workload.invocations]
+        self._kernels: dict[int, tuple] = {}  # per op object: what every compute of it repeats
 
     def nbytes(self, tensors: Iterable[str]) -> int:
         return sum(self.schedule.tensor_bytes[t] for t in tensors)
@@ -59,26 +60,42 @@ class Builder:
              dst: str | None = None, layout: dict | None = None) -> int:
         tensors = tuple(tensors)
         nbytes = self.nbytes(tensors)
-        return self.schedule.add(Load, tensors=tensors, bytes=nbytes, path=path,
-                                 dst=dst or default_dst(self.profile, nbytes), after=after,
-                                 layout=layout)
+        steps = self.schedule.steps
+        steps.append(Load(len(steps), tensors, nbytes, path,
+                          dst or default_dst(self.profile, nbytes), tuple(after), "flash",
+                          layout))
+        return len(steps) - 1
+
+    def _kernel(self, op: Op) -> tuple:
+        k = self._kernels.get(id(op))
+        if k is None:
+            k = self._kernels[id(op)] = (
+                op.kind, op.dtype, op.flops, tuple(dict.fromkeys(t.name for t in op.weights)),
+                op.input_bytes, op.output_bytes, op.workspace_bytes, op.state_bytes,
+                op_class(op), op)  # the op itself keeps its id unique while cached
+        return k
+
+    def weight_names(self, op: Op) -> tuple[str, ...]:
+        """The distinct weight tensors `op` reads, in order."""
+        return self._kernel(op)[3]
 
     def compute(self, unit: Unit, after: Iterable[int] = ()) -> int:
         op = unit.op
-        model = self.workload.invocations[unit.inv].model
+        k = self._kernel(op)
         ids = self._compute_ids[unit.inv]
-        inputs = tuple(ids[p] for p in model.predecessors(op.name))
-        cid = self.schedule.add(
-            Compute, op=op.name, invocation=unit.inv, kind=op.kind, dtype=op.dtype,
-            flops=op.flops, weights=tuple(dict.fromkeys(t.name for t in op.weights)),
-            input_bytes=op.input_bytes, output_bytes=op.output_bytes,
-            workspace_bytes=op.workspace_bytes, state_bytes=op.state_bytes, inputs=inputs,
-            after=tuple(dict.fromkeys(after)), op_class=op_class(op))
+        preds = self.workload.invocations[unit.inv].model.predecessors(op.name)
+        steps = self.schedule.steps
+        cid = len(steps)
+        steps.append(Compute(cid, op.name, unit.inv, k[0], k[1], k[2], k[3], k[4], k[5], k[6],
+                             k[7], tuple([ids[p] for p in preds]), tuple(dict.fromkeys(after)),
+                             k[8]))
         ids[op.name] = cid
         return cid
 
     def free(self, tensors: Iterable[str], after: Iterable[int]) -> int:
-        return self.schedule.add(Free, tensors=tuple(tensors), after=tuple(dict.fromkeys(after)))
+        steps = self.schedule.steps
+        steps.append(Free(len(steps), tuple(tensors), tuple(dict.fromkeys(after))))
+        return len(steps) - 1
 
 
 def next_uses(seq: list[Unit]) -> Iterator[dict[str, int | None]]:
