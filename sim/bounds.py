@@ -8,10 +8,17 @@ Valid for every policy under the engine's model:
   reading B bytes takes at least read_time(B) (one contiguous read) — plus, without
   zero-copy, B / copy bandwidth on the copy unit;
 - critical path: the first weighted op cannot start before its own weights are read, and the
-  last weighted op cannot start before every read has finished.
+  last weighted op of each invocation cannot start before every read that it and the ops
+  before it need (each distinct weight once, plus the unavoidable reloads among them) has
+  finished, after which it and every op after it still run;
+- memory-limited prefetch: when op k starts, at most budget - activations(k) bytes of the
+  distinct weights that ops k, k+1, ... still use can be in memory, so the rest is read after
+  op k starts (every op before k has run), and the op that uses the last of it runs after.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
@@ -33,19 +40,57 @@ def lower_bound(workload: Workload, profile: HardwareProfile, budget: int | None
     compute = sum(p.best_compute_s)
     if not p.units:
         return compute
-    must = sum(g.bytes for g in p.groups)
-    reloads = sorted(((len(g.uses) - 1, g.bytes) for g in p.groups if len(g.uses) > 1),
-                     reverse=True)
     cap = float("inf") if budget is None else max(0, budget - max(p.act_bytes, default=0))
-    for uses, nbytes in reloads:
-        kept = min(nbytes, cap)
-        cap -= kept
-        must += uses * (nbytes - kept)
+    must = _must_read(p, {g.gid: len(g.uses) for g in p.groups}, cap)
     storage = read_time(profile.storage, int(must))
     if not profile.transfer.zero_copy:
         storage = max(storage, must / profile.transfer.host_to_gpu_bandwidth)
-    first, last = p.units[0], p.units[-1]
+    first = p.units[0]
     first_read = p.groups[first.group].read_s
-    critical = max(first_read + sum(p.best_compute_s[first.pos:]),
-                   storage + sum(p.best_compute_s[last.pos:]))
-    return max(compute, storage, critical)
+    after = np.concatenate((np.cumsum(p.best_compute_s[::-1])[::-1], [0.0]))  # ops k, k+1..
+    critical = first_read + float(after[first.pos])
+    # the last weighted op of each invocation waits for every read it and earlier ops need
+    uses: dict[int, int] = {}
+    lasts = {p.seq[u.pos].inv: u for u in p.units}
+    ends = {u.index for u in lasts.values()}
+    for u in p.units:
+        uses[u.group] = uses.get(u.group, 0) + 1
+        if u.index in ends:
+            need = read_time(profile.storage, int(_must_read(p, uses, cap)))
+            critical = max(critical, need + float(after[u.pos]))
+    return max(compute, storage, critical, prefetch_bound(p, profile, budget))
+
+
+def _must_read(p: Problem, uses: dict[int, int], cap: float) -> float:
+    """Bytes read at least, for groups used `uses[g]` times: each once, and again for every
+    further use unless it stays resident (fractional knapsack of `cap` bytes, most reused
+    first)."""
+    must = sum(p.groups[g].bytes for g in uses)
+    reloads = sorted(((n - 1, p.groups[g].bytes) for g, n in uses.items() if n > 1),
+                     reverse=True)
+    for n, nbytes in reloads:
+        kept = min(nbytes, cap)
+        cap -= kept
+        must += n * (nbytes - kept)
+    return must
+
+
+def prefetch_bound(p: Problem, profile: HardwareProfile, budget: int | None) -> float:
+    """The memory-limited prefetch term (see the module docstring); 0 without a budget."""
+    if budget is None or not p.units:
+        return 0.0
+    best = p.best_compute_s
+    before = np.concatenate(([0.0], np.cumsum(best)))  # compute of ops 0..k-1
+    out = 0.0
+    seen: set[int] = set()
+    ahead = 0  # distinct weight bytes used at or after the current unit
+    least = float("inf")  # the cheapest weighted op at or after it
+    for u in reversed(p.units):
+        if u.group not in seen:
+            seen.add(u.group)
+            ahead += p.groups[u.group].bytes
+        least = min(least, best[u.pos])
+        late = ahead - (budget - p.act_bytes[u.pos])
+        if late > 0:
+            out = max(out, float(before[u.pos]) + read_time(profile.storage, late) + least)
+    return out

@@ -41,13 +41,18 @@ def build_schedule(problem: Problem, plan: Plan, policy: str = "flashmem") -> Bu
     claims: dict[str, int] = {}
     users: dict[str, list[int]] = {}
     last: int | None = None
+    batch_of = {i: bt for bt in plan.batches for i in bt}
     for u in problem.seq:
         for i in issued.get(u.pos, ()):
             tensors = problem.groups[problem.units[i].group].tensors
-            need = tuple(t for t in tensors if t not in loaded)
-            if need:
-                loaded.update(_emit(b, problem, need, [last] if last is not None else [],
-                                    layouts))
+            together = batch_of.get(i, (i,))
+            if i == together[0]:  # a batch's tensors are read by one load
+                want = dict.fromkeys(t for k in together
+                                     for t in problem.groups[problem.units[k].group].tensors)
+                need = tuple(t for t in want if t not in loaded)
+                if need:
+                    loaded.update(_emit(b, problem, need, [last] if last is not None else [],
+                                        layouts))
             for t in tensors:
                 claims[t] = claims.get(t, 0) + 1
         names = b.weight_names(u.op)

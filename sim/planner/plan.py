@@ -20,15 +20,19 @@ from sim.planner.problem import Problem
 
 DEFAULT_LOOKAHEAD = 256  # how many ops before its use a load may be issued
 MAX_WINDOW = 8  # deepest fixed window tried as a candidate
+BATCH_SIZES = (2**20, 4 * 2**20, 16 * 2**20)  # bytes per read tried as candidates
+BATCH_DEPTHS = (1, 2, 3, 4)  # batches in flight tried as candidates
 
 
 @dataclass
 class Plan:
-    """Decisions: resident group ids, and the issue position of each streamed unit."""
+    """Decisions: resident group ids, the issue position of each streamed unit, and which
+    streamed units (issued at one position, consecutive) are read together as one load."""
 
     resident: frozenset[int]
     issue: dict[int, int] = field(default_factory=dict)  # unit index -> position
     planner: str = "greedy"
+    batches: tuple[tuple[int, ...], ...] = ()  # units read by one load (others: one each)
 
     def streamed(self, problem: Problem) -> list[int]:
         return [u.index for u in problem.units if u.group not in self.resident]
@@ -93,6 +97,11 @@ def makespan(problem: Problem, plan: Plan) -> float:
         anchor, anchor_end = 0, ready0 + (prefix[1] - prefix[0])
     units = problem.units
     unit_group = a.unit_group
+    batch: dict[int, tuple[int, ...]] = {}  # first unit of a batch -> its units
+    member: set[int] = set()  # later units of a batch: read with its first
+    for b in plan.batches:
+        batch[b[0]] = b
+        member.update(b[1:])
     streamed = list(plan.issue)
     issue = list(plan.issue.values())
     if any(b < a for a, b in zip(issue, issue[1:], strict=False)) or \
@@ -108,21 +117,47 @@ def makespan(problem: Problem, plan: Plan) -> float:
         while nxt < m and issue[nxt] <= u:
             p, j = issue[nxt], streamed[nxt]
             nxt += 1
+            if j in member:
+                continue  # read with the first unit of its batch
             ready = anchor_end + (prefix[p] - prefix[anchor + 1]) + after_kernel if p > 0 \
                 else 0.0
-            g = int(unit_group[j])
-            start = max(ready, floor, storage)
-            storage = start + read_s[g]
-            done = storage
-            if not zc:
-                copy = max(storage + into_copy, copy) + copy_s[g]
-                done = copy
-            avail[j] = done + into_kernel
+            together = batch.get(j) or (j,)
+            done = 0.0
+            # one load for the texture tensors, one for the buffer ones (build_schedule's)
+            for part in _parts(problem, together, unit_group):
+                read, cp = problem.load_s(part)
+                storage = max(ready, floor, storage) + read
+                done = storage
+                if not zc:
+                    copy = max(storage + into_copy, copy) + cp
+                    done = copy
+            for k in together:
+                avail[k] = done + into_kernel
         # op u starts when op u-1 has ended and its load is in
         prev = ready0 if u == 0 else anchor_end + (prefix[u] - prefix[anchor + 1])
         if avail[i] > prev:
             anchor, anchor_end = u, avail[i] + (prefix[u + 1] - prefix[u])
     return anchor_end + (prefix[n] - prefix[anchor + 1])
+
+
+def _parts(problem: Problem, units: tuple[int, ...], unit_group: np.ndarray
+           ) -> tuple[int, ...]:
+    """Bytes of the texture load and of the buffer load that read these units' groups."""
+    groups = problem.groups
+    if len(units) == 1:
+        return groups[int(unit_group[units[0]])].parts
+    gs = dict.fromkeys(int(unit_group[k]) for k in units)
+    tex = buf = 0
+    for g in gs:
+        parts = groups[g].parts
+        # a group's parts are (texture, buffer), (texture,) or (buffer,)
+        if len(parts) == 2:
+            tex, buf = tex + parts[0], buf + parts[1]
+        elif problem.layouts[groups[g].tensors[0]].dst == "texture":
+            tex += parts[0]
+        else:
+            buf += parts[0]
+    return tuple(b for b in (tex, buf) if b)
 
 
 def earliest_issue(problem: Problem, resident: frozenset[int],
@@ -174,9 +209,58 @@ def window_issue(problem: Problem, resident: frozenset[int], depth: int) -> Plan
     return plan if fits(problem, plan) else None
 
 
+def batched_window(problem: Problem, resident: frozenset[int], depth: int,
+                   size: int) -> Plan | None:
+    """Consecutive streamed units read together until a batch holds `size` bytes (one load
+    each batch: one request latency instead of one per unit), batch j issued once batch
+    j - depth has run; None if it does not fit the budget."""
+    streamed = [u for u in problem.units if u.group not in resident]
+    if not streamed or min(problem.groups[u.group].bytes for u in streamed) >= size:
+        return None  # every unit fills a read alone: the plain window plans cover it
+    batches: list[list] = []
+    held = size
+    for u in streamed:
+        if held >= size:
+            batches.append([])
+            held = 0
+        batches[-1].append(u)
+        held += problem.groups[u.group].bytes
+    issue: dict[int, int] = {}
+    p_prev = 0
+    for j, b in enumerate(batches):
+        p = batches[j - depth][-1].pos + 1 if j >= depth else 0
+        p = min(max(p, p_prev), b[0].pos)
+        for u in b:
+            issue[u.index] = p
+        p_prev = p
+    plan = Plan(resident, issue, batches=tuple(tuple(u.index for u in b) for b in batches
+                                               if len(b) > 1))
+    return plan if fits(problem, plan) else None
+
+
+def coalesced(problem: Problem, plan: Plan, size: int) -> Plan | None:
+    """`plan` with consecutive streamed units issued at the same position read together, up
+    to `size` bytes a read (memory is unchanged: they are issued there anyway); None if no two
+    units share a read."""
+    batches: list[list[int]] = []
+    held, at = size, -1
+    for i, p in plan.issue.items():
+        if held >= size or p != at:
+            batches.append([])
+            held, at = 0, p
+        batches[-1].append(i)
+        held += problem.groups[problem.units[i].group].bytes
+    merged = tuple(tuple(b) for b in batches if len(b) > 1)
+    if not merged:
+        return None
+    return Plan(plan.resident, plan.issue, plan.planner, merged)
+
+
 def residency_candidates(problem: Problem, steps: int = 8) -> list[frozenset[int]]:
     """Resident sets to try: prefixes of the reused groups (most reuses first) filling
-    0, 1/steps, ..., all of the memory left after the largest activation footprint."""
+    0, 1/steps, ..., all of the memory left after the largest activation footprint, and the
+    largest such prefixes that still leave room to stream 1, 2 or 3 of the largest groups
+    left out."""
     reused = sorted((g for g in problem.groups if len(g.uses) > 1),
                     key=lambda g: (-len(g.uses), g.uses[0]))
     if not reused:
@@ -184,18 +268,21 @@ def residency_candidates(problem: Problem, steps: int = 8) -> list[frozenset[int
     if problem.budget is None:
         return [frozenset(g.gid for g in reused), frozenset()]
     avail = problem.budget - max(problem.act_bytes, default=0) - problem.staging_reserve()
-    out: list[frozenset[int]] = []
-    for s in range(steps + 1):
-        cap = avail * s / steps
+
+    def fill(cap: float) -> frozenset[int]:
         chosen, total = [], 0
         for g in reused:
             if total + g.bytes <= cap:
                 chosen.append(g.gid)
                 total += g.bytes
-        cand = frozenset(chosen)
-        if cand not in out:
-            out.append(cand)
-    return out
+        return frozenset(chosen)
+
+    caps = [avail * s / steps for s in range(steps + 1)]
+    full = fill(avail)
+    left = [g.bytes for g in problem.groups if g.gid not in full]
+    if left:
+        caps += [avail - k * max(left) for k in (1, 2, 3)]
+    return list(dict.fromkeys(fill(c) for c in caps if c >= 0))
 
 
 def bound(problem: Problem, resident: frozenset[int]) -> float:
@@ -244,12 +331,32 @@ def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD) -> tuple[Plan, 
     first = winner(len(candidates))
     # fixed windows for the residency the earliest-issue plans preferred (and for none)
     turn = len(candidates)
-    for resident in dict.fromkeys([first[0].resident if first else frozenset(), frozenset()]):
+    chosen = first[0].resident if first else frozenset()
+    for resident in dict.fromkeys([chosen, frozenset()]):
         lb = bound(problem, resident)
         for d in range(1, MAX_WINDOW + 1):
             attempt(turn, lb, lambda r=resident, d=d: window_issue(problem, r, d))
             turn += 1
+    # fewer, larger reads (each read pays the storage's request latency): the earliest-issue
+    # plan with the loads it issues together merged, and batched windows
+    lb = batched_bound(problem, chosen)
+    for size in BATCH_SIZES:
+        if first is not None:
+            attempt(turn, lb, lambda size=size: coalesced(problem, first[0], size))
+        turn += 1
+        for d in BATCH_DEPTHS:
+            attempt(turn, lb, lambda d=d, size=size: batched_window(problem, chosen, d, size))
+            turn += 1
     return winner(turn)
+
+
+def batched_bound(problem: Problem, resident: frozenset[int]) -> float:
+    """`bound` for plans that may read streamed units together: the streamed bytes as one read."""
+    a = problem.arrays
+    streamed = sum(g.bytes * len(g.uses) for g in problem.groups if g.gid not in resident)
+    storage = sum(a.read_s[g] for g in resident) + (problem.load_s(streamed)[0]
+                                                    if streamed else 0.0)
+    return max(a.prefix[-1], storage + (problem.hops[0] if storage else 0.0))
 
 
 def just_in_time(problem: Problem) -> Plan:

@@ -35,6 +35,7 @@ class Group:
     read_s: float
     copy_s: float
     uses: list[int] = field(default_factory=list)
+    parts: tuple[int, ...] = ()  # bytes of its texture load, then of its buffer load
 
 
 @dataclass
@@ -74,6 +75,14 @@ class Problem:
         if self.zero_copy or not self.groups:
             return 0
         return max(g.bytes for g in self.groups)
+
+    def load_s(self, nbytes: int) -> tuple[float, float]:
+        """(read, copy) seconds of one direct load of `nbytes` (the executors' stage times)."""
+        cache = self.__dict__.setdefault("_load_s", {})
+        if nbytes not in cache:
+            stages = HardwareModel(self.profile).load_stages(nbytes, "direct", "texture")
+            cache[nbytes] = (stages["read"], stages["copy"])
+        return cache[nbytes]
 
     @cached_property
     def arrays(self) -> ProblemArrays:
@@ -160,6 +169,8 @@ def build_problem(workload: Workload, profile: HardwareProfile, budget: int | No
     for g in groups:
         stages = hw.load_stages(g.bytes, "direct", "texture")
         g.read_s, g.copy_s = stages["read"], stages["copy"]
+        g.parts = tuple(b for b in (sum(tbytes[t] for t in g.tensors if location[t] == dst)
+                                    for dst in ("texture", "buffer")) if b)
     hops = (gpu.hop("read"), gpu.hop("read"), gpu.hop("copy"), gpu.hop("kernel"))
     return Problem(workload, profile, budget, seq, compute_s, best_compute_s,
                    workload.activation_profile(),
