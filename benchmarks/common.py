@@ -50,3 +50,31 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     out = "\n".join(lines) + "\n"
     print(out, flush=True)
     return out
+
+
+def in_tree(tree: str | None, script: str, *args: str, timeout: float = 3600) -> Any:
+    """Run `script` (a benchmark of this folder) with `--emit` in a fresh process importing
+    weightstream from `tree` (None: this tree) and return the JSON it prints last: how two
+    versions are measured side by side, each in a clean interpreter."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    env = dict(os.environ)
+    root = str(Path(tree).resolve()) if tree else str(here.parent)
+    env["PYTHONPATH"] = root + os.pathsep + str(here)
+    out = subprocess.run([sys.executable, str(here / script), *args, "--emit"], env=env,
+                         cwd=root, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{script} {' '.join(args)} in {root} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def ratio(before: float | None, after: float | None) -> str:
+    """before / after as 'N.Nx' (how many times faster), or '-'."""
+    if not before or not after:
+        return "-"
+    return f"{before / after:.1f}x"

@@ -126,12 +126,19 @@ class Shared:
         from sim.policies import budget_free
 
         name = run.policy.name
+        if name == "pipeline" and options.get("depth", "auto") == "auto":
+            # the depth it picks depends on the budget; the schedule of a depth does not
+            from sim.lowering import lower
+            from sim.policies.baselines import auto_depth
+
+            options = {**options, "depth": auto_depth(lower(wl, rt), prof, budget,
+                                                       options.get("path", "via_buffer"))}
         if not budget_free(name, options):
             s = plan(name, wl, prof, budget, rt, problem=problem, **options)
             return simulate(s, prof, budget=budget, record_trace=False, runtime=rt,
                             engine=run.engine).metrics
         key = (_key(run.workload), run.dtype, run.profile, run.runtime, run.policy.name,
-               json.dumps(dict(run.policy.options), sort_keys=True, default=str))
+               json.dumps(options, sort_keys=True, default=str))
         if key not in self.free:
             s = plan(name, wl, prof, None, rt, **options)
             free = simulate(s, prof, budget=None, record_trace=False, runtime=rt,

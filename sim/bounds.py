@@ -79,18 +79,20 @@ def prefetch_bound(p: Problem, profile: HardwareProfile, budget: int | None) -> 
     """The memory-limited prefetch term (see the module docstring); 0 without a budget."""
     if budget is None or not p.units:
         return 0.0
-    best = p.best_compute_s
+    arr = p.arrays
+    pos, group = arr.unit_pos, arr.unit_group
+    best = np.asarray(p.best_compute_s)
     before = np.concatenate(([0.0], np.cumsum(best)))  # compute of ops 0..k-1
-    out = 0.0
-    seen: set[int] = set()
-    ahead = 0  # distinct weight bytes used at or after the current unit
-    least = float("inf")  # the cheapest weighted op at or after it
-    for u in reversed(p.units):
-        if u.group not in seen:
-            seen.add(u.group)
-            ahead += p.groups[u.group].bytes
-        least = min(least, best[u.pos])
-        late = ahead - (budget - p.act_bytes[u.pos])
-        if late > 0:
-            out = max(out, float(before[u.pos]) + read_time(profile.storage, late) + least)
-    return out
+    # distinct weight bytes used at or after each unit: a group counts at its last use
+    last = np.zeros(len(p.groups), dtype=np.int64)
+    last[group] = np.arange(len(pos))  # the last write wins: the group's last unit
+    counted = np.zeros(len(pos), dtype=np.int64)
+    counted[last] = arr.group_bytes
+    ahead = np.cumsum(counted[::-1])[::-1]
+    least = np.minimum.accumulate(best[pos][::-1])[::-1]  # cheapest weighted op from here on
+    late = ahead - (budget - arr.act[pos])
+    k = np.flatnonzero(late > 0)
+    if not k.size:
+        return 0.0
+    return max(float(before[pos[j]]) + read_time(profile.storage, int(late[j])) + float(least[j])
+               for j in k)

@@ -11,6 +11,7 @@ the running op must fit the budget.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -95,8 +96,8 @@ def makespan(problem: Problem, plan: Plan) -> float:
     anchor, anchor_end = -1, 0.0
     if ready0 > 0.0:  # op 0 waits for the resident loads
         anchor, anchor_end = 0, ready0 + (prefix[1] - prefix[0])
-    units = problem.units
-    unit_group = a.unit_group
+    upos = a.unit_pos_list
+    loads = a.unit_loads  # per unit: (read, copy) seconds of each of its loads
     batch: dict[int, tuple[int, ...]] = {}  # first unit of a batch -> its units
     member: set[int] = set()  # later units of a batch: read with its first
     for b in plan.batches:
@@ -109,10 +110,10 @@ def makespan(problem: Problem, plan: Plan) -> float:
         streamed = sorted(plan.issue, key=lambda i: (plan.issue[i], i))  # storage's order
         issue = [plan.issue[i] for i in streamed]
     uses = sorted(streamed)  # units are numbered in position order
-    avail: dict[int, float] = {}
+    avail = [0.0] * len(upos)
     m, nxt = len(streamed), 0
     for i in uses:
-        u = units[i].pos
+        u = upos[i]
         # the loads issued up to op u: each asks when op p-1 ends (at the start for p = 0)
         while nxt < m and issue[nxt] <= u:
             p, j = issue[nxt], streamed[nxt]
@@ -121,18 +122,26 @@ def makespan(problem: Problem, plan: Plan) -> float:
                 continue  # read with the first unit of its batch
             ready = anchor_end + (prefix[p] - prefix[anchor + 1]) + after_kernel if p > 0 \
                 else 0.0
-            together = batch.get(j) or (j,)
-            done = 0.0
+            together = batch.get(j)
+            if together is None:
+                stages = loads[j]
+            else:
+                stages = [problem.load_s(part)
+                          for part in _parts(problem, together, a.unit_group)]
             # one load for the texture tensors, one for the buffer ones (build_schedule's)
-            for part in _parts(problem, together, unit_group):
-                read, cp = problem.load_s(part)
-                storage = max(ready, floor, storage) + read
+            for read, cp in stages:
+                start = ready if ready > storage else storage
+                storage = (start if start > floor else floor) + read
                 done = storage
                 if not zc:
                     copy = max(storage + into_copy, copy) + cp
                     done = copy
-            for k in together:
-                avail[k] = done + into_kernel
+            done += into_kernel
+            if together is None:
+                avail[j] = done
+            else:
+                for k in together:
+                    avail[k] = done
         # op u starts when op u-1 has ended and its load is in
         prev = ready0 if u == 0 else anchor_end + (prefix[u] - prefix[anchor + 1])
         if avail[i] > prev:
@@ -340,7 +349,14 @@ def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD) -> tuple[Plan, 
     # fewer, larger reads (each read pays the storage's request latency): the earliest-issue
     # plan with the loads it issues together merged, and batched windows
     lb = batched_bound(problem, chosen)
+    t0 = problem.profile.storage.request_latency
+    small = sorted(problem.groups[u.group].bytes for u in problem.units
+                   if u.group not in chosen)
     for size in BATCH_SIZES:
+        # a read of several units saves at most one request latency per unit it takes in
+        if bisect.bisect_left(small, size) * t0 < 1e-3 * best[0]:
+            turn += 1 + len(BATCH_DEPTHS)
+            continue
         if first is not None:
             attempt(turn, lb, lambda size=size: coalesced(problem, first[0], size))
         turn += 1

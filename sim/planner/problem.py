@@ -94,7 +94,9 @@ class Problem:
             np.array([u.pos for u in self.units], dtype=np.int64),
             np.array([u.group for u in self.units], dtype=np.int64),
             np.array([g.bytes for g in self.groups], dtype=np.int64),
-            [g.read_s for g in self.groups], [g.copy_s for g in self.groups])
+            [g.read_s for g in self.groups], [g.copy_s for g in self.groups],
+            [u.pos for u in self.units],
+            [[self.load_s(b) for b in self.groups[u.group].parts] for u in self.units])
 
 
 @dataclass
@@ -106,6 +108,8 @@ class ProblemArrays:
     group_bytes: np.ndarray  # per group
     read_s: list[float]
     copy_s: list[float]
+    unit_pos_list: list[int]  # per unit, as Python ints
+    unit_loads: list[list[tuple[float, float]]]  # per unit: (read, copy) s of each load
 
 
 def build_problem(workload: Workload, profile: HardwareProfile, budget: int | None,

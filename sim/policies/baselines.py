@@ -61,21 +61,30 @@ def estimate_window_peak(layer_bytes: list[int], depth: int, direct: bool,
     return best + (0 if direct else max(layer_bytes)) + act_peak
 
 
+def auto_depth(workload: Workload, profile: HardwareProfile, budget: int | None,
+               path: str = "via_buffer", seq: list[Unit] | None = None,
+               b: Builder | None = None) -> int:
+    """The pipeline depth `depth='auto'` picks: the deepest window (up to MAX_AUTO_DEPTH)
+    whose estimated peak fits the budget; 2 without a budget."""
+    if budget is None:
+        return 2
+    seq = seq if seq is not None else units(workload)
+    b = b or Builder("pipeline", workload, profile, budget)
+    layer_bytes = _weighted_bytes(seq, b)
+    act = activation_peak(workload)
+    for d in range(MAX_AUTO_DEPTH, 0, -1):
+        if estimate_window_peak(layer_bytes, d, path == "direct", act) <= budget:
+            return d
+    return 1
+
+
 def stream(workload: Workload, profile: HardwareProfile, budget: int | None = None,
            depth: int | str = 2, path: str = "via_buffer", policy: str = "pipeline") -> Builder:
     """Layer-by-layer streaming with a window of `depth` layers in flight."""
     b = Builder(policy, workload, profile, budget)
     seq = units(workload)
     if depth == "auto":
-        layer_bytes = _weighted_bytes(seq, b)
-        act = activation_peak(workload)
-        depth = 2
-        if budget is not None:
-            depth = 1
-            for d in range(MAX_AUTO_DEPTH, 0, -1):
-                if estimate_window_peak(layer_bytes, d, path == "direct", act) <= budget:
-                    depth = d
-                    break
+        depth = auto_depth(workload, profile, budget, path, seq, b)
     if not isinstance(depth, int) or depth < 1:
         raise SimError(f"pipeline depth must be a whole number >= 1 or 'auto', found {depth!r}")
     b.schedule.meta["depth"] = depth
