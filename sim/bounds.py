@@ -7,10 +7,11 @@ Valid for every policy under the engine's model:
   fractional knapsack (keep the most reused bytes within budget - peak activations);
   reading B bytes takes at least read_time(B) (one contiguous read) — plus, without
   zero-copy, B / copy bandwidth on the copy unit;
-- critical path: the first weighted op cannot start before its own weights are read, and the
-  last weighted op of each invocation cannot start before every read that it and the ops
-  before it need (each distinct weight once, plus the unavoidable reloads among them) has
-  finished, after which it and every op after it still run;
+- critical path: a weighted op cannot start before the first read of every weight it and the
+  ops before it use has finished (at least one request latency + those bytes / bandwidth), and
+  the last weighted op of each invocation not before every read they need (each distinct
+  weight once, plus the unavoidable reloads among them) has finished; after which it and
+  every op after it still run;
 - memory-limited prefetch: when op k starts, at most budget - activations(k) bytes of the
   distinct weights that ops k, k+1, ... still use can be in memory, so the rest is read after
   op k starts (every op before k has run), and the op that uses the last of it runs after.
@@ -49,6 +50,16 @@ def lower_bound(workload: Workload, profile: HardwareProfile, budget: int | None
     first_read = p.groups[first.group].read_s
     after = np.concatenate((np.cumsum(p.best_compute_s[::-1])[::-1], [0.0]))  # ops k, k+1..
     critical = first_read + float(after[first.pos])
+    # every weighted op waits for the first read of every weight it and earlier ops use (a
+    # read of B bytes takes at least one request latency + B / bandwidth)
+    arr = p.arrays
+    first_use = np.zeros(len(p.units), dtype=np.int64)
+    seen_at = np.full(len(p.groups), len(p.units), dtype=np.int64)
+    np.minimum.at(seen_at, arr.unit_group, np.arange(len(p.units)))
+    first_use[seen_at] = arr.group_bytes
+    st = profile.storage
+    need = st.request_latency + np.cumsum(first_use) / st.read_bandwidth
+    critical = max(critical, float((need + after[arr.unit_pos]).max()))
     # the last weighted op of each invocation waits for every read it and earlier ops need
     uses: dict[int, int] = {}
     lasts = {p.seq[u.pos].inv: u for u in p.units}
