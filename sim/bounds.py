@@ -105,5 +105,7 @@ def prefetch_bound(p: Problem, profile: HardwareProfile, budget: int | None) -> 
     k = np.flatnonzero(late > 0)
     if not k.size:
         return 0.0
-    return max(float(before[pos[j]]) + read_time(profile.storage, int(late[j])) + float(least[j])
-               for j in k)
+    # reading B bytes takes at least one request latency + B / bandwidth
+    st = profile.storage
+    need = st.request_latency + late[k] / st.read_bandwidth
+    return float((before[pos[k]] + need + least[k]).max())

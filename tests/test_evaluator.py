@@ -323,3 +323,64 @@ def test_repeated_kernel_invocations_and_model_graph(toy_profile):
         ev, reason, eng = both(s, toy_profile)
         assert ev is not None, reason
         assert_same(ev, eng, policy)
+
+
+def test_planner_estimate_is_the_executed_latency(toy_profile):
+    """The flashmem planner scores plans with the executors' timing (sync hops included)."""
+    from test_engine import random_workload
+
+    for seed in range(8):
+        rng = random.Random(seed)
+        prof = replace(toy_profile, gpu=replace(toy_profile.gpu, sync_latency=rng.choice(
+            [0.0, 1e-4]), kernel_launch_overhead=2e-6),
+            transfer=replace(toy_profile.transfer, zero_copy=rng.random() < 0.5))
+        wl = random_workload(seed, rng.randint(3, 14), rng.randint(1, 3))
+        need = min_feasible_budget("flashmem", wl, prof)
+        for slack in (1.0, 1.7, 4.0):
+            s = plan("flashmem", wl, prof, int(need * slack), solver="greedy")
+            m = simulate(s, prof).metrics
+            est = s.meta["estimated_latency_s"]
+            if est is not None and m.executor == "evaluator":
+                assert est == pytest.approx(m.latency_s, rel=1e-9), (seed, slack)
+
+
+def test_lower_bound_holds_for_every_policy(toy_profile):
+    """No policy's run beats the lower bound (the tighter terms included)."""
+    from test_engine import random_workload
+
+    from sim.bounds import lower_bound
+
+    for seed in range(10):
+        rng = random.Random(50 + seed)
+        wl = random_workload(seed, rng.randint(2, 12), rng.randint(1, 3))
+        for policy in ("preload", "sequential", "pipeline", "flashmem"):
+            need = min_feasible_budget(policy, wl, toy_profile) if policy != "preload" else None
+            for budget in (None, need and int(need * 1.3)):
+                m = simulate(plan(policy, wl, toy_profile, budget), toy_profile,
+                             budget=budget).metrics
+                if m.feasible:
+                    lb = lower_bound(wl, toy_profile, budget)
+                    assert lb <= m.latency_s * (1 + 1e-12), (seed, policy, budget)
+
+
+def test_activation_profile_matches_the_liveness_rule():
+    """The vectorised profile equals walking the ops: outputs live until their last consumer."""
+    from test_engine import random_workload
+
+    from workloads.model import activation_profile
+
+    for seed in range(20):
+        model = random_workload(seed, 1 + seed % 15).invocations[0].model
+        remaining = {n: model.out_degree(n) for n in model.order}
+        live, state, want = 0, 100, []
+        for op in model.ops:
+            state += op.state_bytes
+            want.append(live + op.output_bytes + op.workspace_bytes + state)
+            live += op.output_bytes
+            for p in model.predecessors(op.name):
+                remaining[p] -= 1
+                if remaining[p] == 0:
+                    live -= model.op(p).output_bytes
+            if remaining[op.name] == 0:
+                live -= op.output_bytes
+        assert activation_profile(model, 100) == want

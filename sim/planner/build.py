@@ -10,12 +10,17 @@ from sim.policies.builder import Builder
 
 
 def _emit(b: Builder, problem: Problem, tensors: tuple[str, ...], after: list[int],
-          layouts: dict[str, dict]) -> dict[str, int]:
+          layouts: dict[str, dict], dst_of: dict[str, str]) -> dict[str, int]:
     """Load `tensors` directly: one load for those that fit textures, one for buffers
     (`layouts`: each tensor's layout, as the schedule records it)."""
     ids: dict[str, int] = {}
+    if len(tensors) == 1:
+        t = tensors[0]
+        ids[t] = b.load(tensors, after=after, path="direct", dst=dst_of[t],
+                        layout={t: layouts[t]})
+        return ids
     for dst in ("texture", "buffer"):
-        part = tuple(t for t in tensors if problem.layouts[t].dst == dst)
+        part = tuple([t for t in tensors if dst_of[t] == dst])
         if not part:
             continue
         lid = b.load(part, after=after, path="direct", dst=dst,
@@ -29,9 +34,10 @@ def build_schedule(problem: Problem, plan: Plan, policy: str = "flashmem") -> Bu
     """The schedule that executes `plan`."""
     b = Builder(policy, problem.workload, problem.profile, problem.budget)
     layouts = {t: lay.to_dict() for t, lay in problem.layouts.items()}
+    dst_of = {t: lay.dst for t, lay in problem.layouts.items()}
     loaded: dict[str, int] = {}  # tensor -> load id while resident
     for g in sorted(plan.resident, key=lambda g: problem.groups[g].uses[0]):
-        loaded.update(_emit(b, problem, problem.groups[g].tensors, [], layouts))
+        loaded.update(_emit(b, problem, problem.groups[g].tensors, [], layouts, dst_of))
     resident_ids = sorted(set(loaded.values()))
     pinned = {t for g in plan.resident for t in problem.groups[g].tensors}
     issued: dict[int, list[int]] = {}
@@ -45,14 +51,14 @@ def build_schedule(problem: Problem, plan: Plan, policy: str = "flashmem") -> Bu
     for u in problem.seq:
         for i in issued.get(u.pos, ()):
             tensors = problem.groups[problem.units[i].group].tensors
-            together = batch_of.get(i, (i,))
-            if i == together[0]:  # a batch's tensors are read by one load
-                want = dict.fromkeys(t for k in together
-                                     for t in problem.groups[problem.units[k].group].tensors)
-                need = tuple(t for t in want if t not in loaded)
+            together = batch_of.get(i)
+            if together is None or i == together[0]:  # a batch's tensors: one load
+                want = tensors if together is None else tuple(dict.fromkeys(
+                    t for k in together for t in problem.groups[problem.units[k].group].tensors))
+                need = tuple([t for t in want if t not in loaded])
                 if need:
                     loaded.update(_emit(b, problem, need, [last] if last is not None else [],
-                                        layouts))
+                                        layouts, dst_of))
             for t in tensors:
                 claims[t] = claims.get(t, 0) + 1
         names = b.weight_names(u.op)

@@ -111,6 +111,9 @@ def makespan(problem: Problem, plan: Plan) -> float:
         issue = [plan.issue[i] for i in streamed]
     uses = sorted(streamed)  # units are numbered in position order
     avail = [0.0] * len(upos)
+    ugroup = a.unit_group_list
+    held: dict[int, int] = {}  # group -> last use of the units that claimed its load
+    gavail: dict[int, float] = {}  # group -> when that load is in
     m, nxt = len(streamed), 0
     for i in uses:
         u = upos[i]
@@ -120,15 +123,28 @@ def makespan(problem: Problem, plan: Plan) -> float:
             nxt += 1
             if j in member:
                 continue  # read with the first unit of its batch
+            together = batch.get(j) or (j,)
+            # a group still loaded for an earlier unit is not read again (build_schedule's
+            # claims): its later unit takes it as it is
+            fresh = []
+            for k in together:
+                g = ugroup[k]
+                if held.get(g, -1) >= p:
+                    held[g] = max(held[g], upos[k])
+                    avail[k] = gavail[g]
+                else:
+                    fresh.append(k)
+            if not fresh:
+                continue
             ready = anchor_end + (prefix[p] - prefix[anchor + 1]) + after_kernel if p > 0 \
                 else 0.0
-            together = batch.get(j)
-            if together is None:
-                stages = loads[j]
+            if len(fresh) == 1:
+                stages = loads[fresh[0]]
             else:
                 stages = [problem.load_s(part)
-                          for part in _parts(problem, together, a.unit_group)]
+                          for part in _parts(problem, tuple(fresh), a.unit_group)]
             # one load for the texture tensors, one for the buffer ones (build_schedule's)
+            done = ready
             for read, cp in stages:
                 start = ready if ready > storage else storage
                 storage = (start if start > floor else floor) + read
@@ -137,11 +153,13 @@ def makespan(problem: Problem, plan: Plan) -> float:
                     copy = max(storage + into_copy, copy) + cp
                     done = copy
             done += into_kernel
-            if together is None:
-                avail[j] = done
-            else:
-                for k in together:
-                    avail[k] = done
+            for k in fresh:
+                g = ugroup[k]
+                avail[k] = done
+                if held.get(g, -1) < p:
+                    held[g], gavail[g] = upos[k], done
+                else:  # two units of one group read together
+                    held[g] = max(held[g], upos[k])
         # op u starts when op u-1 has ended and its load is in
         prev = ready0 if u == 0 else anchor_end + (prefix[u] - prefix[anchor + 1])
         if avail[i] > prev:

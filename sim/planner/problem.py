@@ -95,7 +95,7 @@ class Problem:
             np.array([u.group for u in self.units], dtype=np.int64),
             np.array([g.bytes for g in self.groups], dtype=np.int64),
             [g.read_s for g in self.groups], [g.copy_s for g in self.groups],
-            [u.pos for u in self.units],
+            [u.pos for u in self.units], [u.group for u in self.units],
             [[self.load_s(b) for b in self.groups[u.group].parts] for u in self.units])
 
 
@@ -109,6 +109,7 @@ class ProblemArrays:
     read_s: list[float]
     copy_s: list[float]
     unit_pos_list: list[int]  # per unit, as Python ints
+    unit_group_list: list[int]
     unit_loads: list[list[tuple[float, float]]]  # per unit: (read, copy) s of each load
 
 
