@@ -186,7 +186,6 @@ def execute_run(run: RunSpec) -> dict[str, Any]:
     t0 = time.perf_counter()
     row: dict[str, Any] = run.input_columns()
     error: str | None = None
-    crashed = False
     lb: float | None = None
     try:
         wl = load_workload(run.workload, run.dtype)
@@ -203,14 +202,21 @@ def execute_run(run: RunSpec) -> dict[str, Any]:
         if lb is None:
             lb = _lower_bound(wl, prof, run.budget_bytes)
     except Exception as exc:  # one failing run must not stop the sweep
-        error = f"{type(exc).__name__}: {exc}"
-        crashed = True
+        return error_row(run, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
     row["feasible"] = bool(row.get("feasible", False)) and error is None
-    # ok | infeasible (the budget is below what the policy can run in) | error (bad input)
-    row["status"] = "ok" if row["feasible"] else ("error" if crashed else "infeasible")
+    # ok | infeasible (the budget is below what the policy can run in) | error (it raised)
+    row["status"] = "ok" if row["feasible"] else "infeasible"
     row["error"] = error
     row["lower_bound_s"] = lb
     row["wall_s"] = time.perf_counter() - t0
+    return row
+
+
+def error_row(run: RunSpec, message: str, wall_s: float | None = None) -> dict[str, Any]:
+    """The row of a run that raised or never returned: its inputs, status 'error' and the
+    message. The store keeps it for the record and the next sweep runs it again."""
+    row: dict[str, Any] = run.input_columns()
+    row.update(feasible=False, status="error", error=message, lower_bound_s=None, wall_s=wall_s)
     return row
 
 
