@@ -8,6 +8,7 @@ or `{value: "27 us", estimate: "why this guess"}`. `check_dict` collects every p
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -75,6 +76,9 @@ def _parse_value(kind: str, raw: Any) -> Any:
         if raw <= 0:
             raise ValueError("a positive whole number")
         return raw
+    if kind in ("factor", "fraction", "number") and isinstance(raw, float) \
+            and not math.isfinite(raw):
+        raise ValueError(f"{_describe(kind)} (a finite number)")
     if kind == "factor":
         if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 1:
             raise ValueError("a factor of at least 1")
@@ -267,9 +271,12 @@ def list_profiles() -> list[str]:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ProfileError(f"cannot read profile file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"profile file {path} is not UTF-8 text (byte {exc.start}: "
+                           f"{exc.reason}); save it as UTF-8 YAML") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -279,22 +286,46 @@ def _read_yaml(path: Path) -> Any:
         raise ProfileError(f"profile file {path} is not valid YAML{where}: {what}") from None
 
 
-def _resolve(ref: str, seen: tuple[str, ...] = (), base_dir: Path | None = None) -> dict[str, Any]:
-    """Raw merged mapping of a profile name or file, following `extends` chains; a relative
-    file path in `extends` is looked up next to the file that names it first."""
+def _locate(ref: str, base_dir: Path | None = None) -> Path:
+    """The YAML file a profile reference names: a path (relative to `base_dir` first) or the
+    name of a shipped profile."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise ProfileError(f"a profile reference must be a name or a .yaml path, found {ref!r}")
     path = Path(ref)
     if base_dir is not None and not path.is_absolute() and (base_dir / path).exists() \
             and path.suffix in (".yaml", ".yml"):
         path = base_dir / path
+    if path.suffix in (".yaml", ".yml") and path.is_dir():
+        raise ProfileError(f"profile file {ref} is a folder, not a YAML file")
     if not (path.suffix in (".yaml", ".yml") and path.exists()):
         builtin = builtin_dir() / f"{ref}.yaml"
-        if not builtin.exists():
+        if "/" in ref or not builtin.exists():
             if path.suffix in (".yaml", ".yml"):
                 raise ProfileError(f"profile file {ref} does not exist")
             raise ProfileError(
                 f"unknown profile {ref!r}; valid profiles: {', '.join(list_profiles())} "
                 "(or a path to a .yaml file)")
         path = builtin
+    return path
+
+
+def _name_problems(path: Path, data: Mapping[str, Any]) -> list[Problem]:
+    """A user file must not carry the name of a shipped profile: its results would be labelled
+    as that profile's (a copy, or `extends` without a `name:` of its own)."""
+    name = data.get("name")
+    if not isinstance(name, str) or name not in list_profiles():
+        return []
+    if path.resolve() == (builtin_dir() / f"{name}.yaml").resolve():
+        return []
+    own = path.stem if path.stem not in list_profiles() else f"my-{path.stem}"
+    return [Problem("name", f"a name of its own (this file is not the shipped profile {name!r}; "
+                            f"e.g. name: {own})", repr(name))]
+
+
+def _resolve(ref: str, seen: tuple[str, ...] = (), base_dir: Path | None = None) -> dict[str, Any]:
+    """Raw merged mapping of a profile name or file, following `extends` chains; a relative
+    file path in `extends` is looked up next to the file that names it first."""
+    path = _locate(ref, base_dir)
     key = str(path.resolve())
     if key in seen:
         raise ProfileError(f"profile {ref!r} extends itself through {' -> '.join(seen)}")
@@ -326,11 +357,17 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
         if path not in FIELDS:
             raise ProfileError(f"unknown profile field {path!r} in override; valid fields: "
                                f"{', '.join(FIELDS)}")
-        value: Any = yaml.safe_load(raw) if raw else raw
+        try:
+            value: Any = yaml.safe_load(raw) if raw else raw
+        except yaml.YAMLError:
+            value = raw  # not a YAML scalar: the field's check names what was expected
         node = out
         parts = path.split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ProfileError(f"cannot override {path}: {'.'.join(parts[:i + 1])} in the "
+                                   f"profile is not a mapping of fields")
         if FIELDS[path] == "text":
             node[parts[-1]] = str(value)
         else:
@@ -342,10 +379,12 @@ def load_profile(ref: str, overrides: Iterable[str] = ()) -> HardwareProfile:
     """Load a shipped profile by name or a YAML file by path, applying `--set` style overrides."""
     overrides = list(overrides)
     data = _resolve(ref)
+    problems = _name_problems(_locate(ref), data)
     if overrides:
         data = apply_overrides(data, overrides)
         data["name"] = f"{data.get('name', ref)}+" + ",".join(overrides)
-    values, sources, problems = check_dict(data)
+    values, sources, more = check_dict(data)
+    problems += more
     if problems:
         raise ProfileError(f"profile {ref!r} has {len(problems)} problem(s):\n  - "
                            + "\n  - ".join(map(str, problems)), [str(p) for p in problems])
@@ -356,6 +395,7 @@ def check_file(path: str) -> list[str]:
     """Every problem of a profile file (empty list = valid), `extends` resolved."""
     try:
         data = _resolve(path)
+        problems = _name_problems(_locate(path), data)
     except ProfileError as exc:
         return [str(exc)]
-    return [str(p) for p in check_dict(data)[2]]
+    return [str(p) for p in problems + check_dict(data)[2]]

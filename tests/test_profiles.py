@@ -20,8 +20,11 @@ EXPECTED = {"snapdragon-8-gen-2", "snapdragon-8-gen-3", "snapdragon-8-gen-3-ufs3
 
 
 def base_yaml() -> dict:
-    """A complete, valid profile as a raw mapping (the 8 Gen 3 file, without extends)."""
-    return yaml.safe_load((builtin_dir() / "snapdragon-8-gen-3.yaml").read_text())
+    """A complete, valid profile as a raw mapping (the 8 Gen 3 file, without extends, under a
+    name of its own: a user file may not pass for a shipped profile)."""
+    data = yaml.safe_load((builtin_dir() / "snapdragon-8-gen-3.yaml").read_text())
+    data["name"] = "my-phone"
+    return data
 
 
 def write(tmp_path: Path, data, name: str = "p.yaml") -> Path:
