@@ -13,7 +13,7 @@ from typing import Any
 import click
 import yaml
 
-from experiments.errors import ExperimentError, fs_error
+from experiments.errors import ExperimentError, file_in_the_way, fs_error
 from hwprofiles.units import format_bytes, format_time, parse_bytes
 
 
@@ -44,12 +44,13 @@ def check_output(path: str | None, option: str) -> None:
     p = Path(path)
     if p.is_dir():
         raise ExperimentError(f"{option} {path} is a folder; give a file name")
+    blocker = file_in_the_way(p)
+    if blocker is not None:
+        raise ExperimentError(f"cannot write {option} {path}: {blocker} is a file, not a folder; "
+                              "choose another path")
     parent = p.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if not parent.is_dir():
-        raise ExperimentError(f"cannot write {option} {path}: {parent} is a file, not a folder; "
-                              "choose another path")
     if not os.access(parent, os.W_OK):
         raise ExperimentError(f"cannot write {option} {path}: the folder {parent} is not "
                               "writable; choose another path")

@@ -53,6 +53,8 @@ def sweep(spec_ref: str, out_dir: str, workers: int | None, scheduler: str | Non
     from experiments.summary import summarise, summary_table
     from experiments.sweep import run_sweep
 
+    if not out_dir.strip():
+        raise ExperimentError("--out is empty; give a results directory, e.g. --out results")
     spec = load_spec(spec_ref)
     runner = make_runner(workers, scheduler, dask_timeout)
     if scheduler:

@@ -40,3 +40,12 @@ def fs_error(exc: OSError, action: str, path: str | Path, advice: str | None = N
     reason = exc.strerror or str(exc)
     hint = advice or _ADVICE.get(exc.errno or 0, "check the path and its permissions")
     return ExperimentError(f"cannot {action} {path}: {reason}; {hint}")
+
+
+def file_in_the_way(path: str | Path) -> Path | None:
+    """The nearest existing ancestor folder of `path` if it is a file (so `path` cannot be
+    created), else None."""
+    parent = Path(path).parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent if parent.exists() and not parent.is_dir() else None

@@ -56,6 +56,9 @@ class Runner(Protocol):
                       ) -> Iterator[tuple[T, R | Lost]]:
         ...
 
+    def start(self) -> None:
+        ...
+
     def close(self) -> None:
         ...
 
@@ -73,6 +76,9 @@ class SerialRunner:
                       ) -> Iterator[tuple[T, R | Lost]]:
         for item in items:
             yield item, fn(item)
+
+    def start(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -170,6 +176,9 @@ class PoolRunner:
         finally:
             for fut in pending:
                 fut.cancel()
+
+    def start(self) -> None:
+        pass  # workers are started on first use (a sweep with nothing to run starts none)
 
     def _discard(self) -> None:
         if self._pool is not None:
@@ -285,6 +294,10 @@ class DaskRunner:
                 raise ExperimentError(f"cannot connect to the Dask scheduler at {address}: "
                                       f"{exc}") from None
         return self._own
+
+    def start(self) -> None:
+        """Reach the scheduler and wait for a worker now, before the sweep touches any file."""
+        self._wait_for_workers(self._connect())
 
     def _wait_for_workers(self, client: Any) -> None:
         try:

@@ -58,9 +58,13 @@ def digest_of(obj: Any, n: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
 
 
-def _canon(value: Any) -> Any:
-    """A JSON-stable form of an option or argument value."""
-    return json.loads(json.dumps(value, sort_keys=True, default=str))
+def _canon(value: Any, where: str = "value") -> Any:
+    """A JSON-stable form of an option or argument value (non-finite numbers refused)."""
+    try:
+        return json.loads(json.dumps(value, sort_keys=True, default=str, allow_nan=False))
+    except ValueError:
+        raise ExperimentError(f"{where} holds a number that is not finite (.nan or .inf): "
+                              f"{value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,7 @@ def _workloads(data: Mapping[str, Any], check_names: bool) -> tuple[WorkloadRef,
                     raise ExperimentError(f"factory {fac!r} must look like 'package.module:function'")
                 name = str(e.get("name") or fac.split(":")[1])
                 ref = WorkloadRef("factory", fac, str(e.get("label") or name),
-                                  tuple(sorted(_canon(dict(args)).items())))
+                                  tuple(sorted(_canon(dict(args), f"'args' of {name!r}").items())))
             else:
                 if not e.get("name"):
                     raise ExperimentError(f"{kind} entry {e!r} needs a 'name'")
@@ -252,7 +256,7 @@ def _policies(data: Mapping[str, Any], check_names: bool) -> tuple[PolicyRef, ..
                 if k not in known:
                     raise ExperimentError(f"policy {name!r} has no option {k!r}; valid options: "
                                           f"{', '.join(known) or 'none'}")
-        options = tuple(sorted(_canon(dict(opts)).items()))
+        options = tuple(sorted(_canon(dict(opts), f"'options' of policy {name!r}").items()))
         label = str(e.get("label") or (name if not options else
                                        f"{name}({','.join(f'{k}={v}' for k, v in options)})"))
         out.append(PolicyRef(name, label, options))
@@ -293,7 +297,7 @@ def _dtypes(data: Mapping[str, Any]) -> tuple[str, ...]:
     if not items:
         raise ExperimentError("'dtypes' is empty; give at least one of " + ", ".join(DTYPE_BITS))
     for d in items:
-        if d not in DTYPE_BITS:
+        if not isinstance(d, str) or d not in DTYPE_BITS:
             raise ExperimentError(f"unknown dtype {d!r} in 'dtypes'{_hint(str(d), list(DTYPE_BITS))}; "
                                   f"valid dtypes: {', '.join(DTYPE_BITS)}")
     return tuple(dict.fromkeys(str(d) for d in items))
@@ -322,7 +326,7 @@ def parse_spec(data: Any, check_names: bool = True, default_name: str = "sweep",
         policies=_policies(data, check_names),
         budgets=_budgets(data),
         dtypes=_dtypes(data),
-        source=_canon(dict(data)),
+        source=_canon(dict(data), "the sweep spec"),
     )
 
 
@@ -342,11 +346,16 @@ def load_spec(ref: str, check_names: bool = True) -> SweepSpec:
         else:
             raise ExperimentError(f"sweep spec {ref!r} is neither a file nor a built-in spec; "
                                   f"built-in specs: {', '.join(builtins)}")
+    from hwprofiles.loader import load_yaml, yaml_problem
+
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ExperimentError(f"sweep spec {path} is not valid YAML: {exc}") from None
+        raise ExperimentError(f"sweep spec {path} is not valid YAML{yaml_problem(exc)}") from None
     except OSError as exc:
         raise ExperimentError(f"cannot read sweep spec {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ExperimentError(f"sweep spec {path} is not UTF-8 text (byte {exc.start}: "
+                              f"{exc.reason})") from None
     return parse_spec(data, check_names, default_name=path.stem, base=path.parent)
 

@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from experiments.errors import ExperimentError, fs_error
+from experiments.errors import ExperimentError, file_in_the_way, fs_error
 
 try:  # POSIX advisory locks; elsewhere writers still never collide, reads are unguarded
     import fcntl
@@ -50,12 +50,17 @@ PARTS = "runs"
 LOCK = ".lock"
 SEQUENCES = {list, tuple, np.ndarray}
 ORDER = ("model", "profile", "dtype", "policy", "budget_bytes")
+REQUIRED = ("key", "model", "profile", "dtype", "policy", "policy_name", "feasible")
 ERROR = "error"
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any], what: str = "write") -> None:
     """Call write(tmp_path), flush it to disk, rename it onto `path` (same folder: atomic on
     POSIX). A failure removes the temporary file and raises ExperimentError naming `path`."""
+    blocker = file_in_the_way(path)
+    if blocker is not None:
+        raise ExperimentError(f"cannot {what} {path}: {blocker} is a file, not a folder; "
+                              "choose another path")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,13 +135,14 @@ class ResultsStore:
         return self.root / RESULTS
 
     def ensure_dir(self) -> None:
-        """Create the results directory (and its parts folder) or say why it cannot be."""
+        """Create the results directory or say why it cannot be (its parts folder and lock
+        file are made by the first write, so a sweep that fails first changes nothing)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fs_error(exc, "create the results directory", self.root) from None
         for folder in (self.root, self.root / PARTS):
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise fs_error(exc, "create the results directory", folder) from None
-            if not folder.is_dir():
+            if folder.exists() and not folder.is_dir():
                 raise ExperimentError(f"cannot use {folder} as a results directory: it is a "
                                       "file; choose another --out")
 
@@ -148,12 +154,13 @@ class ResultsStore:
             yield
             return
         path = self.root / LOCK
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # readers never create the lock file: reading leaves a directory as it was
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644) if exclusive else \
+                os.open(path, os.O_RDONLY)
         except OSError:
             try:
                 fd = os.open(path, os.O_RDONLY)
-            except OSError:
+            except OSError:  # no lock file (a directory no writer of this version touched)
                 yield
                 return
         try:
@@ -170,10 +177,11 @@ class ResultsStore:
 
     def _read(self, path: Path, columns: list[str] | None = None) -> pd.DataFrame:
         try:
-            if columns is not None:
-                names = pq.ParquetFile(path).schema_arrow.names
-                columns = [c for c in columns if c in names]
-            return pd.read_parquet(path, columns=columns)
+            names = pq.ParquetFile(path).schema_arrow.names
+            if "key" in names:
+                if columns is not None:
+                    columns = [c for c in columns if c in names]
+                return pd.read_parquet(path, columns=columns)
         except FileNotFoundError:  # merged and removed by a writer that holds no lock
             return pd.DataFrame()
         except (OSError, pa.ArrowException, ValueError) as exc:
@@ -183,6 +191,8 @@ class ResultsStore:
             raise ExperimentError(f"{what} {path} is unreadable ({_short(exc)}): it is not a whole "
                                   f"Parquet file; delete it (or move it away) and run the same "
                                   f"command again ({lost})") from None
+        raise ExperimentError(f"{path} is not a weightstream results file (it has no 'key' "
+                              f"column); move it out of {self.root}")
 
     def done_keys(self, include_errors: bool = False) -> set[str]:
         """Keys of every stored result; error rows count only with `include_errors`."""
@@ -284,13 +294,20 @@ def load_results(path: str | Path, columns: Iterable[str] | None = None) -> pd.D
         if path.suffix != ".parquet":
             raise ExperimentError(f"{path} is neither a results directory nor a .parquet file")
         try:
-            return pd.read_parquet(path, columns=list(columns) if columns else None)
+            df = pd.read_parquet(path, columns=list(columns) if columns else None)
         except (OSError, pa.ArrowException, ValueError) as exc:
             raise ExperimentError(f"cannot read results file {path}: {_short(exc)}") from None
-    if not path.is_dir():
+    elif not path.is_dir():
         raise ExperimentError(f"results directory {path} does not exist")
-    df = ResultsStore(path).load()
-    if df.empty:
-        raise ExperimentError(f"no results in {path}: expected {RESULTS} or {PARTS}/part-*.parquet "
-                              "(run `weightstream sweep SPEC --out DIR` first)")
+    else:
+        df = ResultsStore(path).load()
+        if df.empty:
+            raise ExperimentError(f"no results in {path}: expected {RESULTS} or "
+                                  f"{PARTS}/part-*.parquet (run `weightstream sweep SPEC --out DIR` "
+                                  "first)")
+    missing = [c for c in (*REQUIRED, *(columns or ())) if c not in df]
+    if missing:
+        raise ExperimentError(f"{path} is not a weightstream results file (no column "
+                              f"{missing[0]!r}); give a results directory written by "
+                              "`weightstream sweep`")
     return df

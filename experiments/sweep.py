@@ -145,6 +145,7 @@ def _run(spec: SweepSpec, out_dir: str | Path, runner: Runner, progress: bool,
          console: Console | None, on_row: Callable[[dict[str, Any]], None] | None,
          flush_every: int, flush_s: float, retry_errors: bool, t0: float) -> SweepOutcome:
     store = ResultsStore(out_dir)
+    runner.start()
     store.ensure_dir()
     with _progress(console, progress) as bar:
         auto = resolve_budgets(spec, store, runner, bar)

@@ -71,7 +71,7 @@ def microbench(spec: str | None, out: str | None, quick: bool, workdir: str | No
 @click.option("--refine/--no-refine", default=True, show_default=True,
               help="replay the calibration schedules and refit from their stage times")
 @click.option("--size", type=float, default=None, help="model size factor (default 1, quick 0.25)")
-@click.option("--repeats", type=int, default=5, show_default=True,
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
               help="replays per calibration schedule (the median is fitted)")
 @click.option("--save-replays", type=click.Path(file_okay=False), default=None,
               help="also write each calibration schedule, its median replay and all latencies here")
@@ -144,7 +144,7 @@ def calibrate(mb_file: str | None, spec: str | None, base: str, out: str, name: 
               help="measured trace + latency as JSON")
 @click.option("--chrome", type=click.Path(dir_okay=False), default=None,
               help="also write a Chrome/Perfetto trace")
-@click.option("--queue-depth", type=int, default=4, show_default=True)
+@click.option("--queue-depth", type=click.IntRange(min=1), default=4, show_default=True)
 def replay(schedule_file: str, spec: str | None, scale: float, weights_dir: str | None,
            out: str | None, chrome: str | None, queue_depth: int) -> None:
     """Execute a saved Schedule on a real OpenCL device and measure its timeline."""
@@ -180,7 +180,7 @@ def replay(schedule_file: str, spec: str | None, scale: float, weights_dir: str 
 @click.option("--out", "out", type=click.Path(file_okay=False), default="validate-report",
               show_default=True)
 @click.option("--size", type=float, default=None, help="model size factor (default 1, quick 0.25)")
-@click.option("--repeats", type=int, default=5, show_default=True,
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
               help="replays per schedule (the median is reported)")
 @click.option("--quick", is_flag=True)
 @click.option("--title", default=None)

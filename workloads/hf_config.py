@@ -10,6 +10,7 @@ the base model with pooler; ViT with a classifier when the config names a
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,14 +31,82 @@ def read_config(path_or_dict: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     if path.is_dir():
         path = path / "config.json"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except FileNotFoundError:
         raise WorkloadError(f"config file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise WorkloadError(f"cannot read config file {path}: {exc.strerror}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
         raise WorkloadError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise WorkloadError(f"{path}: a config.json must hold a JSON object")
     return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a config may hold (only finite numbers)")
+
+
+# whole-number fields (any spelling a supported model_type uses), each at least 1
+COUNT_FIELDS = ("vocab_size", "hidden_size", "n_embd", "num_hidden_layers", "n_layer",
+                "num_layers", "num_attention_heads", "n_head", "num_heads",
+                "num_key_value_heads", "head_dim", "intermediate_size", "n_inner",
+                "max_position_embeddings", "n_positions", "n_ctx", "window_size",
+                "type_vocab_size", "image_size", "patch_size", "num_channels")
+LAYER_FIELDS = ("num_hidden_layers", "n_layer", "num_layers")
+MAX_LAYERS = 10_000  # far above any published model; more is a typo, and would take hours
+
+
+def check_config(cfg: Mapping[str, Any]) -> None:
+    """Refuse values no model can have, naming the field: non-finite numbers, counts that are
+    not whole numbers >= 1, heads that do not divide the hidden size."""
+    bad = _non_finite(cfg)
+    if bad:
+        raise WorkloadError(f"config field {bad} is not a finite number")
+    for key in COUNT_FIELDS:
+        v = cfg.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise WorkloadError(f"config field {key!r} must be a whole number >= 1, found {v!r}")
+    for key in LAYER_FIELDS:
+        if (cfg.get(key) or 0) > MAX_LAYERS:
+            raise WorkloadError(f"config field {key!r} = {cfg[key]} is more layers than weightstream "
+                                f"builds (at most {MAX_LAYERS})")
+    hidden = cfg.get("hidden_size") or cfg.get("n_embd")
+    heads = cfg.get("num_attention_heads") or cfg.get("n_head") or cfg.get("num_heads")
+    if hidden and heads and not cfg.get("head_dim") and hidden % heads:
+        raise WorkloadError(f"config: hidden size {hidden} is not a multiple of the "
+                            f"{heads} attention heads")
+    kv = cfg.get("num_key_value_heads")
+    if kv and heads and (kv > heads or heads % kv):
+        raise WorkloadError(f"config: num_key_value_heads {kv} must divide "
+                            f"num_attention_heads {heads}")
+    image, patch = cfg.get("image_size"), cfg.get("patch_size")
+    if image and patch and patch > image:
+        raise WorkloadError(f"config: patch_size {patch} is larger than image_size {image}")
+    kinds = cfg.get("attention_layers")
+    if kinds is not None and (not isinstance(kinds, list)
+                              or any(k not in ("global", "local") for k in kinds)):
+        raise WorkloadError(f"config field 'attention_layers' must be a list of 'global' / "
+                            f"'local', found {kinds!r}")
+
+
+def _non_finite(obj: Any, where: str = "") -> str | None:
+    """Path of the first NaN or infinite number in `obj`, or None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return repr(where or "value")
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            found = _non_finite(v, f"{where}.{k}" if where else str(k))
+            if found:
+                return found
+    if isinstance(obj, list):
+        for i, v in enumerate(obj):
+            found = _non_finite(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def _get(cfg: Mapping[str, Any], *keys: str, default: Any = None) -> Any:
@@ -92,8 +161,9 @@ def load_hf_config(path_or_dict: str | Path | Mapping[str, Any], dtype: str = "f
     check_dtype(dtype)
     cfg = read_config(path_or_dict)
     mt = cfg.get("model_type")
-    if mt not in SUPPORTED:
+    if not isinstance(mt, str) or mt not in SUPPORTED:
         raise WorkloadError(f"unsupported model_type {mt!r}; supported: {', '.join(SUPPORTED)}")
+    check_config(cfg)
     if name is None:
         folder = "" if isinstance(path_or_dict, Mapping) else Path(path_or_dict)
         if folder and not folder.is_dir():
