@@ -4,6 +4,7 @@ and the one-line wording of file-system failures (which path, what went wrong, w
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 
@@ -37,7 +38,7 @@ _ADVICE = {
 
 def fs_error(exc: OSError, action: str, path: str | Path, advice: str | None = None) -> ExperimentError:
     """An ExperimentError saying `cannot ACTION PATH: REASON; ADVICE` for a failed file operation."""
-    reason = exc.strerror or str(exc)
+    reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
     hint = advice or _ADVICE.get(exc.errno or 0, "check the path and its permissions")
     return ExperimentError(f"cannot {action} {path}: {reason}; {hint}")
 

@@ -155,18 +155,29 @@ def _faceted_setup(df: pd.DataFrame, path: str | Path):
     return df, feasible_rows(df), fig, cells, _style(list(dict.fromkeys(df["policy"])), names)
 
 
-def _finish(fig: Figure, axes: list[Axes], title: str | None, path: str | Path) -> Path:
-    """Shared end of every plot: legend, title, save."""
+def _decorate(fig: Figure, axes: list[Axes], title: str | None) -> None:
+    """Shared end of the faceted plots: legend and title."""
     _legend(fig, axes)
     if title:
         fig.suptitle(title, fontsize=10)
+
+
+def _finish(fig: Figure, axes: list[Axes], title: str | None, path: str | Path) -> Path:
+    """Legend, title, save."""
+    _decorate(fig, axes, title)
     return save_figure(fig, path)
 
 
 def plot_tradeoff(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
     """Latency vs memory budget per policy, faceted by model and profile; with several dtypes
     each dtype has its own line style and its own lower bound."""
-    df, ok, fig, cells, style = _faceted_setup(df, path)
+    check_image_path(path)
+    return save_figure(tradeoff_figure(df, title), path)
+
+
+def tradeoff_figure(df: pd.DataFrame, title: str | None = None) -> Figure:
+    """The figure `plot_tradeoff` saves."""
+    df, ok, fig, cells, style = _faceted_setup(df, "x.png")
     dtypes = list(dict.fromkeys(df["dtype"]))
     multi = len(dtypes) > 1
     dash = {dt: DTYPE_LINES[i % len(DTYPE_LINES)] for i, dt in enumerate(dtypes)}
@@ -190,7 +201,8 @@ def plot_tradeoff(df: pd.DataFrame, path: str | Path, title: str | None = None) 
         ax.set_xlabel("memory budget (MiB)", fontsize=8)
         ax.set_ylabel("latency (ms)", fontsize=8)
         ax.set_ylim(bottom=0)
-    return _finish(fig, list(cells.values()), title, path)
+    _decorate(fig, list(cells.values()), title)
+    return fig
 
 
 def plot_pareto(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:

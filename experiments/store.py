@@ -175,15 +175,17 @@ class ResultsStore:
     def _files(self) -> list[Path]:
         return [p for p in [self.results_path, *self._parts()] if p.exists()]
 
-    def _read(self, path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    def _table(self, path: Path, columns: list[str] | None = None) -> pa.Table | None:
+        """One results file as an Arrow table (None if it vanished: merged by another
+        writer); an unreadable or foreign file is an ExperimentError saying what to do."""
         try:
-            names = pq.ParquetFile(path).schema_arrow.names
+            pf = pq.ParquetFile(path)
+            names = pf.schema_arrow.names
             if "key" in names:
-                if columns is not None:
-                    columns = [c for c in columns if c in names]
-                return pd.read_parquet(path, columns=columns)
+                return pf.read(columns=None if columns is None else
+                               [c for c in columns if c in names])
         except FileNotFoundError:  # merged and removed by a writer that holds no lock
-            return pd.DataFrame()
+            return None
         except (OSError, pa.ArrowException, ValueError) as exc:
             what = ("a results part" if path.parent.name == PARTS else "the results file")
             lost = ("its rows will be run again" if path.parent.name == PARTS
@@ -197,14 +199,16 @@ class ResultsStore:
     def done_keys(self, include_errors: bool = False) -> set[str]:
         """Keys of every stored result; error rows count only with `include_errors`."""
         with self.lock():
-            frames = [self._read(p, ["key", "status"]) for p in self._files()]
-        frames = [f for f in frames if len(f)]
-        if not frames:
-            return set()
-        df = pd.concat(frames, ignore_index=True)
-        if not include_errors:
-            df = df[~is_error(df)]
-        return set(df["key"])
+            tables = [self._table(p, ["key", "status"]) for p in self._files()]
+        keys: set[str] = set()
+        for t in tables:
+            if t is None:
+                continue
+            status = (t.column("status").to_pylist() if "status" in t.column_names
+                      else [None] * t.num_rows)
+            keys.update(k for k, st in zip(t.column("key").to_pylist(), status, strict=True)
+                        if include_errors or st != ERROR)
+        return keys
 
     def append(self, rows: list[dict[str, Any]]) -> Path | None:
         """Write `rows` as one new part file (atomically, under a name no other writer uses)."""
@@ -218,10 +222,13 @@ class ResultsStore:
         return path
 
     def _read_all(self, files: list[Path]) -> pd.DataFrame:
-        frames = [f for f in (self._read(p) for p in files) if len(f)]
-        if not frames:
+        tables = [t for t in (self._table(p) for p in files) if t is not None and t.num_rows]
+        if not tables:
             return pd.DataFrame()
-        df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        try:  # one Arrow concatenation is much faster than many pandas ones
+            df = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+        except (pa.ArrowException, ValueError):  # parts whose column types cannot be unified
+            df = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
         return _one_per_key(df)
 
     def consolidate(self) -> pd.DataFrame:

@@ -26,9 +26,21 @@ def fatal_chain(n: int = 3, weight_elems: int = 5_000_000, flops: int = 10**9,
 
 
 def slow_chain(n: int = 3, weight_elems: int = 5_000_000, flops: int = 10**9,
-               name: str = "slow", delay_s: float = 0.05):
-    """`linear_chain` that takes `delay_s` seconds to build (a run slow enough to interrupt)."""
+               name: str = "slow", delay_s: float = 0.0):
+    """`linear_chain` that takes `delay_s` seconds (plus $WEIGHTSTREAM_TEST_DELAY_S) to build:
+    a run slow enough to interrupt. The delay is not part of the run's key, so a sweep slowed
+    down in a subprocess and its fast in-process resume compute the same runs."""
+    import os
     import time
 
-    time.sleep(delay_s)
+    time.sleep(delay_s + float(os.environ.get("WEIGHTSTREAM_TEST_DELAY_S", 0)))
     return linear_chain(n, weight_elems, flops, name)
+
+
+def flaky_chain(marker: str, name: str = "flaky"):
+    """A workload factory that raises while the file `marker` exists (a cause later fixed)."""
+    from pathlib import Path
+
+    if Path(marker).exists():
+        raise RuntimeError(f"flaky: {marker} exists")
+    return linear_chain(3, 5_000_000, 10**9, name)
