@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
-from experiments.errors import ExperimentError, file_in_the_way, fs_error
+from experiments.outputs import check_output, write_output
 from hwprofiles.units import format_bytes, format_time, parse_bytes
 
 
@@ -34,35 +32,6 @@ def parse_options(items: tuple[str, ...]) -> dict[str, Any]:
                                      param_hint="--option")
         out[k.strip()] = value
     return out
-
-
-def check_output(path: str | None, option: str) -> None:
-    """Refuse an output path that cannot be written (a folder; under a file; not writable)
-    before any work is done, so a failed run leaves nothing behind."""
-    if path is None:
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise ExperimentError(f"{option} {path} is a folder; give a file name")
-    blocker = file_in_the_way(p)
-    if blocker is not None:
-        raise ExperimentError(f"cannot write {option} {path}: {blocker} is a file, not a folder; "
-                              "choose another path")
-    parent = p.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        raise ExperimentError(f"cannot write {option} {path}: the folder {parent} is not "
-                              "writable; choose another path")
-
-
-def write_output(path: str, option: str, write: Any) -> None:
-    """Create the folders of `path` and call write(path); a failure is one error line."""
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        write(path)
-    except OSError as exc:
-        raise fs_error(exc, f"write {option}", path) from None
 
 
 def resolve(model: str | None, workload: str | None, dtype: str):
