@@ -111,6 +111,8 @@ def run(model: str | None, workload: str | None, profile_ref: str, policy: str |
         _refuse_with_schedule(model, workload, options, dtype)
     elif not policy:
         raise click.UsageError("Missing option '--policy' (or give --schedule FILE)")
+    if timings and not (as_json or save_schedule):
+        raise click.UsageError("--timings adds to --json or --save-schedule; give one of them")
     if gantt_path:
         from experiments.plots import check_image_path
 

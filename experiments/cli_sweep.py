@@ -55,6 +55,9 @@ def sweep(spec_ref: str, out_dir: str, workers: int | None, scheduler: str | Non
 
     if not out_dir.strip():
         raise ExperimentError("--out is empty; give a results directory, e.g. --out results")
+    given = click.get_current_context().get_parameter_source("dask_timeout")
+    if not scheduler and given is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--dask-timeout applies only with --scheduler ADDRESS")
     spec = load_spec(spec_ref)
     runner = make_runner(workers, scheduler, dask_timeout)
     if scheduler:

@@ -339,11 +339,11 @@ case("budgets", "run-infeasible-preload", [*RUN, "--policy", "preload", "--budge
 for value, expect in (("0", r"positive"), ("-5ms", r"positive"), ("fast", r"fast"),
                       ("inf", r"inf"), ("nan ms", r"nan"), ("1e400 s", r"finite"),
                       ("5 MiB", r"MiB")):
-    case("budgets", f"target-{value}", [*CAP, "--latency-target", value], expect)
+    case("capacity", f"target-{value}", [*CAP, "--latency-target", value], expect)
 for value in ("0", "1", "-0.5", "nan", "inf", "lots"):
-    case("budgets", f"tolerance-{value}", [*CAP, "--latency-target", "1s", "--tolerance", value],
+    case("capacity", f"tolerance-{value}", [*CAP, "--latency-target", "1s", "--tolerance", value],
          r"tolerance")
-case("budgets", "capacity-unreachable", [*CAP, "--latency-target", "1us"],
+case("capacity", "unreachable", [*CAP, "--latency-target", "1us"],
      r"no policy meets the latency target", code=1)
 for name, budgets, expect in (
         ("zero", ["0"], r"positive"), ("negative", ["-3MiB"], r"positive"),
@@ -367,11 +367,11 @@ case("options", "flashmem-solver", [*RUN, "--policy", "flashmem", "--option", "s
      r"magic")
 case("options", "sequential-depth", [*RUN, "--policy", "sequential", "--option", "depth=2"],
      r"depth")
-case("options", "capacity-unknown", [*CAP, "--latency-target", "1s", "--option", "warp=1"],
+case("capacity", "option-unknown", [*CAP, "--latency-target", "1s", "--option", "warp=1"],
      r"warp")
-case("options", "capacity-no-equals", [*CAP, "--latency-target", "1s", "--option", "warp"],
+case("capacity", "option-no-equals", [*CAP, "--latency-target", "1s", "--option", "warp"],
      r"key=value")
-case("options", "capacity-empty-policy", ["capacity", "--model", "mobilenetv2", "--profile",
+case("capacity", "empty-policy", ["capacity", "--model", "mobilenetv2", "--profile",
                                           "snapdragon-8-gen-3", "--policy", ",,",
                                           "--latency-target", "1s"], r"--policy is empty")
 for name, opts, expect in (("nan", {"depth": float("nan")}, r"finite"),
@@ -397,6 +397,11 @@ for w in ("0", "-1"):
     case("options", f"workers-{w}", ["sweep", "s.yaml", "--out", "o", "--workers", w],
          r"--workers must be at least 1", {"toy.yaml": prof(), "s.yaml": spec()})
 case("options", "workers-text", ["sweep", "s.yaml", "--workers", "many"], r"many")
+case("options", "dask-timeout-without-scheduler", ["sweep", "s.yaml", "--out", "o",
+                                                   "--dask-timeout", "5"],
+     r"--dask-timeout applies only with --scheduler", {"toy.yaml": prof(), "s.yaml": spec()})
+case("options", "timings-alone", [*RUN, "--policy", "sequential", "--timings"],
+     r"--timings adds to --json or --save-schedule")
 case("options", "top-not-int", ["models", "show", "gpt2", "--top", "x"], r"--top")
 
 # --- ONNX files ---------------------------------------------------------------------------------
@@ -806,7 +811,7 @@ def test_bad_input(c: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_the_matrix_is_large_and_covers_every_area() -> None:
     areas = {c.id.split(":")[0] for c in CASES}
     assert {"names", "profiles", "overrides", "budgets", "options", "onnx", "hf", "schedules",
-            "specs", "plot", "outputs", "validate", "dask"} <= areas
+            "specs", "plot", "capacity", "outputs", "validate", "dask"} <= areas
     assert len(CASES) >= 250
     assert len({c.id for c in CASES}) == len(CASES)
 

@@ -63,3 +63,13 @@ def test_bad_input_exits_2_with_choices(args, words):
     assert "Traceback" not in r.output and not isinstance(r.exception, ValueError)
     for w in words:
         assert w in r.output
+
+
+def test_output_folders_are_created(tmp_path):
+    """--trace / --save-schedule / --gantt into folders that do not exist yet: created."""
+    paths = [tmp_path / "a" / "t.json", tmp_path / "b" / "c" / "s.json", tmp_path / "d" / "g.svg"]
+    r = invoke("--policy", "sequential", "--trace", str(paths[0]), "--save-schedule",
+               str(paths[1]), "--gantt", str(paths[2]))
+    assert r.exit_code == 0, r.output
+    assert all(p.stat().st_size > 100 for p in paths)
+    assert not [p for p in tmp_path.rglob("*.tmp")]
