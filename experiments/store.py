@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from experiments.errors import ExperimentError, file_in_the_way, fs_error
@@ -204,10 +205,9 @@ class ResultsStore:
         for t in tables:
             if t is None:
                 continue
-            status = (t.column("status").to_pylist() if "status" in t.column_names
-                      else [None] * t.num_rows)
-            keys.update(k for k, st in zip(t.column("key").to_pylist(), status, strict=True)
-                        if include_errors or st != ERROR)
+            if not include_errors and "status" in t.column_names:
+                t = t.filter(pc.fill_null(pc.not_equal(t.column("status"), ERROR), True))
+            keys.update(t.column("key").to_pylist())
         return keys
 
     def append(self, rows: list[dict[str, Any]]) -> Path | None:
