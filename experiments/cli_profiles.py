@@ -87,7 +87,13 @@ def check_cmd(file: str) -> None:
                 if name != stem else "")
         click.echo(f"OK: {file}{note}")
         return
+    print_problems(file, problems)
+    sys.exit(1)
+
+
+def print_problems(file: str, problems: list[str]) -> None:
+    """The `check` listing: an `error:` line, then one line per problem (field, expected,
+    found)."""
     click.echo(f"error: {file}: {len(problems)} problem(s)")
     for problem in problems:
         click.echo(f"  - {problem}")
-    sys.exit(1)

@@ -57,20 +57,40 @@ def _refuse_with_schedule(model: str | None, workload: str | None, options: tupl
                                "schedule fixes the workload, dtype and policy options")
 
 
+def _split(parts: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {format_bytes(v)}" for k, v in parts.items() if v)
+
+
 def summary_lines(m: Any) -> list[str]:
+    """The human-readable report of one run (what `run` prints without --json)."""
+    runtime = f", runtime {m.runtime}" if m.runtime != "ideal" else ""
+    stages = ", ".join(f"{k} {format_time(v)}" for k, v in m.init_breakdown_s.items() if v)
     lines = [
-        f"{m.workload} on {m.profile} with {m.policy}"
+        f"{m.workload} on {m.profile} with {m.policy}{runtime}"
         + (f" (budget {format_bytes(m.budget_bytes)})" if m.budget_bytes else ""),
         f"  latency        {format_time(m.latency_s)}"
         + (f"  (cold {format_time(m.cold_latency_s)}, warm {format_time(m.warm_latency_s)})"
            if m.warm_latency_s is not None else ""),
-        f"  peak memory    {format_bytes(m.peak_memory_bytes)}  "
-        + ", ".join(f"{k} {format_bytes(v)}" for k, v in m.peak_memory_by_category.items() if v),
+        f"  cold start     init {format_time(m.init_s)}"
+        + (f" ({stages})" if stages else "") + f" + exec {format_time(m.exec_s)}",
+        f"  peak memory    {format_bytes(m.peak_memory_bytes)} = "
+        + (_split(m.memory_at_peak_by_category) or "0")
+        + f"; average {format_bytes(m.avg_memory_bytes)}; weights + staging peak "
+        f"{format_bytes(m.peak_weight_bytes)}",
+        "  each's own peak " + (_split(m.peak_memory_by_category) or "0")
+        + " (not simultaneous)",
         f"  weights        {format_bytes(m.weight_bytes)}; read from flash "
         f"{format_bytes(m.flash_bytes_read)}",
         f"  compute {format_time(m.compute_s)}; GPU stalled {format_time(m.gpu_stall_s)}",
         "  utilisation    " + ", ".join(f"{k} {v:.0%}" for k, v in m.utilisation.items()),
     ]
+    if m.memory_limit_bytes is not None:
+        outcome = {"fits": "fits", "killed": "KILLED",
+                   "evicted": f"over: evicted {format_bytes(m.evicted_bytes)} of mapped weights "
+                              "(never touched again)",
+                   "thrashed": f"over: THRASHING, {m.page_faults:,} page faults re-read "
+                               f"{format_bytes(m.refault_bytes)}"}[m.memory_outcome]
+        lines.append(f"  app memory     limit {format_bytes(m.memory_limit_bytes)}: {outcome}")
     if m.meta.get("lower_bound_s"):
         lines.append(f"  lower bound    {format_time(m.meta['lower_bound_s'])}")
     return lines
@@ -81,6 +101,10 @@ def summary_lines(m: Any) -> list[str]:
 @click.option("--workload", help="scenario name, e.g. llama-3.2-1b-p128-d32")
 @click.option("--profile", "profile_ref", required=True, help="profile name or YAML file")
 @click.option("--policy", help="preload | sequential | pipeline | flashmem (not with --schedule)")
+@click.option("--runtime", "runtime_ref", default="ideal", show_default=True,
+              help="runtime profile name or YAML file (`weightstream runtimes list`)")
+@click.option("--runtime-set", "runtime_overrides", multiple=True,
+              help="runtime override key=value, e.g. weights.holding=mmap")
 @click.option("--budget", help="memory budget, e.g. 512MiB (default: unlimited)")
 @click.option("--dtype", default="fp16", show_default=True, help="fp32 | fp16 | int8 | int4")
 @click.option("--set", "overrides", multiple=True, help="profile override key=value")
@@ -97,11 +121,13 @@ def summary_lines(m: Any) -> list[str]:
               help="add wall-clock planning times ('timing' in --json, meta of --save-schedule);"
                    " without it the output is byte-identical between runs")
 def run(model: str | None, workload: str | None, profile_ref: str, policy: str | None,
-        budget: str | None, dtype: str, overrides: tuple[str, ...], options: tuple[str, ...],
+        runtime_ref: str, runtime_overrides: tuple[str, ...], budget: str | None, dtype: str,
+        overrides: tuple[str, ...], options: tuple[str, ...],
         as_json: bool, trace_path: str | None, gantt_path: str | None,
         save_schedule: str | None, schedule_path: str | None, timings: bool) -> None:
     """Plan WORKLOAD with POLICY on PROFILE under BUDGET and simulate it."""
     from hwprofiles import load_profile
+    from hwprofiles.loader import load_runtime
     from sim import plan, simulate
     from sim.capacity import min_feasible_budget
     from sim.policies import get_policy
@@ -121,6 +147,7 @@ def run(model: str | None, workload: str | None, profile_ref: str, policy: str |
                          (save_schedule, "--save-schedule")):
         check_output(path, option)
     prof = load_profile(profile_ref, overrides)
+    rt = load_runtime(runtime_ref, runtime_overrides)
     budget_bytes = parse_bytes(budget) if budget is not None else None
     if budget_bytes is not None and budget_bytes <= 0:
         raise click.BadParameter(f"budget must be positive, found {budget!r}", param_hint="--budget")
@@ -140,14 +167,15 @@ def run(model: str | None, workload: str | None, profile_ref: str, policy: str |
             budget_bytes = sched.budget_bytes
     else:
         wl = resolve(model, workload, dtype)
-        sched = plan(policy, wl, prof, budget_bytes, **opts)
+        sched = plan(policy, wl, prof, budget_bytes, rt, **opts)
     if save_schedule:
         write_output(save_schedule, "--save-schedule", lambda p: sched.save(p, timings))
-    result = simulate(sched, prof, budget=budget_bytes)
+    result = simulate(sched, prof, budget=budget_bytes, runtime=rt)
     wall_s = time.perf_counter() - t0
     m = result.metrics
-    if not m.feasible and wl is not None and budget_bytes is not None:
-        need = min_feasible_budget(policy, wl, prof, **opts)
+    if not m.feasible and wl is not None and budget_bytes is not None \
+            and m.memory_outcome != "killed":
+        need = min_feasible_budget(policy, wl, prof, runtime=rt, **opts)
         m.error = (f"budget {format_bytes(budget_bytes)} is below the smallest feasible working "
                    f"set of {policy} for {wl.name} on {prof.name}: at least "
                    f"{format_bytes(need)} ({need} bytes) is needed. ({m.error})")

@@ -71,6 +71,7 @@ class Compute:
     state_bytes: int = 0
     inputs: tuple[int, ...] = ()  # computes whose outputs this op reads
     after: tuple[int, ...] = ()
+    op_class: str = ""  # kernel class for runtime efficiencies ('' = from `kind`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ class Schedule:
     invocations: list[InvocationInfo]
     steps: list[Step] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    runtime: str = "ideal"  # the runtime profile it was planned for (its ops as it fuses them)
 
     # --- building -------------------------------------------------------------------------
     def add(self, step_type: type, **kwargs: Any) -> int:
@@ -153,7 +155,8 @@ class Schedule:
         return {
             "format": "weightstream-schedule", "version": FORMAT_VERSION,
             "policy": self.policy, "workload": self.workload, "profile": self.profile,
-            "budget_bytes": self.budget_bytes, "tensor_bytes": self.tensor_bytes,
+            "runtime": self.runtime, "budget_bytes": self.budget_bytes,
+            "tensor_bytes": self.tensor_bytes,
             "invocations": [asdict(i) for i in self.invocations],
             "meta": self.meta if timings else without_timings(self.meta),
             "steps": steps,
@@ -178,14 +181,15 @@ class Schedule:
         if not isinstance(data, dict) or data.get("format") != "weightstream-schedule":
             raise ScheduleError("not a weightstream schedule (missing \"format\": "
                                 "\"weightstream-schedule\")")
-        _check_keys(data, _TOP_REQUIRED, (*_TOP_REQUIRED, "version", "budget_bytes", "meta"),
-                    "schedule")
+        _check_keys(data, _TOP_REQUIRED,
+                    (*_TOP_REQUIRED, "version", "runtime", "budget_bytes", "meta"), "schedule")
         version = data.get("version", FORMAT_VERSION)
         if version != FORMAT_VERSION or isinstance(version, bool):
             raise ScheduleError(f"version: this weightstream reads schedule format version "
                                 f"{FORMAT_VERSION}, found {version!r}")
         for key in ("policy", "workload", "profile"):
             _field(data[key], "text", key)
+        runtime = _field(data.get("runtime", "ideal"), "text", "runtime")
         budget = data.get("budget_bytes")
         if budget is not None:
             _field(budget, "size", "budget_bytes")
@@ -218,7 +222,7 @@ class Schedule:
         steps = [_step(raw, i) for i, raw in enumerate(raw_steps)]
         return cls(policy=data["policy"], workload=data["workload"], profile=data["profile"],
                    budget_bytes=budget, tensor_bytes=tensor_bytes, invocations=invocations,
-                   steps=steps, meta=meta)
+                   steps=steps, meta=meta, runtime=runtime)
 
     @classmethod
     def load(cls, path: str | Path) -> Schedule:
@@ -247,9 +251,10 @@ _STEP_FIELDS = {"id": "index", "after": "refs", "inputs": "refs", "tensors": "na
                 "weights": "names", "bytes": "size", "flops": "size", "input_bytes": "size",
                 "output_bytes": "size", "workspace_bytes": "size", "state_bytes": "size",
                 "path": "text", "dst": "text", "src": "text", "op": "text", "kind": "text",
-                "dtype": "text", "invocation": "index", "layout": "mapping?"}
+                "dtype": "text", "invocation": "index", "layout": "mapping?",
+                "op_class": "text?"}
 _EXPECTED = {"index": "a whole number >= 0", "size": "a whole number >= 0",
-             "text": "a non-empty text", "refs": "a list of step ids",
+             "text": "a non-empty text", "text?": "a text", "refs": "a list of step ids",
              "names": "a list of tensor names", "mapping?": "a mapping or null"}
 
 
@@ -296,6 +301,10 @@ def _field(value: Any, kind: str, where: str) -> Any:
         return n
     if kind == "text":
         if not isinstance(value, str) or not value:
+            raise ScheduleError(f"{where}: expected {_EXPECTED[kind]}, found {_found(value)}")
+        return value
+    if kind == "text?":
+        if not isinstance(value, str):
             raise ScheduleError(f"{where}: expected {_EXPECTED[kind]}, found {_found(value)}")
         return value
     if kind == "mapping?":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workloads.model import Model, Tensor
-from workloads.zoo.layers import Act, GraphBuilder
+from workloads.zoo.layers import ELEMENTWISE_FLOPS, Act, GraphBuilder
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class AttnSpec:
     names: tuple[str, str, str, str] = ("q_proj", "k_proj", "v_proj", "out_proj")
     fused: str = ""  # name of a fused q|k|v projection (GPT-2 c_attn, ViT qkv); "" = separate
     bias: tuple[bool, bool, bool, bool] = (True, True, True, True)  # q, k, v, out
+    qk_norm: str = ""  # a norm kind over head_dim on q and k (Phi qk_layernorm); "" = none
 
     @property
     def q_dim(self) -> int:
@@ -77,11 +78,19 @@ def attention(b: GraphBuilder, x: Act, p: str, spec: AttnSpec, *, kv_src: Act | 
         q = b.linear(x, f"{p}.{qn}", spec.q_dim, bias=qb)
         k = b.linear(src, f"{p}.{kn}", spec.kv_dim, bias=kb)
         v = b.linear(src, f"{p}.{vn}", spec.kv_dim, bias=vb)
+    if spec.qk_norm:
+        q, k = (_head_norm(b, a, f"{p}.{w}_layernorm", spec) for a, w in ((q, "q"), (k, "k")))
     kv_len = (kv_src.shape[0] if kv_src is not None else tokens) + past
     if window:
         kv_len = min(kv_len, window)
     o = attention_core(b, p, q, k, v, spec, q_len=tokens, kv_len=kv_len, past=past, cache=cache)
     return b.linear(o, f"{p}.{on}", x.shape[-1], bias=ob)
+
+
+def _head_norm(b: GraphBuilder, x: Act, name: str, spec: AttnSpec) -> Act:
+    """A norm over each head's head_dim features (one weight and bias of head_dim)."""
+    ws = (b.tensor(f"{name}.weight", spec.head_dim), b.tensor(f"{name}.bias", spec.head_dim))
+    return b.op(name, spec.qk_norm, [x], x.shape, ELEMENTWISE_FLOPS[spec.qk_norm] * x.numel, ws)
 
 
 def mlp(b: GraphBuilder, x: Act, p: str, hidden: int, act: str = "gelu",
@@ -159,8 +168,28 @@ def clip_text(dtype: str = "fp16", tokens: int = 77) -> Model:
                    description=f"CLIP ViT-L/14 text encoder, {tokens} tokens")
 
 
-WHISPER_D, WHISPER_FFN, WHISPER_VOCAB = 768, 3072, 51865
-WHISPER_SPEC = AttnSpec(12, 64, bias=(True, False, True, True))
+@dataclass(frozen=True)
+class WhisperConfig:
+    """Whisper's sizes (Hugging Face WhisperConfig names); the default is whisper-small."""
+
+    d_model: int = 768
+    encoder_layers: int = 12
+    decoder_layers: int = 12
+    encoder_heads: int = 12
+    decoder_heads: int = 12
+    encoder_ffn: int = 3072
+    decoder_ffn: int = 3072
+    mels: int = 80
+    source_positions: int = 1500  # audio positions after the stride-2 conv (30 s)
+    target_positions: int = 448
+    vocab: int = 51865
+    tied: bool = True  # proj_out shares embed_tokens
+
+    def spec(self, heads: int) -> AttnSpec:
+        return AttnSpec(heads, self.d_model // heads, bias=(True, False, True, True))
+
+
+WHISPER_SMALL = WhisperConfig()
 WHISPER_SOURCE = ("Radford et al. 2022, arXiv:2212.04356; HF openai/whisper-small "
                   "(241.7M params total = encoder + decoder; the token embedding, tied with the "
                   "output projection, is counted once, in the decoder)")
@@ -168,59 +197,179 @@ WHISPER_TOTAL = 241_734_912  # HF openai/whisper-small num_parameters()
 WHISPER_ENCODER, WHISPER_DECODER = 88_154_112, 153_580_800  # model.encoder / model.decoder
 
 
+def whisper_encoder_layers(b: GraphBuilder, cfg: WhisperConfig, frames: int,
+                           prefix: str = "") -> Act:
+    """The audio encoder on `frames` mel frames: 2 convs (the second stride 2), positions,
+    pre-LN layers, final LayerNorm; returns its (positions, d_model) output."""
+    d = cfg.d_model
+    # 1-D convs: k=3 expressed as (k x 1) 2-D convs over (C, T, 1)
+    x = _conv1d(b, Act(None, (cfg.mels, frames)), f"{prefix}conv1", d, 3, 1)
+    x = _conv1d(b, x, f"{prefix}conv2", d, 3, 2, transpose=True)
+    t = x.shape[0]
+    pos = b.embedding(f"{prefix}embed_positions",
+                      b.tensor(f"{prefix}embed_positions.weight", cfg.source_positions, d), t)
+    x = b.op(f"{prefix}embed_add", "add", [x, pos], (t, d), t * d)
+    for i in range(cfg.encoder_layers):
+        x = pre_ln_block(b, x, f"{prefix}layers.{i}", cfg.spec(cfg.encoder_heads),
+                         cfg.encoder_ffn, ln=("self_attn_layer_norm", "final_layer_norm"),
+                         mlp_names=("fc1", "fc2"))
+    return b.norm(x, f"{prefix}layer_norm")
+
+
 def whisper_encoder(dtype: str = "fp16", frames: int = 3000) -> Model:
     """Whisper-small audio encoder: 2 convs, 1500 positions, 12 pre-LN layers (~88.15M)."""
     b = GraphBuilder("whisper-small-encoder", dtype)
-    d = WHISPER_D
-    # 1-D convs: k=3 expressed as (k x 1) 2-D convs over (C, T, 1)
-    x = _conv1d(b, Act(None, (80, frames)), "conv1", d, 3, 1)
-    x = _conv1d(b, x, "conv2", d, 3, 2)
-    t = x.shape[1]
-    pos = b.embedding("embed_positions", b.tensor("embed_positions.weight", 1500, d), t)
-    x = b.op("embed_add", "add", [x, pos], (t, d), t * d)
-    for i in range(12):
-        x = pre_ln_block(b, x, f"layers.{i}", WHISPER_SPEC, WHISPER_FFN,
-                         ln=("self_attn_layer_norm", "final_layer_norm"),
-                         mlp_names=("fc1", "fc2"))
-    b.norm(x, "layer_norm")
+    x = whisper_encoder_layers(b, WHISPER_SMALL, frames)
     return b.build(family="audio", published_params=WHISPER_ENCODER, source=WHISPER_SOURCE,
-                   description=f"Whisper-small encoder, {frames} mel frames ({t} positions)")
+                   description=f"Whisper-small encoder, {frames} mel frames "
+                               f"({x.shape[0]} positions)")
 
 
-def _conv1d(b: GraphBuilder, x: Act, name: str, cout: int, k: int, stride: int) -> Act:
-    """1-D conv (+ GELU) on (C, T) -> (T', C) with weight (cout, cin, k) and bias."""
+def _conv1d(b: GraphBuilder, x: Act, name: str, cout: int, k: int, stride: int,
+            transpose: bool = False) -> Act:
+    """1-D conv (+ GELU) on (C, T) with weight (cout, cin, k) and bias; output (cout, T'), or
+    (T', cout) with `transpose` (the layout the transformer layers read)."""
     cin, t = x.shape
     to = (t + 2 * (k // 2) - k) // stride + 1
     w, bias = b.tensor(f"{name}.weight", cout, cin, k), b.tensor(f"{name}.bias", cout)
     flops = 2 * cout * to * cin * k + cout * to + 8 * cout * to
-    shape = (to, cout) if name == "conv2" else (cout, to)
+    shape = (to, cout) if transpose else (cout, to)
     return b.op(name, "conv", [x], shape, flops, [w, bias], kernel=k, stride=stride, act="gelu")
+
+
+def whisper_decoder_layers(b: GraphBuilder, cfg: WhisperConfig, tokens: int, enc: Act,
+                           past: int = 0, cache: bool = False, prefix: str = "",
+                           head: str = "proj_out") -> Act:
+    """The text decoder on `tokens` tokens with cross-attention to `enc`; logits of the last
+    token through `head` (tied to embed_tokens when cfg.tied)."""
+    d = cfg.d_model
+    table = b.tensor(f"{prefix}embed_tokens.weight", cfg.vocab, d)
+    tok = b.embedding(f"{prefix}embed_tokens", table, tokens)
+    pos = b.embedding(f"{prefix}embed_positions",
+                      b.tensor(f"{prefix}embed_positions.weight", cfg.target_positions, d),
+                      tokens)
+    x = b.add(f"{prefix}embed_add", tok, pos)
+    spec = cfg.spec(cfg.decoder_heads)
+    for i in range(cfg.decoder_layers):
+        p = f"{prefix}layers.{i}"
+        y = b.norm(x, f"{p}.self_attn_layer_norm")
+        y = attention(b, y, f"{p}.self_attn", spec, past=past, cache=cache)
+        x = b.add(f"{p}.self_attn_add", x, y)
+        y = b.norm(x, f"{p}.encoder_attn_layer_norm")
+        y = attention(b, y, f"{p}.encoder_attn", spec, kv_src=enc)
+        x = b.add(f"{p}.encoder_attn_add", x, y)
+        y = b.norm(x, f"{p}.final_layer_norm")
+        y = mlp(b, y, p, cfg.decoder_ffn, "gelu")
+        x = b.add(f"{p}.mlp_add", x, y)
+    x = b.norm(x, f"{prefix}layer_norm")
+    last = b.op(f"{prefix}last_token", "slice", [x], (1, d), 0)
+    return b.linear(last, head, cfg.vocab, bias=False, weight=table if cfg.tied else None)
 
 
 def whisper_decoder(dtype: str = "fp16", tokens: int = 32, audio_positions: int = 1500,
                     past: int = 0, cache: bool = False) -> Model:
     """Whisper-small text decoder: 12 layers with self- and cross-attention (~153.6M)."""
     b = GraphBuilder("whisper-small-decoder", dtype)
-    d = WHISPER_D
-    table = b.tensor("embed_tokens.weight", WHISPER_VOCAB, d)
-    tok = b.embedding("embed_tokens", table, tokens)
-    pos = b.embedding("embed_positions", b.tensor("embed_positions.weight", 448, d), tokens)
-    x = b.add("embed_add", tok, pos)
-    enc = Act(None, (audio_positions, d))
-    for i in range(12):
-        p = f"layers.{i}"
-        y = b.norm(x, f"{p}.self_attn_layer_norm")
-        y = attention(b, y, f"{p}.self_attn", WHISPER_SPEC, past=past, cache=cache)
-        x = b.add(f"{p}.self_attn_add", x, y)
-        y = b.norm(x, f"{p}.encoder_attn_layer_norm")
-        y = attention(b, y, f"{p}.encoder_attn", WHISPER_SPEC, kv_src=enc)
-        x = b.add(f"{p}.encoder_attn_add", x, y)
-        y = b.norm(x, f"{p}.final_layer_norm")
-        y = mlp(b, y, p, WHISPER_FFN, "gelu")
-        x = b.add(f"{p}.mlp_add", x, y)
-    x = b.norm(x, "layer_norm")
-    last = b.op("last_token", "slice", [x], (1, d), 0)
-    b.linear(last, "proj_out", WHISPER_VOCAB, bias=False, weight=table)
+    enc = Act(None, (audio_positions, WHISPER_SMALL.d_model))
+    whisper_decoder_layers(b, WHISPER_SMALL, tokens, enc, past, cache)
     return b.build(family="audio", published_params=WHISPER_DECODER, source=WHISPER_SOURCE,
                    description=f"Whisper-small decoder, {tokens} tokens attending to "
                                f"{audio_positions} audio positions")
+
+
+def distilbert(name: str, dtype: str = "fp16", tokens: int = 128, *, vocab: int = 30522,
+               dim: int = 768, layers: int = 6, heads: int = 12, hidden_dim: int = 3072,
+               max_positions: int = 512, act: str = "gelu") -> GraphBuilder:
+    """A DistilBERT encoder (HF DistilBertModel: post-LN, no token types, no pooler)."""
+    b = GraphBuilder(name, dtype)
+    e = "embeddings"
+    word = b.embedding(f"{e}.word_embeddings",
+                       b.tensor(f"{e}.word_embeddings.weight", vocab, dim), tokens)
+    pos = b.embedding(f"{e}.position_embeddings",
+                      b.tensor(f"{e}.position_embeddings.weight", max_positions, dim), tokens)
+    x = b.norm(b.add(f"{e}.add", word, pos), f"{e}.LayerNorm")
+    spec = AttnSpec(heads, dim // heads, names=("q_lin", "k_lin", "v_lin", "out_lin"))
+    for i in range(layers):
+        p = f"transformer.layer.{i}"
+        y = attention(b, x, f"{p}.attention", spec)
+        x = b.norm(b.add(f"{p}.attention.add", x, y), f"{p}.sa_layer_norm")
+        y = mlp(b, x, f"{p}.ffn", hidden_dim, act, ("lin1", "lin2"))
+        x = b.norm(b.add(f"{p}.ffn.add", x, y), f"{p}.output_layer_norm")
+    return b
+
+
+@dataclass(frozen=True)
+class T5Config:
+    """T5's sizes (Hugging Face T5Config names); the default is t5-small."""
+
+    vocab: int = 32128
+    d_model: int = 512
+    d_kv: int = 64
+    d_ff: int = 2048
+    layers: int = 6
+    decoder_layers: int = 6
+    heads: int = 8
+    buckets: int = 32  # relative_attention_num_buckets
+    act: str = "relu"
+    gated: bool = False  # feed_forward_proj "gated-gelu" (T5 v1.1, mT5): wi_0 and wi_1
+    tied: bool = True  # lm_head shares the `shared` embedding
+
+
+def t5(name: str, cfg: T5Config, dtype: str = "fp16", tokens: int = 128,
+       decoder_tokens: int = 128) -> GraphBuilder:
+    """A T5 encoder-decoder (HF T5ForConditionalGeneration): the encoder on `tokens` tokens,
+    then the decoder on `decoder_tokens` tokens with cross-attention; logits of the last one.
+
+    Norms are T5LayerNorm (RMS, no bias); the relative position bias is a (buckets, heads)
+    table in the first block of each stack, added to every layer's scores."""
+    b = GraphBuilder(name, dtype)
+    shared = b.tensor("shared.weight", cfg.vocab, cfg.d_model)
+    x = b.embedding("encoder.embed_tokens", shared, tokens)
+    for i in range(cfg.layers):
+        p = f"encoder.block.{i}"
+        x = _t5_attention(b, x, f"{p}.layer.0", "SelfAttention", cfg, bias_table=i == 0)
+        x = _t5_ffn(b, x, f"{p}.layer.1", cfg)
+    enc = b.norm(x, "encoder.final_layer_norm", "rmsnorm", bias=False)
+    x = b.embedding("decoder.embed_tokens", shared, decoder_tokens)
+    for i in range(cfg.decoder_layers):
+        p = f"decoder.block.{i}"
+        x = _t5_attention(b, x, f"{p}.layer.0", "SelfAttention", cfg, bias_table=i == 0)
+        x = _t5_attention(b, x, f"{p}.layer.1", "EncDecAttention", cfg, kv_src=enc)
+        x = _t5_ffn(b, x, f"{p}.layer.2", cfg)
+    x = b.norm(x, "decoder.final_layer_norm", "rmsnorm", bias=False)
+    if decoder_tokens > 1:
+        x = b.op("last_token", "slice", [x], (1, cfg.d_model), 0)
+    b.linear(x, "lm_head", cfg.vocab, bias=False, weight=shared if cfg.tied else None)
+    return b
+
+
+def _t5_attention(b: GraphBuilder, x: Act, p: str, kind: str, cfg: T5Config, *,
+                  bias_table: bool = False, kv_src: Act | None = None) -> Act:
+    """x + attention(RMSNorm(x)); self-attention adds the relative position bias to its
+    scores (the table's weights sit on the first block's QK^T op)."""
+    spec = AttnSpec(cfg.heads, cfg.d_kv, names=("q", "k", "v", "o"), bias=(False,) * 4)
+    y = b.norm(x, f"{p}.layer_norm", "rmsnorm", bias=False)
+    a = f"{p}.{kind}"
+    src = kv_src or y
+    q = b.linear(y, f"{a}.q", spec.q_dim, bias=False)
+    k = b.linear(src, f"{a}.k", spec.kv_dim, bias=False)
+    v = b.linear(src, f"{a}.v", spec.kv_dim, bias=False)
+    q_len, kv_len = y.shape[0], src.shape[0]
+    extra = (b.tensor(f"{a}.relative_attention_bias.weight", cfg.buckets, cfg.heads),) \
+        if bias_table else ()
+    o = attention_core(b, a, q, k, v, spec, q_len=q_len, kv_len=kv_len, extra_weights=extra,
+                       extra_flops=0 if kv_src else cfg.heads * q_len * kv_len)
+    return b.add(f"{p}.add", x, b.linear(o, f"{a}.o", x.shape[-1], bias=False))
+
+
+def _t5_ffn(b: GraphBuilder, x: Act, p: str, cfg: T5Config) -> Act:
+    """x + DenseReluDense(RMSNorm(x)), gated (wi_0 * wi_1) for T5 v1.1."""
+    y = b.norm(x, f"{p}.layer_norm", "rmsnorm", bias=False)
+    f = f"{p}.DenseReluDense"
+    if cfg.gated:
+        g = b.linear(y, f"{f}.wi_0", cfg.d_ff, bias=False, act=cfg.act)
+        u = b.linear(y, f"{f}.wi_1", cfg.d_ff, bias=False)
+        h = b.elementwise(f"{f}.gate_mul", "mul", [g, u])
+    else:
+        h = b.linear(y, f"{f}.wi", cfg.d_ff, bias=False, act=cfg.act)
+    return b.add(f"{p}.add", x, b.linear(h, f"{f}.wo", x.shape[-1], bias=False))
