@@ -39,6 +39,7 @@ RUNTIME_FIELDS: dict[str, str] = {
     "init.programs_per": f"choice:{'|'.join(PROGRAM_KEYS)}?",
     "init.program_count": "count?",
     "init.cached": "bool?",
+    "init.order": "choice:with_load|before_load?",
     "init.program_load": "time?",
     "dispatch.per_kernel": "time?",
     "fusion.rules": f"list:{'|'.join(FUSION_RULES)}?",
@@ -65,7 +66,9 @@ class RuntimeProfile:
     init: `fixed` session set-up; `program_build` per program built before the first kernel
     runs: one per distinct op kind or op shape of the model (`programs_per`), or a fixed
     `program_count` whatever the model (`runtime`: a framework that builds all its kernels);
-    with `cached` binaries each program costs `program_load` instead.
+    with `cached` binaries each program costs `program_load` instead. `order` before_load:
+    set-up and builds finish before the first weight is read (a backend initialised before the
+    model is loaded); with_load: they share the host with parsing while reads proceed.
     dispatch: `per_kernel` host cost of each kernel launch, on top of the GPU's own.
     efficiency: per op class and per dtype, the factor by which this runtime's kernels reach
     the hardware roofline (1 = as the hardware profile's compute efficiency says; 0.5 = twice
@@ -89,6 +92,7 @@ class RuntimeProfile:
     program_count: int = 0
     cached: bool = False
     program_load: float = 0.0
+    init_order: str = "with_load"
     dispatch: float = 0.0
     fusion: tuple[str, ...] = ()
     efficiency: dict[str, float] = field(default_factory=dict)
@@ -133,7 +137,7 @@ _ATTR = {
     "load.transform": "transform", "load.transform_bandwidth": "transform_bandwidth",
     "init.fixed": "init_fixed", "init.program_build": "program_build",
     "init.programs_per": "programs_per", "init.program_count": "program_count",
-    "init.cached": "cached", "init.program_load": "program_load",
+    "init.cached": "cached", "init.program_load": "program_load", "init.order": "init_order",
     "dispatch.per_kernel": "dispatch",
     "fusion.rules": "fusion",
 }

@@ -13,6 +13,7 @@ import pytest
 from workloads.hf_config import load_hf_config
 from workloads.model import WorkloadError
 from workloads.zoo import get_model
+from workloads.zoo.layers import ELEMENTWISE_FLOPS
 
 # values from the published config.json files on the Hugging Face hub
 GPT2 = {"activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"],
@@ -158,6 +159,22 @@ def test_family_details_match_the_checkpoints():
     assert o.op("model.decoder.project_in").weights[0].shape == (1024, 512)
     assert _tensor(o, "embed_positions.weight").shape == (2050, 1024)
     assert "model.decoder.final_layer_norm" not in o.graph
+
+
+def test_phi_qk_layernorm_is_a_layernorm_with_bias_over_head_dim():
+    # the zoo's one q/k-norm mechanism in the model's norm kind: LayerNorm for Phi (Qwen3 and
+    # Gemma 3 get RMSNorm q_norm / k_norm, tests/test_zoo_more.py)
+    base = load_hf_config(hf("phi-2"), tokens=4)
+    qk = load_hf_config(hf("phi-2") | {"qk_layernorm": True}, tokens=4)
+    assert qk.param_count - base.param_count == 32 * 2 * 2 * 80  # layers x q, k x w, b x 80
+    for name in ("q_layernorm", "k_layernorm"):
+        op = qk.op(f"model.layers.0.self_attn.{name}")
+        assert op.kind == "layernorm" and [t.shape for t in op.weights] == [(80,), (80,)]
+        assert op.output_elems == 4 * 32 * 80  # 4 tokens x 32 heads x head_dim 80
+    assert qk.total_flops - base.total_flops == 32 * 2 * ELEMENTWISE_FLOPS["layernorm"] * (
+        4 * 32 * 80)
+    assert ("model.layers.0.self_attn.q_layernorm", "model.layers.0.self_attn.qk") in \
+        qk.graph.edges
 
 
 def test_sliding_window_limits_attention_only_past_the_window():

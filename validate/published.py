@@ -355,9 +355,10 @@ def plot(outcomes: Sequence[Outcome], path: str | Path) -> Path:
 # --- fitting -------------------------------------------------------------------------------
 def fit_runtime(rows: Sequence[Row], runtime: str, params: Sequence[str],
                 match: str | None = None) -> tuple[dict[str, float], list[Outcome]]:
-    """Fit `params` (runtime fields holding numbers, e.g. 'efficiency.gemv', 'load.parse_bandwidth')
-    of `runtime` to its `fit` rows (optionally only ids matching `match`): least squares on
-    log(predicted / published), searched in log space. Returns the values and the fitted rows."""
+    """Fit `params` (runtime fields holding numbers, e.g. 'efficiency.gemv', 'load.parse_bandwidth';
+    'a,b' ties several fields to one value) of `runtime` to its `fit` rows (optionally only ids
+    matching `match`): least squares on log(predicted / published), searched in log space.
+    Returns the values and the fitted rows."""
     try:
         from scipy.optimize import minimize
     except ImportError:
@@ -372,31 +373,34 @@ def fit_runtime(rows: Sequence[Row], runtime: str, params: Sequence[str],
         raise ValidateError(f"no fit rows for runtime {runtime!r}"
                             + (f" matching {match!r}" if match else ""))
     base = load_runtime(runtime)
+    groups = [tuple(p.strip() for p in spec.split(",") if p.strip()) for spec in params]
     start = []
-    for p in params:
-        if p not in RUNTIME.fields:
-            raise ValidateError(f"unknown runtime field {p!r}; valid fields: "
-                                f"{', '.join(RUNTIME.fields)}")
-        v = runtime_value(base, p)
+    for group in groups:
+        for p in group:
+            if p not in RUNTIME.fields:
+                raise ValidateError(f"unknown runtime field {p!r}; valid fields: "
+                                    f"{', '.join(RUNTIME.fields)}")
+        v = runtime_value(base, group[0])
         start.append(math.log(float(v) if v else 1.0))
-    unit = {p: _unit_of(RUNTIME.fields[p]) for p in params}
+    unit = {p: _unit_of(RUNTIME.fields[p]) for g in groups for p in g}
 
     def values(x: Sequence[float]) -> dict[str, Any]:
-        return {p: f"{math.exp(v) * unit[p][0]}{unit[p][1]}" for p, v in zip(params, x,
-                                                                           strict=True)}
+        return {p: f"{math.exp(v)}{unit[p]}" for g, v in zip(groups, x, strict=True) for p in g}
 
     def loss(x: Sequence[float]) -> float:
         outs = evaluate(mine, {runtime: values(x)})
         return sum(math.log(o.ratio) ** 2 if o.ratio else 25.0 for o in outs)
 
+    # the first simplex spans a factor of 2 on every field (the default step is tiny at log 1 = 0)
+    simplex = [list(start)] + [[s + (math.log(2.0) if i == j else 0.0)
+                                for j, s in enumerate(start)] for i in range(len(start))]
     res = minimize(loss, start, method="Nelder-Mead",
-                   options={"xatol": 1e-3, "fatol": 1e-6, "maxiter": 400})
-    fitted = {p: math.exp(v) for p, v in zip(params, res.x, strict=True)}
+                   options={"xatol": 1e-3, "fatol": 1e-6, "maxiter": 200 * len(start),
+                            "initial_simplex": simplex})
+    fitted = {",".join(g): math.exp(v) for g, v in zip(groups, res.x, strict=True)}
     return fitted, evaluate(mine, {runtime: values(res.x)})
 
 
-def _unit_of(kind: str) -> tuple[float, str]:
-    """(scale, suffix) to write an SI value back as a field of `kind` ('1e9', ' B/s')."""
-    kind = kind.rstrip("?")
-    return {"bandwidth": (1.0, " B/s"), "time": (1.0, " s"), "bytes": (1.0, "")}.get(kind,
-                                                                                      (1.0, ""))
+def _unit_of(kind: str) -> str:
+    """The unit suffix that writes an SI value back as a field of `kind`."""
+    return {"bandwidth": " B/s", "time": " s"}.get(kind.rstrip("?"), "")

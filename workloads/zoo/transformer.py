@@ -1,6 +1,6 @@
 """Transformer building blocks (attention with QK^T and AV as their own ops, MLPs) and the
 encoder models built from them: BERT-base, CLIP ViT-L/14 text encoder (Stable Diffusion 1.5),
-and Whisper-small's encoder and decoder.
+and Whisper's (small, medium) encoder and decoder.
 
 Attention FLOPs count the full score matrix (QK^T and AV are each 2*heads*q*k*head_dim), also
 for causal masks, as unfused kernels compute it. Softmax is its own op.
@@ -24,7 +24,8 @@ class AttnSpec:
     names: tuple[str, str, str, str] = ("q_proj", "k_proj", "v_proj", "out_proj")
     fused: str = ""  # name of a fused q|k|v projection (GPT-2 c_attn, ViT qkv); "" = separate
     bias: tuple[bool, bool, bool, bool] = (True, True, True, True)  # q, k, v, out
-    qk_norm: str = ""  # a norm kind over head_dim on q and k (Phi qk_layernorm); "" = none
+    qk_norm: str = ""  # a norm kind over head_dim on q and k: rmsnorm (q_norm, k_norm: Qwen3,
+    # Gemma 3) or layernorm with bias (q_layernorm, k_layernorm: Phi); "" = none
 
     @property
     def q_dim(self) -> int:
@@ -37,15 +38,18 @@ class AttnSpec:
 
 def attention_core(b: GraphBuilder, p: str, q: Act, k: Act, v: Act, spec: AttnSpec, *,
                    q_len: int, kv_len: int, groups: int = 1, past: int = 0, cache: bool = False,
-                   extra_weights: tuple[Tensor, ...] = (), extra_flops: int = 0) -> Act:
+                   extra_weights: tuple[Tensor, ...] = (), extra_flops: int = 0,
+                   cache_tokens: int | None = None) -> Act:
     """QK^T -> softmax -> AV for `groups` independent windows of q_len queries x kv_len keys.
 
     `extra_weights`/`extra_flops` add a position bias to the scores (Swin, SAM). `past`
     keys/values come from the KV cache (read, not recomputed); with `cache` the QK^T op
-    appends this call's K and the AV op its V as persistent state (`state_elems`).
+    appends this call's K and the AV op its V as persistent state (`state_elems`): all of
+    this call's tokens, or `cache_tokens` of them (a sliding-window cache that is full).
     """
     h, hd = spec.heads, spec.head_dim
-    new_kv = k.numel if cache else 0
+    kept = k.numel if cache_tokens is None else cache_tokens * spec.kv_dim
+    new_kv = kept if cache else 0
     cached = past * spec.kv_dim
     flops = 2 * groups * h * q_len * kv_len * hd
     scores = b.op(f"{p}.qk", "attention_qk", [q, k], (groups * h, q_len, kv_len),
@@ -53,16 +57,18 @@ def attention_core(b: GraphBuilder, p: str, q: Act, k: Act, v: Act, spec: AttnSp
                   input_elems=q.numel + k.numel + cached, state=new_kv, past_tokens=past)
     probs = b.elementwise(f"{p}.softmax", "softmax", [scores])
     return b.op(f"{p}.av", "attention_av", [probs, v], (q.shape[0], spec.q_dim), flops,
-                input_elems=probs.numel + v.numel + cached, state=v.numel if cache else 0,
+                input_elems=probs.numel + v.numel + cached, state=new_kv,
                 past_tokens=past)
 
 
 def attention(b: GraphBuilder, x: Act, p: str, spec: AttnSpec, *, kv_src: Act | None = None,
-              past: int = 0, cache: bool = False, window: int = 0) -> Act:
+              past: int = 0, cache: bool = False, window: int = 0,
+              window_cache: bool = False) -> Act:
     """A full attention layer on x (tokens, dim): projections, QK^T, softmax, AV, output.
 
     `kv_src` makes it cross-attention; `window` > 0 limits each query to that many keys (local
-    attention, GPT-Neo).
+    attention, GPT-Neo; sliding window, Gemma 3); with `window_cache` the layer's KV cache
+    holds only the last `window` tokens (it reads at most `window` and stops growing there).
     """
     qn, kn, vn, on = spec.names
     qb, kb, vb, ob = spec.bias
@@ -79,17 +85,25 @@ def attention(b: GraphBuilder, x: Act, p: str, spec: AttnSpec, *, kv_src: Act | 
         k = b.linear(src, f"{p}.{kn}", spec.kv_dim, bias=kb)
         v = b.linear(src, f"{p}.{vn}", spec.kv_dim, bias=vb)
     if spec.qk_norm:
-        q, k = (_head_norm(b, a, f"{p}.{w}_layernorm", spec) for a, w in ((q, "q"), (k, "k")))
+        suffix = "_layernorm" if spec.qk_norm == "layernorm" else "_norm"
+        q, k = (_head_norm(b, a, f"{p}.{w}{suffix}", spec) for a, w in ((q, "q"), (k, "k")))
     kv_len = (kv_src.shape[0] if kv_src is not None else tokens) + past
+    keep = None
     if window:
         kv_len = min(kv_len, window)
-    o = attention_core(b, p, q, k, v, spec, q_len=tokens, kv_len=kv_len, past=past, cache=cache)
+        if window_cache:
+            keep = min(past + tokens, window) - min(past, window)
+            past = min(past, window)
+    o = attention_core(b, p, q, k, v, spec, q_len=tokens, kv_len=kv_len, past=past, cache=cache,
+                       cache_tokens=keep)
     return b.linear(o, f"{p}.{on}", x.shape[-1], bias=ob)
 
 
 def _head_norm(b: GraphBuilder, x: Act, name: str, spec: AttnSpec) -> Act:
-    """A norm over each head's head_dim features (one weight and bias of head_dim)."""
-    ws = (b.tensor(f"{name}.weight", spec.head_dim), b.tensor(f"{name}.bias", spec.head_dim))
+    """A norm over each head's head_dim features, one weight of head_dim shared by all heads."""
+    ws = [b.tensor(f"{name}.weight", spec.head_dim)]
+    if spec.qk_norm == "layernorm":
+        ws.append(b.tensor(f"{name}.bias", spec.head_dim))
     return b.op(name, spec.qk_norm, [x], x.shape, ELEMENTWISE_FLOPS[spec.qk_norm] * x.numel, ws)
 
 
@@ -189,12 +203,39 @@ class WhisperConfig:
         return AttnSpec(heads, self.d_model // heads, bias=(True, False, True, True))
 
 
+@dataclass(frozen=True)
+class WhisperZoo:
+    """A Whisper checkpoint in the zoo: its sizes and the published encoder / decoder split."""
+
+    name: str  # zoo names: NAME-encoder, NAME-decoder
+    title: str
+    cfg: WhisperConfig
+    encoder_params: int  # HF model.encoder num_parameters()
+    decoder_params: int  # HF model.decoder (embed_tokens, tied with proj_out, counted here)
+    source: str
+
+
+_WHISPER_SPLIT = ("the token embedding, tied with the output projection, is counted once, in "
+                  "the decoder")
 WHISPER_SMALL = WhisperConfig()
+WHISPER_MEDIUM = WhisperConfig(d_model=1024, encoder_layers=24, decoder_layers=24,
+                               encoder_heads=16, decoder_heads=16, encoder_ffn=4096,
+                               decoder_ffn=4096)
 WHISPER_SOURCE = ("Radford et al. 2022, arXiv:2212.04356; HF openai/whisper-small "
-                  "(241.7M params total = encoder + decoder; the token embedding, tied with the "
-                  "output projection, is counted once, in the decoder)")
+                  f"(241.7M params total = encoder + decoder; {_WHISPER_SPLIT})")
 WHISPER_TOTAL = 241_734_912  # HF openai/whisper-small num_parameters()
 WHISPER_ENCODER, WHISPER_DECODER = 88_154_112, 153_580_800  # model.encoder / model.decoder
+WHISPERS = (
+    WhisperZoo("whisper-small", "Whisper-small", WHISPER_SMALL, WHISPER_ENCODER, WHISPER_DECODER,
+               WHISPER_SOURCE),
+    WhisperZoo("whisper-medium", "Whisper-medium", WHISPER_MEDIUM, 307_216_384, 456_641_536,
+               "Radford et al. 2022, arXiv:2212.04356 (769M in the paper's table); HF "
+               "openai/whisper-medium config.json (d_model 1024, 24 + 24 layers, 16 heads, ffn "
+               "4096, vocab 51865, 80 mel bins, 1500 audio / 448 text positions): 763,857,920 "
+               "params computed from the config, equal to transformers' "
+               "WhisperForConditionalGeneration num_parameters(), = encoder + decoder; "
+               f"{_WHISPER_SPLIT}"),
+)
 
 
 def whisper_encoder_layers(b: GraphBuilder, cfg: WhisperConfig, frames: int,
@@ -214,15 +255,6 @@ def whisper_encoder_layers(b: GraphBuilder, cfg: WhisperConfig, frames: int,
                          cfg.encoder_ffn, ln=("self_attn_layer_norm", "final_layer_norm"),
                          mlp_names=("fc1", "fc2"))
     return b.norm(x, f"{prefix}layer_norm")
-
-
-def whisper_encoder(dtype: str = "fp16", frames: int = 3000) -> Model:
-    """Whisper-small audio encoder: 2 convs, 1500 positions, 12 pre-LN layers (~88.15M)."""
-    b = GraphBuilder("whisper-small-encoder", dtype)
-    x = whisper_encoder_layers(b, WHISPER_SMALL, frames)
-    return b.build(family="audio", published_params=WHISPER_ENCODER, source=WHISPER_SOURCE,
-                   description=f"Whisper-small encoder, {frames} mel frames "
-                               f"({x.shape[0]} positions)")
 
 
 def _conv1d(b: GraphBuilder, x: Act, name: str, cout: int, k: int, stride: int,
@@ -266,15 +298,37 @@ def whisper_decoder_layers(b: GraphBuilder, cfg: WhisperConfig, tokens: int, enc
     return b.linear(last, head, cfg.vocab, bias=False, weight=table if cfg.tied else None)
 
 
-def whisper_decoder(dtype: str = "fp16", tokens: int = 32, audio_positions: int = 1500,
-                    past: int = 0, cache: bool = False) -> Model:
-    """Whisper-small text decoder: 12 layers with self- and cross-attention (~153.6M)."""
-    b = GraphBuilder("whisper-small-decoder", dtype)
-    enc = Act(None, (audio_positions, WHISPER_SMALL.d_model))
-    whisper_decoder_layers(b, WHISPER_SMALL, tokens, enc, past, cache)
-    return b.build(family="audio", published_params=WHISPER_DECODER, source=WHISPER_SOURCE,
-                   description=f"Whisper-small decoder, {tokens} tokens attending to "
-                               f"{audio_positions} audio positions")
+def whisper_encoder_builder(w: WhisperZoo):
+    """A zoo constructor `(dtype, frames=3000) -> Model` for `w`'s audio encoder."""
+    def build(dtype: str = "fp16", frames: int = 3000) -> Model:
+        b = GraphBuilder(f"{w.name}-encoder", dtype)
+        x = whisper_encoder_layers(b, w.cfg, frames)
+        return b.build(family="audio", published_params=w.encoder_params, source=w.source,
+                       description=f"{w.title} encoder, {frames} mel frames "
+                                   f"({x.shape[0]} positions)")
+    build.__doc__ = (f"{w.title} audio encoder: 2 convs, {w.cfg.source_positions} positions, "
+                     f"{w.cfg.encoder_layers} pre-LN layers ({w.encoder_params:,} params).")
+    return build
+
+
+def whisper_decoder_builder(w: WhisperZoo):
+    """A zoo constructor `(dtype, tokens=32, audio_positions=1500, past=0, cache=False)` for
+    `w`'s text decoder (self- and cross-attention; logits of the last token)."""
+    def build(dtype: str = "fp16", tokens: int = 32, audio_positions: int = 1500,
+              past: int = 0, cache: bool = False) -> Model:
+        b = GraphBuilder(f"{w.name}-decoder", dtype)
+        enc = Act(None, (audio_positions, w.cfg.d_model))
+        whisper_decoder_layers(b, w.cfg, tokens, enc, past, cache)
+        return b.build(family="audio", published_params=w.decoder_params, source=w.source,
+                       description=f"{w.title} decoder, {tokens} tokens attending to "
+                                   f"{audio_positions} audio positions")
+    build.__doc__ = (f"{w.title} text decoder: {w.cfg.decoder_layers} layers with self- and "
+                     f"cross-attention ({w.decoder_params:,} params).")
+    return build
+
+
+whisper_encoder = whisper_encoder_builder(WHISPERS[0])
+whisper_decoder = whisper_decoder_builder(WHISPERS[0])
 
 
 def distilbert(name: str, dtype: str = "fp16", tokens: int = 128, *, vocab: int = 30522,
