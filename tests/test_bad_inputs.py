@@ -285,6 +285,62 @@ case("profiles", "check-missing", ["profiles", "check", "nope.yaml"], r"nope.yam
 case("profiles", "check-folder", ["profiles", "check", "d.yaml"], r"folder", {"d.yaml/x": ""},
      code=1)
 
+# --- runtime profiles: runtimes check / show, run --runtime, --runtime-set, spec runtimes ------
+
+
+def rt(**changes: object) -> str:
+    """A small valid runtime profile (named 'my-rt') with dotted-path changes."""
+    data = {"name": "my-rt", "description": "test runtime",
+            "dispatch": {"per_kernel": {"value": "30 us", "estimate": "x"}},
+            "efficiency": {"conv": {"value": 0.5, "estimate": "x"}}}
+    for path, value in changes.items():
+        node = data
+        parts = path.split("__")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return dump(data)
+
+
+RUNTIME_DEFECTS: dict[str, tuple[object, str]] = {
+    "efficiency-inf": (rt(efficiency__conv={"value": float("inf"), "estimate": "x"}),
+                       r"efficiency.conv.*positive"),
+    "efficiency-nan": (rt(efficiency__conv={"value": float("nan"), "estimate": "x"}),
+                       r"efficiency.conv"),
+    "efficiency-zero": (rt(efficiency__conv={"value": 0, "estimate": "x"}),
+                        r"efficiency.conv.*positive"),
+    "dispatch-negative": (rt(dispatch__per_kernel={"value": "-3 us", "estimate": "x"}),
+                          r"dispatch.per_kernel"),
+    "holding-unknown": (rt(weights__holding={"value": "telepathy", "estimate": "x"}),
+                        r"weights.holding.*one of"),
+    "fusion-unknown": (rt(fusion__rules={"value": ["everything"], "estimate": "x"}),
+                       r"fusion.rules"),
+    "name-shipped": (rt(name="mnn"), r"name of its own"),
+    "no-source": (rt(efficiency__conv={"value": 0.5}), r"efficiency.conv.*source"),
+    "unknown-key": (rt(warp={"x": 1}), r"warp.*unknown key"),
+    "duplicate-key": (rt() + "name: again\n", r"twice"),
+    "not-utf8": (b"name: caf\xe9\n", r"not UTF-8"),
+}
+for name, (text, expect) in RUNTIME_DEFECTS.items():
+    files = {"r.yaml": text}
+    case("runtimes", f"check-{name}", ["runtimes", "check", "r.yaml"], expect, files, code=1)
+    case("runtimes", f"run-{name}", [*RUN, "--policy", "sequential", "--runtime", "r.yaml"],
+         expect, files)
+case("runtimes", "show-unknown", ["runtimes", "show", "mmn"], r"mmn.*valid runtimes")
+case("runtimes", "run-unknown", [*RUN, "--policy", "sequential", "--runtime", "mmn"],
+     r"unknown runtime 'mmn'.*valid runtimes")
+case("runtimes", "capacity-unknown", [*CAP, "--latency-target", "1s", "--runtime", "mmn"],
+     r"unknown runtime 'mmn'")
+for item, expect in (("efficiency.conv=.inf", r"efficiency.conv"),
+                     ("efficiency.conv=.nan", r"efficiency.conv"),
+                     ("weights.holding=telepathy", r"weights.holding"),
+                     ("warp=1", r"unknown runtime field 'warp'"),
+                     ("efficiency.conv", r"key=value")):
+    case("runtimes", f"runtime-set-{item}", [*RUN, "--policy", "sequential", "--runtime", "mnn",
+                                             "--runtime-set", item], expect)
+case("runtimes", "spec-unknown", ["sweep", "s.yaml", "--out", "o", "--no-progress"],
+     r"mmn", {"toy.yaml": prof(), "s.yaml": spec(runtimes=["mmn"])})
+
 # --- overrides: --set on run, capacity, profiles show; `set:` in a spec -----------------------
 SET_DEFECTS = {
     "no-equals": ("storage.read_bandwidth", r"key=value"),
@@ -613,6 +669,16 @@ SPEC_DEFECTS: dict[str, tuple[object, str]] = {
 for name, (text, expect) in SPEC_DEFECTS.items():
     case("specs", name, ["sweep", "s.yaml", "--out", "o", "--no-progress"], expect,
          {"toy.yaml": prof(), "s.yaml": text})
+for name, entry, files, expect in (
+        ("file-missing", {"file": "nope.onnx"}, {}, r"nope.onnx.*not found"),
+        ("file-garbage", {"file": "m.onnx"}, {"m.onnx": b"garbage"}, r"m.onnx"),
+        ("file-dims-list", {"file": "m/config.json", "dims": [1]},
+         {"m/config.json": json.dumps(LLAMA)}, r"'dims' of model file"),
+        ("file-config-heads-0", {"file": "m/config.json"},
+         {"m/config.json": json.dumps({**LLAMA, "num_attention_heads": 0})},
+         r"num_attention_heads")):
+    case("specs", name, ["sweep", "s.yaml", "--out", "o", "--no-progress"], expect,
+         {"toy.yaml": prof(), "s.yaml": spec(models=[entry]), **files})
 case("specs", "missing", ["sweep", "nope.yaml", "--out", "o"], r"nope.yaml.*built-in specs")
 case("specs", "folder", ["sweep", "d", "--out", "o"], r"cannot read sweep spec", {"d/x": ""})
 
@@ -747,6 +813,18 @@ case("validate", "compare-repeats", ["validate", "compare", "--profile", "pocl-c
                                      "--device", "pocl", "--repeats", "0", "--out", "rep"],
      r"--repeats")
 
+case("validate", "published-table-missing", ["validate", "published", "--table", "nope.yaml"],
+     r"nope.yaml")
+case("validate", "published-table-garbage", ["validate", "published", "--table", "t.yaml"],
+     r"t.yaml", {"t.yaml": "rows: [unclosed\n"})
+case("validate", "published-fit-unknown", ["validate", "published", "--fit", "mmn", "--param",
+                                           "efficiency.conv"], r"mmn")
+case("validate", "published-plot-extension", ["validate", "published", "--plot", "x.gif"],
+     r"x.gif")
+case("validate", "check-profile", ["validate", "check", "--profile", "pixel-99", "--device",
+                                   "pocl"], r"pixel-99")
+case("validate", "summary-missing", ["validate", "summary", "nope", "--out", "s.md"], r"nope")
+
 # --- Dask addresses (no cluster needed: each fails before or at connecting) ---------------------
 for addr, expect in (("foo", r"not a Dask scheduler address"),
                      ("tcp://foo", r"not a Dask scheduler address"),
@@ -813,7 +891,7 @@ def test_bad_input(c: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_the_matrix_is_large_and_covers_every_area() -> None:
     areas = {c.id.split(":")[0] for c in CASES}
     assert {"names", "profiles", "overrides", "budgets", "options", "onnx", "hf", "schedules",
-            "specs", "plot", "capacity", "outputs", "validate", "dask"} <= areas
+            "specs", "plot", "capacity", "outputs", "validate", "dask", "runtimes"} <= areas
     assert len(CASES) >= 250
     assert len({c.id for c in CASES}) == len(CASES)
 
