@@ -5,7 +5,7 @@
 - host->GPU copy: latency + B / copy bandwidth;
 - buffer->texture transform: B / transform bandwidth;
 - compute (roofline): launch overhead + max(t_flops, t_mem) + (1 - overlap) x min(t_flops, t_mem)
-  with t_flops = FLOPs / (peak[dtype] x efficiency), t_mem = weight bytes / (DRAM bandwidth x
+  with t_flops = FLOPs / (peak[compute dtype of the op's weight format] x efficiency), t_mem = weight bytes / (DRAM bandwidth x
   texture-or-buffer read efficiency) + activation bytes / DRAM bandwidth, and overlap =
   `gpu.compute_memory_overlap` (1, the default: the plain roofline max; near 0: the sum, as on
   a CPU kernel that reads its weights and then computes).
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from hwprofiles.schema import HardwareProfile
 from hwprofiles.storage import read_time
 from sim.schedule import Compute
+from workloads.formats import compute_dtype
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class HardwareModel:
                      location: Mapping[str, str]) -> float:
         """Roofline time of one op; `location` maps each weight to 'texture' or 'buffer'."""
         g = self.profile.gpu
-        t_flops = step.flops / (g.flops_for(step.dtype) * g.compute_efficiency)
+        t_flops = step.flops / (g.flops_for(compute_dtype(step.dtype)) * g.compute_efficiency)
         t_mem = (step.input_bytes + step.output_bytes) / g.memory_bandwidth
         for t in step.weights:
             t_mem += tensor_bytes[t] / self.weight_read_bandwidth(location.get(t, "buffer"))

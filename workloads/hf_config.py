@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workloads.model import Model, WorkloadError, check_dtype
+from workloads.model import Model, WorkloadError
+from workloads.precision import parse_precision
 from workloads.zoo.llm import LMConfig, decoder_lm
 from workloads.zoo.transformer import bert
 from workloads.zoo.vision import vit
@@ -89,7 +90,7 @@ def lm_config(cfg: Mapping[str, Any], name: str) -> LMConfig:
 def load_hf_config(path_or_dict: str | Path | Mapping[str, Any], dtype: str = "fp16",
                    name: str | None = None, tokens: int = 128) -> Model:
     """A Model from a config.json (path, folder or dict); `tokens` for text models."""
-    check_dtype(dtype)
+    prec = parse_precision(dtype)
     cfg = read_config(path_or_dict)
     mt = cfg.get("model_type")
     if mt not in SUPPORTED:
@@ -101,11 +102,13 @@ def load_hf_config(path_or_dict: str | Path | Mapping[str, Any], dtype: str = "f
         src = cfg.get("_name_or_path") or (folder.name if folder else "")
         name = str(src).rstrip("/").split("/")[-1] or mt
     try:
-        model = _build(cfg, mt, name, dtype, tokens)
+        model = _build(cfg, mt, name, prec.base, tokens)
     except (TypeError, ValueError, KeyError) as exc:
         if isinstance(exc, WorkloadError):
             raise
         raise WorkloadError(f"{mt} config has a bad value: {exc}") from None
+    if prec.mixed:
+        model = model.with_dtype(prec.name)
     model.source = f"Hugging Face config.json (model_type {mt})"
     return model
 
