@@ -85,7 +85,8 @@ def plot(results_dir: str, kind: str, out_file: str | None, title: str | None) -
 @click.option("--policy", "policies", required=True,
               help="policy or comma-separated policies, e.g. pipeline,flashmem")
 @click.option("--latency-target", required=True, help="latency to meet, e.g. 50ms")
-@click.option("--dtype", default="fp16", show_default=True, help="fp32 | fp16 | int8 | int4")
+@click.option("--dtype", default="fp16", show_default=True, help="weight format (fp16, int8, int4, q4_0, q8_0, q4_k, awq-g128, fp8, ...) or mixed "
+                   "precision per layer group, e.g. 'q4_0,lm_head=q6_k'")
 @click.option("--set", "overrides", multiple=True, help="profile override key=value")
 @click.option("--option", "options", multiple=True,
               help="policy option key=value (applied to every policy that has it)")

@@ -164,9 +164,10 @@ def get_format(name: str) -> Format:
                       f"(patterns: {', '.join(PATTERNS)}, N in {GROUP_SIZES[0]}..{GROUP_SIZES[-1]})")
 
 
-def list_formats() -> list[str]:
-    """The fixed format names (patterns such as awq-g64 are accepted too)."""
-    return list(FORMATS)
+def list_formats(examples: bool = False) -> list[str]:
+    """The fixed format names (patterns such as awq-g64 are accepted too); with `examples`,
+    also the common pattern instances awq-g128 and gptq-g128."""
+    return list(FORMATS) + (["awq-g128", "gptq-g128"] if examples else [])
 
 
 def compute_dtype(name: str) -> str:
