@@ -32,8 +32,10 @@ def format_table(rows: list[list[str]]) -> str:
               help="show a progress bar on stderr")
 @click.option("--plots/--no-plots", default=True, show_default=True,
               help="write tradeoff.png and tradeoff.svg into the results directory")
+@click.option("--report", "html_report", is_flag=True,
+              help="also write report.html (interactive, needs plotly) into the results directory")
 def sweep(spec_ref: str, out_dir: str, workers: int | None, scheduler: str | None,
-          progress: bool, plots: bool) -> None:
+          progress: bool, plots: bool, html_report: bool) -> None:
     """Run every run of a sweep spec not yet stored in OUT, then plot and summarise.
 
     SPEC is a YAML file or the name of a built-in spec ('default'). Re-running the same
@@ -57,6 +59,10 @@ def sweep(spec_ref: str, out_dir: str, workers: int | None, scheduler: str | Non
                f"{out.failed - out.errors} infeasible (budget below what the policy runs in), "
                f"{out.errors} errors; {out.wall_s:.1f} s. "
                f"Results: {Path(out_dir) / 'results.parquet'}")
+    if html_report and not df.empty:
+        from experiments.report import write_report
+
+        click.echo(f"Report: {write_report(out_dir, Path(out_dir) / 'report.html')}")
 
 
 @click.command()
