@@ -92,7 +92,9 @@ def run_spec(spec: TuneSpec, cfg: dict[str, Any]) -> RunSpec:
 
     Runtime profiles are passed through where RunSpec has a `runtime` field; until then only
     `ideal` (the hardware alone) passes `tune_spec` validation, and it is today's behaviour."""
-    prof = ProfileRef(cfg["profile"], Path(cfg["profile"]).stem, tuple(cfg["set"]))
+    short = Path(cfg["profile"]).stem
+    label = f"{short}+{','.join(cfg['set'])}" if cfg["set"] else short  # as sweeps label it
+    prof = ProfileRef(cfg["profile"], label, tuple(cfg["set"]))
     opts = tuple(sorted(cfg["options"].items()))
     pol = PolicyRef(cfg["policy"], cfg["policy"], opts)
     kwargs: dict[str, Any] = {}
@@ -249,8 +251,12 @@ def make_sampler(spec: TuneSpec, search: str, salt: int = 0, grid_size: int = 0)
     if spec.sampler == "nsga2":
         pop = min(50, max(4, spec.trials // 5))
         return optuna.samplers.NSGAIISampler(population_size=pop, seed=seed)
-    startup = min(10, max(2, spec.trials // 4))
-    return optuna.samplers.TPESampler(n_startup_trials=startup, seed=seed, multivariate=True)
+    # multivariate TPE with conditional groups (policy options); few random startup trials:
+    # on the per-layer-group format space of tests/test_tune.py this setting found the optimum
+    # most often at 20-40 evaluations (benchmarks/bench_tune.py measures it against the grid)
+    startup = min(10, max(3, spec.trials // 6))
+    return optuna.samplers.TPESampler(n_startup_trials=startup, seed=seed, multivariate=True,
+                                      group=True)
 
 
 # --- storage, studies and workers --------------------------------------------------------------
@@ -376,8 +382,9 @@ def run_worker(task: WorkerTask) -> int:
         done += 1
         return values if len(values) > 1 else values[0]
 
-    if complete_count(study) < task.trials:
-        study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(task.trials)],
+    target = min(task.trials, len(grid)) if grid is not None else task.trials
+    if complete_count(study) < target:
+        study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(target)],
                        gc_after_trial=False)
     return done
 
@@ -388,6 +395,32 @@ def _json_default(v: Any) -> Any:
     if isinstance(v, np.floating):
         return float(v)
     return str(v)
+
+
+def fail_unstarted(spec: TuneSpec, study: Any) -> int:
+    """Fail trials a killed worker left RUNNING before its first heartbeat and before it drew
+    any parameter (Optuna's stale-trial check only sees trials with a heartbeat). A live worker
+    draws parameters milliseconds after it starts a trial, so a parameterless trial older than
+    `stale_after` has no worker; nothing was being evaluated, so nothing is re-queued."""
+    import datetime as dt
+
+    optuna = _optuna()
+    now = dt.datetime.now()
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if not t.params and t.datetime_start is not None and \
+                (now - t.datetime_start).total_seconds() > spec.stale_after:
+            try:
+                study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+                n += 1
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another process finished or failed it meanwhile
+    return n
+
+
+def optuna_fail_stale(study: Any) -> None:
+    """Fail (and re-queue) trials whose heartbeat went stale: workers that died mid-trial."""
+    _optuna().storages.fail_stale_trials(study)
 
 
 def study_states(studies: dict[str, Any]) -> dict[str, dict[str, int]]:
@@ -419,6 +452,9 @@ def run_tune(spec: TuneSpec, out_dir: str | Path, storage: str | None = None,
     store = ResultsStore(out_dir)
     store.root.mkdir(parents=True, exist_ok=True)
     store.write_text("tune.yaml", yaml.safe_dump(spec.source, sort_keys=False))
+    for study in studies.values():
+        optuna_fail_stale(study)
+        fail_unstarted(spec, study)
     runner = make_runner(workers, scheduler)
     executed: dict[str, int] = {}
     try:

@@ -182,7 +182,10 @@ class TuneOutcome:
             "objectives": [f"{o.direction} {o.metric}" for o in self.spec.objectives],
             "grid_points": self.grid_points, "states": self.states,
             "best_value": {s: self.best_value(s) for s in self.states},
-            "best": json.loads(self.best[cols].to_json(orient="records")) if len(self.best) else [],
-            "pareto": (json.loads(self.pareto[cols].to_json(orient="records"))
-                       if len(self.pareto) else []),
+            "best": _records(self.best[cols]) if len(self.best) else [],
+            "pareto": _records(self.pareto[cols]) if len(self.pareto) else [],
         }
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(df.to_json(orient="records", double_precision=15))
