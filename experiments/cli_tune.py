@@ -72,7 +72,7 @@ def print_outcome(out: Any) -> None:
 
 
 @click.command()
-@click.argument("spec_path", metavar="SPEC.yaml", type=click.Path(dir_okay=False))
+@click.argument("spec_path", metavar="SPEC.yaml|NAME")
 @click.option("--out", "out_dir", default="tune-results", show_default=True,
               type=click.Path(file_okay=False), help="results folder (Parquet rows, study.db)")
 @click.option("--storage", help="Optuna RDB storage URL shared by workers, e.g. "
@@ -88,7 +88,8 @@ def print_outcome(out: Any) -> None:
               help="write convergence.png (best found vs evaluations)")
 def tune(spec_path: str, out_dir: str, storage: str | None, workers: int, scheduler: str | None,
          report: bool, plots: bool) -> None:
-    """Search the design space of SPEC.yaml with Optuna (and a grid of equal cost).
+    """Search the design space of SPEC.yaml (or a shipped spec NAME) with Optuna, and a grid
+    sweep of the same number of evaluations.
 
     Trials are kept in an Optuna RDB storage, so the same command resumes an interrupted tune
     and several workers may share one study. Every trial's row lands in OUT/results.parquet.

@@ -23,7 +23,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from experiments.errors import ExperimentError
 from experiments.summary import feasible_rows, pareto_front, summarise
@@ -305,6 +305,7 @@ def plot_convergence(curves: pd.DataFrame, path: str | Path, spec: Any) -> Path:
         unit = " (ms)" if o.metric.endswith("_s") else " (MiB)" if o.metric.endswith("_bytes") else ""
         ax.set_ylabel(f"best {o.metric}{unit} ({o.direction})", fontsize=8)
     ax.set_xlabel("evaluations", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
     ax.tick_params(labelsize=8)
     ax.legend(fontsize=8, frameon=False)

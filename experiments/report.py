@@ -99,6 +99,14 @@ class Colors:
         return self.map.get(policy, "#1f77b4")
 
 
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
+def _dashes(df: pd.DataFrame) -> dict[str, str]:
+    """A line dash per precision (colour is the policy)."""
+    return {d: DASHES[i % len(DASHES)] for i, d in enumerate(dict.fromkeys(df["dtype"]))}
+
+
 def _meta(**kw: Any) -> dict[str, str]:
     return {k: str(v) for k, v in kw.items() if v is not None}
 
@@ -108,16 +116,17 @@ def fig_tradeoff(ok: pd.DataFrame, colors: Colors) -> Any:
     profile, policy and precision."""
     go = _go()
     fig = go.Figure()
+    dash = _dashes(ok)
     for (m, p, pol, dt), g in ok.groupby(["model", "profile", "policy", "dtype"], sort=False):
         g = g.sort_values("eff_budget")
         fig.add_trace(go.Scatter(
             x=g["eff_budget"] / MIB, y=g["latency_s"] * 1e3, mode="lines+markers",
-            name=f"{pol} ({dt}) {m} @ {p}", line={"color": colors(pol)},
+            name=f"{pol} ({dt}) {m} @ {p}", line={"color": colors(pol), "dash": dash[dt]},
             customdata=[hover_text(r) for _, r in g.iterrows()],
             hovertemplate="%{customdata}<extra></extra>",
             meta=_meta(model=m, profile=p, policy=pol, dtype=dt, keys=",".join(g["key"]))))
     fig.update_layout(title="latency vs memory budget", xaxis_title="memory budget (MiB)",
-                      yaxis_title="latency (ms)", xaxis_type="log")
+                      yaxis_title="latency (ms)", xaxis_type="log", yaxis_type="log")
     return fig
 
 
@@ -126,10 +135,13 @@ def fig_pareto(ok: pd.DataFrame, colors: Colors) -> Any:
     profile."""
     go = _go()
     fig = go.Figure()
+    symbols = ("circle", "diamond", "square", "triangle-up", "x", "star")
+    sym = {d: symbols[i % len(symbols)] for i, d in enumerate(dict.fromkeys(ok["dtype"]))}
     for (m, p, pol, dt), g in ok.groupby(["model", "profile", "policy", "dtype"], sort=False):
         fig.add_trace(go.Scatter(
             x=g["peak_memory_bytes"] / MIB, y=g["latency_s"] * 1e3, mode="markers",
-            name=f"{pol} ({dt}) {m} @ {p}", marker={"color": colors(pol), "size": 8},
+            name=f"{pol} ({dt}) {m} @ {p}",
+            marker={"color": colors(pol), "size": 8, "symbol": sym[dt]},
             customdata=[hover_text(r) for _, r in g.iterrows()],
             hovertemplate="%{customdata}<extra></extra>",
             meta=_meta(model=m, profile=p, policy=pol, dtype=dt)))
@@ -141,7 +153,7 @@ def fig_pareto(ok: pd.DataFrame, colors: Colors) -> Any:
             customdata=[hover_text(r) for _, r in front.iterrows()],
             hovertemplate="%{customdata}<extra></extra>", meta=_meta(model=m, profile=p)))
     fig.update_layout(title="feasible runs and Pareto fronts", xaxis_title="peak memory (MiB)",
-                      yaxis_title="latency (ms)", xaxis_type="log")
+                      yaxis_title="latency (ms)", xaxis_type="log", yaxis_type="log")
     return fig
 
 
@@ -177,25 +189,31 @@ def fig_speedup(df: pd.DataFrame, colors: Colors) -> Any | None:
 
 
 def fig_convergence(df: pd.DataFrame) -> Any | None:
-    """Tune results: best found vs evaluations for the search and the grid (first objective;
-    from the trial rows, feasible trials only)."""
+    """Tune results: the best feasible value of each tune's first objective found so far,
+    against evaluations, for the search and the grid."""
     if "search" not in df or "evaluation" not in df:
         return None
     go = _go()
     fig = go.Figure()
     tunes = df.dropna(subset=["search"])
+    units = set()
     for (tune, search), g in tunes.groupby(["tune", "search"], sort=False):
         g = g.sort_values("evaluation")
+        metric, direction = str(g["tune_objective"].iloc[0]), str(g["tune_direction"].iloc[0])
         met = g["constraints_met"].astype(bool) & (g["status"] == "ok")
-        best = g["latency_s"].where(met).astype(float).cummin() * 1e3
+        v = g[metric].where(met).astype(float)
+        best = (v.cummin() if direction == "minimize" else v.cummax()).ffill()
+        scale, unit = (1e3, "ms") if metric.endswith("_s") else \
+            (1 / MIB, "MiB") if metric.endswith("_bytes") else (1.0, "")
+        units.add(f"{direction} {metric}" + (f" ({unit})" if unit else ""))
         fig.add_trace(go.Scatter(
-            x=g["evaluation"], y=best, mode="lines", line={"shape": "hv",
-                                                           "dash": "dash" if search == "grid" else "solid"},
+            x=g["evaluation"], y=best * scale, mode="lines",
+            line={"shape": "hv", "dash": "dash" if search == "grid" else "solid"},
             name=f"{tune}: {search}", customdata=[hover_text(r) for _, r in g.iterrows()],
-            hovertemplate="evaluation %{x}: best %{y:.3f} ms<br>this trial:<br>%{customdata}"
-                          "<extra></extra>", meta=_meta()))
-    fig.update_layout(title="tune: best feasible latency found vs evaluations",
-                      xaxis_title="evaluations", yaxis_title="best latency so far (ms)")
+            hovertemplate="evaluation %{x}: best so far %{y:.4g}<br>this trial:<br>"
+                          "%{customdata}<extra></extra>", meta=_meta()))
+    fig.update_layout(title="tune: best feasible value found vs evaluations (equal budgets)",
+                      xaxis_title="evaluations", yaxis_title=", ".join(sorted(units)))
     return fig
 
 
@@ -272,11 +290,19 @@ def _table(df: pd.DataFrame) -> str:
                         "latency_s", "peak_memory_bytes", "flash_bytes_read", "search", "trial")
             if c in df]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    inputs = ("key", "model", "profile", "policy", "dtype", "budget_bytes", "status", "search",
+              "trial")
     rows = []
     for _, r in df.iterrows():
         attrs = " ".join(f'data-{f}="{html.escape(str(r[f]))}"' for f in FILTERS if f in r)
-        cells = "".join(f"<td>{html.escape('unlimited' if c == 'budget_bytes' and _none(r[c]) else _fmt(c, r[c]))}</td>"
-                        for c in cols)
+        ok = r.get("status", "ok") == "ok"
+
+        def cell(c: str, r: pd.Series = r, ok: bool = ok) -> str:
+            if c == "budget_bytes" and _none(r[c]):
+                return "unlimited"
+            return _fmt(c, r[c]) if ok or c in inputs else "-"
+
+        cells = "".join(f"<td>{html.escape(cell(c))}</td>" for c in cols)
         rows.append(f'<tr class="run" data-key="{html.escape(str(r["key"]))}" {attrs} '
                     f'title="{html.escape(hover_text(r).replace("<br>", chr(10)))}">{cells}</tr>')
     return f'<table id="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
@@ -315,7 +341,7 @@ tr.sel {{ background: #ffe9a8; }}
 <p>{summary}</p>
 <div class="filters">{filters}</div>
 <p>Hover a point for its run's configuration; click it to show it below and highlight its row
-in the table.</p>
+in the table. Filters can be set in the address too: <code>report.html#model=NAME&amp;policy=NAME</code>.</p>
 <div id="detail">(click a point)</div>
 {sections}
 <h2>Gantt timeline of a chosen run</h2>
@@ -364,10 +390,14 @@ for (const id in FIGS) {{
     if (cd) show(String(cd));
   }});
 }}
+const HASH = new URLSearchParams(location.hash.slice(1));
 document.querySelectorAll('select[data-filter]').forEach(s => {{
-  F[s.dataset.filter] = 'all';
+  const want = HASH.get(s.dataset.filter);
+  if (want !== null && [...s.options].some(o => o.value === want)) s.value = want;
+  F[s.dataset.filter] = s.value;
   s.addEventListener('change', () => {{ F[s.dataset.filter] = s.value; apply(); }});
 }});
+apply();
 const sel = document.getElementById('gantt-select');
 if (sel) {{ sel.addEventListener('change', () => gantt(sel.value)); gantt(sel.value); }}
 </script>

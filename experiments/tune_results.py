@@ -35,6 +35,8 @@ def trial_rows(spec: TuneSpec, studies: dict[str, Any]) -> pd.DataFrame:
             row.update({
                 "key": digest_of({"study": uid, "trial": t.number}, 24),
                 "tune": spec.name, "search": search, "trial": t.number, "evaluation": order + 1,
+                "tune_objective": spec.objectives[0].metric,
+                "tune_direction": spec.objectives[0].direction,
                 "trial_state": "complete",
                 "params": json.dumps(t.params, sort_keys=True, default=str),
                 "config": json.dumps(config, sort_keys=True, default=str),

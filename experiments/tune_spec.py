@@ -621,11 +621,21 @@ def _energy_profiles() -> list[str]:
     return [p for p in list_profiles() if load_profile(p).energy is not None]
 
 
+def builtin_tunes() -> dict[str, Path]:
+    """Shipped tune specs by name (experiments/tunes/*.yaml)."""
+    root = Path(__file__).with_name("tunes")
+    return {p.stem: p for p in sorted(root.glob("*.yaml"))}
+
+
 def load_tune(ref: str) -> TuneSpec:
-    """A tune spec from a YAML file."""
+    """A tune spec from a YAML file, or the name of a shipped one."""
     path = Path(ref)
     if not path.is_file():
-        raise ExperimentError(f"tune spec {ref!r} does not exist (give a YAML file)")
+        shipped = builtin_tunes()
+        if ref not in shipped:
+            raise ExperimentError(f"tune spec {ref!r} is neither a file nor a shipped spec; "
+                                  f"shipped specs: {', '.join(shipped)}")
+        path = shipped[ref]
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -639,8 +649,9 @@ SI_UNITS = {"bandwidth": "B/s", "time": "s", "rate": "FLOPS", "energy": "J"}
 
 
 def override_text(kind: str, value: float) -> str:
-    """A sampled SI value of a profile field as `--set` override text ('3.2e9 B/s')."""
+    """A sampled SI value of a profile field as `--set` override text, to 6 significant digits
+    ('3.2e+09 B/s'); the run uses exactly the text it records."""
     if kind in ("bytes", "count"):
         return str(int(round(value)))
     unit = SI_UNITS.get(kind)
-    return f"{value!r} {unit}" if unit else repr(float(value))
+    return f"{value:.6g} {unit}" if unit else f"{value:.6g}"

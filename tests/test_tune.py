@@ -210,7 +210,12 @@ def test_bad_input_is_refused_before_any_trial(tmp_path, change, words):
         parse_tune(data)
 
 
-def test_a_stored_study_from_another_spec_is_refused(tmp_path):
+def test_shipped_specs_parse_and_a_stored_study_from_another_spec_is_refused(tmp_path):
+    from experiments.tune_spec import builtin_tunes, load_tune
+
+    assert len(builtin_tunes()) >= 2
+    for name in builtin_tunes():
+        assert load_tune(name).name == name
     spec = parse_tune(mixed_spec(trials=1, grid=False))
     run_tune(spec, tmp_path)
     other = parse_tune(mixed_spec(trials=1, grid=False,
@@ -245,15 +250,23 @@ def test_multi_objective_pareto_front_and_cli(tmp_path):
     assert (tmp_path / "out" / "convergence.png").exists()
 
 
+@pytest.mark.parametrize("sampler", ["random", "nsga2"])
+def test_other_samplers_run_multi_objective(tmp_path, sampler):
+    spec = parse_tune(mixed_spec(trials=4, grid=False, sampler=sampler,
+                                 objectives=["latency_s", "peak_memory_bytes"]))
+    out = run_tune(spec, tmp_path)
+    assert out.states == {"search": {"complete": 4}} and not out.pareto.empty
+
+
 def test_profile_what_ifs_and_policy_options_reach_the_run(tmp_path):
     spec = parse_tune(mixed_spec(
         space={"set": {"storage.read_bandwidth": {"low": "1GB/s", "high": "8GB/s", "log": True}},
                "options": {"flashmem": {"lookahead": [2, 8]}}}, constraints=None))
     cfg = config_of(spec, {"set.storage.read_bandwidth": 2.5e9, "options.flashmem.lookahead": 2})
-    assert cfg["set"] == ["storage.read_bandwidth=2500000000.0 B/s"]
+    assert cfg["set"] == ["storage.read_bandwidth=2.5e+09 B/s"]
     assert cfg["options"] == {"lookahead": 2}
     row, values, _ = evaluate(spec, cfg)
-    assert row["status"] == "ok" and "2500000000.0 B/s" in row["profile"]
+    assert row["status"] == "ok" and "2.5e+09 B/s" in row["profile"]
     fast, _, _ = evaluate(spec, config_of(spec, {"set.storage.read_bandwidth": 8e9,
                                                  "options.flashmem.lookahead": 2}))
     assert fast["latency_s"] < row["latency_s"]  # a faster flash is a what-if that helps
