@@ -52,8 +52,8 @@ def main() -> None:
                 ratios["grid"].append((res.best_value("grid") or float("inf")) / opt)
     rows = []
     for name, r in ratios.items():
-        rows.append([name, args.trials, sum(x <= 1 + 1e-9 for x in r), statistics.mean(r),
-                     max(r)])
+        rows.append([name, args.trials, sum(x <= 1 + 1e-9 for x in r),
+                     f"{statistics.mean(r):.3f}", f"{max(r):.3f}"])
     table(f"best latency found / known optimum over {args.seeds} seeds ({machine()})",
           ["search", "evaluations", "seeds at the optimum", "mean ratio", "worst ratio"], rows)
     cmp = [(t, g) for t, g in zip(ratios["tpe"], ratios["grid"], strict=True)]

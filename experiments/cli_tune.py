@@ -82,12 +82,14 @@ def print_outcome(out: Any) -> None:
               help="worker processes sharing the study (1 = in this process)")
 @click.option("--scheduler", help="Dask scheduler address: run the workers there (they must "
                                   "reach --storage)")
+@click.option("--runtime", help="runtime profile for every trial (default: the spec's, else "
+                                "ideal); a `runtime` axis in the space takes precedence")
 @click.option("--report/--no-report", default=True, show_default=True,
               help="write report.html (interactive) into the results folder")
 @click.option("--plots/--no-plots", default=True, show_default=True,
               help="write convergence.png (best found vs evaluations)")
 def tune(spec_path: str, out_dir: str, storage: str | None, workers: int, scheduler: str | None,
-         report: bool, plots: bool) -> None:
+         runtime: str | None, report: bool, plots: bool) -> None:
     """Search the design space of SPEC.yaml (or a shipped spec NAME) with Optuna, and a grid
     sweep of the same number of evaluations.
 
@@ -97,7 +99,7 @@ def tune(spec_path: str, out_dir: str, storage: str | None, workers: int, schedu
     from experiments.tune import run_tune
     from experiments.tune_spec import load_tune
 
-    spec = load_tune(spec_path)
+    spec = load_tune(spec_path, runtime)
     click.echo(f"tune {spec.name}: {len(spec.axes)} axes, {spec.trials} trials "
                f"({spec.sampler}{' + grid' if spec.grid else ''}) -> {out_dir}", err=True)
     out = run_tune(spec, out_dir, storage, workers, scheduler)

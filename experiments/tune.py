@@ -32,9 +32,11 @@ from typing import Any
 import numpy as np
 
 from experiments.errors import ExperimentError
+from experiments.runners import SerialRunner, make_runner
 from experiments.runs import RunSpec, execute_run
 from experiments.spec import PolicyRef, ProfileRef, digest_of
 from experiments.store import ResultsStore
+from experiments.tune_results import TuneOutcome, best, convergence, export, pareto, trial_rows
 from experiments.tune_spec import Axis, TuneSpec, override_text
 
 GRID_SUFFIX = ":grid"
@@ -435,14 +437,11 @@ def study_states(studies: dict[str, Any]) -> dict[str, dict[str, int]]:
 
 
 def run_tune(spec: TuneSpec, out_dir: str | Path, storage: str | None = None,
-             workers: int = 1, scheduler: str | None = None, progress: bool = False) -> Any:
+             workers: int = 1, scheduler: str | None = None) -> TuneOutcome:
     """Run (or resume) the search and grid studies of `spec` until each holds `spec.trials`
     complete trials, export every trial row to the Parquet store in `out_dir`, and return the
     TuneOutcome (best trials, Pareto front, curves)."""
     import yaml
-
-    from experiments.runners import SerialRunner, make_runner
-    from experiments.tune_results import TuneOutcome, best, convergence, export, pareto, trial_rows
 
     t0 = time.perf_counter()
     if workers < 1:
@@ -461,8 +460,6 @@ def run_tune(spec: TuneSpec, out_dir: str | Path, storage: str | None = None,
         for search in studies:
             n = 1 if isinstance(runner, SerialRunner) else workers
             tasks = [WorkerTask(spec, url, search, spec.trials, w) for w in range(n)]
-            if n == 1 and isinstance(runner, SerialRunner) and progress:
-                print(f"{search}: running to {spec.trials} complete trials", flush=True)
             executed[search] = sum(done for _t, done in runner.map_unordered(run_worker, tasks))
     finally:
         runner.close()

@@ -627,8 +627,9 @@ def builtin_tunes() -> dict[str, Path]:
     return {p.stem: p for p in sorted(root.glob("*.yaml"))}
 
 
-def load_tune(ref: str) -> TuneSpec:
-    """A tune spec from a YAML file, or the name of a shipped one."""
+def load_tune(ref: str, runtime: str | None = None) -> TuneSpec:
+    """A tune spec from a YAML file, or the name of a shipped one; `runtime` (the CLI's
+    --runtime) sets the fixed runtime unless the space searches runtimes."""
     path = Path(ref)
     if not path.is_file():
         shipped = builtin_tunes()
@@ -642,6 +643,10 @@ def load_tune(ref: str) -> TuneSpec:
         raise ExperimentError(f"tune spec {path} is not valid YAML: {exc}") from None
     except OSError as exc:
         raise ExperimentError(f"cannot read tune spec {path}: {exc.strerror}") from None
+    if runtime is not None and isinstance(data, Mapping):
+        space = data.get("space")
+        if not (isinstance(space, Mapping) and "runtime" in space):
+            data = {**data, "runtime": runtime}
     return parse_tune(data, default_name=path.stem, base=path.parent)
 
 
