@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
 from hwprofiles.units import format_bytes, format_time
 from workloads.workload import Workload
@@ -53,54 +54,55 @@ class CapacityResult:
 
 
 def latency_at(policy: str, workload: Workload, profile: HardwareProfile, budget: int | None,
-               **options: Any) -> float | None:
+               runtime: RuntimeProfile | None = None, **options: Any) -> float | None:
     """Simulated latency of `policy` at `budget`, or None if it does not complete."""
     from sim import plan, simulate
     from sim.errors import SimError
 
     try:
-        s = plan(policy, workload, profile, budget, **options)
+        s = plan(policy, workload, profile, budget, runtime, **options)
     except SimError:
         if budget is None:
             raise
         return None
-    m = simulate(s, profile, budget=budget, record_trace=False).metrics
+    m = simulate(s, profile, budget=budget, record_trace=False, runtime=runtime).metrics
     return m.latency_s if m.feasible else None
 
 
 def full_footprint(policy: str, workload: Workload, profile: HardwareProfile,
-                   **options: Any) -> int:
+                   runtime: RuntimeProfile | None = None, **options: Any) -> int:
     """Budget at which everything can stay resident: preload's peak, or the policy's own
-    unconstrained peak if that is larger."""
+    unconstrained peak if that is larger; never more than the OS lets one app hold."""
     from sim import plan, simulate
 
-    peaks = [simulate(plan(p, workload, profile, None, **o), profile,
-                      record_trace=False).metrics.peak_memory_bytes
+    peaks = [simulate(plan(p, workload, profile, None, runtime, **o), profile,
+                      record_trace=False, runtime=runtime).metrics.peak_memory_bytes
              for p, o in (("preload", {}), (policy, options))]
-    return max(peaks)
+    return min(max(peaks), profile.memory_limit())
 
 
 def search_capacity(policy: str, workload: Workload, profile: HardwareProfile, target_s: float,
-                    rel_tol: float = REL_TOL, **options: Any) -> CapacityResult:
+                    rel_tol: float = REL_TOL, runtime: RuntimeProfile | None = None,
+                    **options: Any) -> CapacityResult:
     """Smallest budget (within `rel_tol`) at which `policy` runs `workload` in <= `target_s`."""
     from sim.capacity import min_feasible_budget
 
     probes: list[tuple[int, float | None]] = []
 
     def probe(b: int) -> float | None:
-        lat = latency_at(policy, workload, profile, b, **options)
+        lat = latency_at(policy, workload, profile, b, runtime, **options)
         probes.append((b, lat))
         return lat
 
     def ok(lat: float | None) -> bool:
         return lat is not None and lat <= target_s
 
-    hi = full_footprint(policy, workload, profile, **options)
-    lo = min(min_feasible_budget(policy, workload, profile, **options), hi)
+    hi = full_footprint(policy, workload, profile, runtime, **options)
+    lo = min(min_feasible_budget(policy, workload, profile, runtime=runtime, **options), hi)
     hi_lat = probe(hi)
     seen = [lat for _, lat in probes if lat is not None]
     if not ok(hi_lat):
-        unbounded = latency_at(policy, workload, profile, None, **options)
+        unbounded = latency_at(policy, workload, profile, None, runtime, **options)
         best = min([*seen, *([unbounded] if unbounded is not None else [])], default=None)
         return CapacityResult(policy, target_s, False, None, None, best, lo, hi, len(probes),
                               probes)

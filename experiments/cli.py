@@ -16,6 +16,7 @@ import click
 SUBCOMMANDS: dict[str, str] = {
     "profiles": "experiments.cli_profiles:profiles",
     "models": "experiments.cli_models:models",
+    "runtimes": "experiments.cli_runtimes:runtimes",
     "run": "experiments.cli_run:run",
     "sweep": "experiments.cli_sweep:sweep",
     "plot": "experiments.cli_sweep:plot",

@@ -36,6 +36,8 @@ def print_summary(model, top: int, formats: bool = True) -> None:
         con.print(f"  {s.description}")
     if s.source:
         con.print(f"  source: {s.source}")
+    for w in s.warnings:
+        con.print(f"  [yellow]warning:[/yellow] {w}", soft_wrap=True)
     rows = [("ops", f"{s.ops:,}"),
             ("params", f"{s.params:,} ({_count(s.params)})"
              + (f"; published {s.published_params:,}" if s.published_params else "")),
@@ -115,23 +117,39 @@ def show(name: str, dtype: str, top: int) -> None:
 @click.option("--dtype", default=None,
               help="convert weights to this format or mixed precision (default: as stored / "
                    "fp16 for configs)")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=VALUE",
+              help="ONNX: value of a symbolic input dim, e.g. --dim height=640 (repeatable; "
+                   "INPUT:AXIS=VALUE for an unnamed dim)")
+@click.option("--branch", "branches", multiple=True, metavar="NODE=then|else",
+              help="ONNX: which branch of an If node runs (repeatable)")
+@click.option("--tokens", type=click.IntRange(min=1), default=None,
+              help="config.json: tokens of one inference (default 128)")
 @click.option("--allow-unsupported", is_flag=True,
-              help="ONNX: import unknown op types as 0-FLOP ops instead of failing")
+              help="ONNX: import unknown op types as 0-FLOP ops (flagged) instead of failing")
 @click.option("--top", default=5, show_default=True)
-def import_cmd(file: Path, dtype: str | None, allow_unsupported: bool, top: int) -> None:
-    """Import FILE (.onnx, or a config.json / folder holding one) and print its summary."""
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object (with warnings)")
+def import_cmd(file: Path, dtype: str | None, dims: tuple[str, ...], branches: tuple[str, ...],
+               tokens: int | None, allow_unsupported: bool, top: int, as_json: bool) -> None:
+    """Import FILE (.onnx, or a config.json / folder holding one) and print its summary, with a
+    warning line for every number the importer could not know."""
+    import dataclasses
+    import json
+
     from workloads.model import WorkloadError
+    from workloads.model_file import load_model_file
+    from workloads.onnx_import import parse_dims
 
-    if file.suffix == ".onnx":
-        from workloads.onnx_import import load_onnx
+    picks: dict[str, str] = {}
+    for b in branches:
+        node, _, which = b.rpartition("=")
+        if not node or which not in ("then", "else"):
+            raise WorkloadError(f"bad --branch {b!r}: give NODE=then or NODE=else")
+        picks[node] = which
+    model = load_model_file(file, dtype, dims=parse_dims(dims), branches=picks,
+                            allow_unsupported=allow_unsupported, tokens=tokens)
+    if as_json:
+        from workloads.summary import summarize
 
-        model = load_onnx(file, allow_unsupported=allow_unsupported)
-        if dtype:
-            model = model.with_dtype(dtype)
-    elif file.suffix == ".json" or file.is_dir():
-        from workloads.hf_config import load_hf_config
-
-        model = load_hf_config(file, dtype or "fp16")
-    else:
-        raise WorkloadError(f"cannot import {file}: expected a .onnx file or a config.json")
+        click.echo(json.dumps(dataclasses.asdict(summarize(model, top))))
+        return
     print_summary(model, top)

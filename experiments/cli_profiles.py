@@ -82,7 +82,12 @@ def check_cmd(file: str) -> None:
     if not problems:
         click.echo(f"OK: {file}")
         return
+    print_problems(file, problems)
+    sys.exit(1)
+
+
+def print_problems(file: str, problems: list[str]) -> None:
+    """The `check` listing: one line per problem (field, expected, found)."""
     click.echo(f"{file}: {len(problems)} problem(s)")
     for problem in problems:
         click.echo(f"  - {problem}")
-    sys.exit(1)

@@ -33,20 +33,40 @@ def resolve(model: str | None, workload: str | None, dtype: str):
     return resolve_workload(model or workload, dtype)
 
 
+def _split(parts: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {format_bytes(v)}" for k, v in parts.items() if v)
+
+
 def summary_lines(m: Any) -> list[str]:
+    """The human-readable report of one run (what `run` prints without --json)."""
+    runtime = f", runtime {m.runtime}" if m.runtime != "ideal" else ""
+    stages = ", ".join(f"{k} {format_time(v)}" for k, v in m.init_breakdown_s.items() if v)
     lines = [
-        f"{m.workload} on {m.profile} with {m.policy}"
+        f"{m.workload} on {m.profile} with {m.policy}{runtime}"
         + (f" (budget {format_bytes(m.budget_bytes)})" if m.budget_bytes else ""),
         f"  latency        {format_time(m.latency_s)}"
         + (f"  (cold {format_time(m.cold_latency_s)}, warm {format_time(m.warm_latency_s)})"
            if m.warm_latency_s is not None else ""),
-        f"  peak memory    {format_bytes(m.peak_memory_bytes)}  "
-        + ", ".join(f"{k} {format_bytes(v)}" for k, v in m.peak_memory_by_category.items() if v),
+        f"  cold start     init {format_time(m.init_s)}"
+        + (f" ({stages})" if stages else "") + f" + exec {format_time(m.exec_s)}",
+        f"  peak memory    {format_bytes(m.peak_memory_bytes)} = "
+        + (_split(m.memory_at_peak_by_category) or "0")
+        + f"; average {format_bytes(m.avg_memory_bytes)}; weights + staging peak "
+        f"{format_bytes(m.peak_weight_bytes)}",
+        "  each's own peak " + (_split(m.peak_memory_by_category) or "0")
+        + " (not simultaneous)",
         f"  weights        {format_bytes(m.weight_bytes)}; read from flash "
         f"{format_bytes(m.flash_bytes_read)}",
         f"  compute {format_time(m.compute_s)}; GPU stalled {format_time(m.gpu_stall_s)}",
         "  utilisation    " + ", ".join(f"{k} {v:.0%}" for k, v in m.utilisation.items()),
     ]
+    if m.memory_limit_bytes is not None:
+        outcome = {"fits": "fits", "killed": "KILLED",
+                   "evicted": f"over: evicted {format_bytes(m.evicted_bytes)} of mapped weights "
+                              "(never touched again)",
+                   "thrashed": f"over: THRASHING, {m.page_faults:,} page faults re-read "
+                               f"{format_bytes(m.refault_bytes)}"}[m.memory_outcome]
+        lines.append(f"  app memory     limit {format_bytes(m.memory_limit_bytes)}: {outcome}")
     if m.meta.get("lower_bound_s"):
         lines.append(f"  lower bound    {format_time(m.meta['lower_bound_s'])}")
     return lines
@@ -57,6 +77,10 @@ def summary_lines(m: Any) -> list[str]:
 @click.option("--workload", help="scenario name, e.g. llama-3.2-1b-p128-d32")
 @click.option("--profile", "profile_ref", required=True, help="profile name or YAML file")
 @click.option("--policy", required=True, help="preload | sequential | pipeline | flashmem")
+@click.option("--runtime", "runtime_ref", default="ideal", show_default=True,
+              help="runtime profile name or YAML file (`weightstream runtimes list`)")
+@click.option("--runtime-set", "runtime_overrides", multiple=True,
+              help="runtime override key=value, e.g. weights.holding=mmap")
 @click.option("--budget", help="memory budget, e.g. 512MiB (default: unlimited)")
 @click.option("--dtype", default="fp16", show_default=True, help="weight format (fp16, int8, int4, q4_0, q8_0, q4_k, awq-g128, fp8, ...) or mixed "
                    "precision per layer group, e.g. 'q4_0,lm_head=q6_k'")
@@ -71,17 +95,20 @@ def summary_lines(m: Any) -> list[str]:
 @click.option("--schedule", "schedule_path", type=click.Path(dir_okay=False),
               help="simulate a saved schedule instead of planning one")
 def run(model: str | None, workload: str | None, profile_ref: str, policy: str,
-        budget: str | None, dtype: str, overrides: tuple[str, ...], options: tuple[str, ...],
+        runtime_ref: str, runtime_overrides: tuple[str, ...], budget: str | None, dtype: str,
+        overrides: tuple[str, ...], options: tuple[str, ...],
         as_json: bool, trace_path: str | None, gantt_path: str | None,
         save_schedule: str | None, schedule_path: str | None) -> None:
     """Plan WORKLOAD with POLICY on PROFILE under BUDGET and simulate it."""
     from hwprofiles import load_profile
+    from hwprofiles.loader import load_runtime
     from sim import plan, simulate
     from sim.capacity import min_feasible_budget
     from sim.policies import get_policy
     from sim.schedule import Schedule, validate_schedule
 
     prof = load_profile(profile_ref, overrides)
+    rt = load_runtime(runtime_ref, runtime_overrides)
     budget_bytes = parse_bytes(budget) if budget is not None else None
     if budget_bytes is not None and budget_bytes <= 0:
         raise click.BadParameter(f"budget must be positive, found {budget!r}", param_hint="--budget")
@@ -95,13 +122,14 @@ def run(model: str | None, workload: str | None, profile_ref: str, policy: str,
             budget_bytes = sched.budget_bytes
     else:
         wl = resolve(model, workload, dtype)
-        sched = plan(policy, wl, prof, budget_bytes, **opts)
+        sched = plan(policy, wl, prof, budget_bytes, rt, **opts)
     if save_schedule:
         sched.save(save_schedule)
-    result = simulate(sched, prof, budget=budget_bytes)
+    result = simulate(sched, prof, budget=budget_bytes, runtime=rt)
     m = result.metrics
-    if not m.feasible and wl is not None and budget_bytes is not None:
-        need = min_feasible_budget(policy, wl, prof, **opts)
+    if not m.feasible and wl is not None and budget_bytes is not None \
+            and m.memory_outcome != "killed":
+        need = min_feasible_budget(policy, wl, prof, runtime=rt, **opts)
         m.error = (f"budget {format_bytes(budget_bytes)} is below the smallest feasible working "
                    f"set of {policy} for {wl.name} on {prof.name}: at least "
                    f"{format_bytes(need)} ({need} bytes) is needed. ({m.error})")

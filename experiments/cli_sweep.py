@@ -91,7 +91,10 @@ def plot(results_dir: str, kind: str, out_file: str | None, title: str | None) -
 @click.option("--policy", "policies", required=True,
               help="policy or comma-separated policies, e.g. pipeline,flashmem")
 @click.option("--latency-target", required=True, help="latency to meet, e.g. 50ms")
-@click.option("--dtype", default="fp16", show_default=True, help="weight format (fp16, int8, int4, q4_0, q8_0, q4_k, awq-g128, fp8, ...) or mixed "
+@click.option("--runtime", "runtime_ref", default="ideal", show_default=True,
+              help="runtime profile name or YAML file")
+@click.option("--dtype", default="fp16", show_default=True,
+              help="weight format (fp16, int8, int4, q4_0, q8_0, q4_k, awq-g128, fp8, ...) or mixed "
                    "precision per layer group, e.g. 'q4_0,lm_head=q6_k'")
 @click.option("--set", "overrides", multiple=True, help="profile override key=value")
 @click.option("--option", "options", multiple=True,
@@ -100,7 +103,7 @@ def plot(results_dir: str, kind: str, out_file: str | None, title: str | None) -
               help="relative width of the final budget bracket")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object per policy")
 def capacity(model: str | None, workload: str | None, profile_ref: str, policies: str,
-             latency_target: str, dtype: str, overrides: tuple[str, ...], options: tuple[str, ...],
+             latency_target: str, runtime_ref: str, dtype: str, overrides: tuple[str, ...], options: tuple[str, ...],
              tolerance: float, as_json: bool) -> None:
     """Smallest memory budget at which each policy meets a latency target.
 
@@ -112,6 +115,7 @@ def capacity(model: str | None, workload: str | None, profile_ref: str, policies
     from experiments.resolve import load_workload
     from experiments.spec import WorkloadRef
     from hwprofiles import load_profile
+    from hwprofiles.loader import load_runtime
     from hwprofiles.units import format_time, parse_time
     from sim.policies import get_policy, policy_options
 
@@ -132,17 +136,18 @@ def capacity(model: str | None, workload: str | None, profile_ref: str, policies
         if not any(k in policy_options(n) for n in names):
             raise ExperimentError(f"no policy of {', '.join(names)} has option {k!r}")
     prof = load_profile(profile_ref, overrides)
+    rt = load_runtime(runtime_ref)
     ref = WorkloadRef("model" if model else "workload", str(model or workload),
                       str(model or workload))
     wl = load_workload(ref, dtype)
     results = []
     for n in names:
         mine = {k: v for k, v in opts.items() if k in policy_options(n)}
-        results.append(search_capacity(n, wl, prof, target, tolerance, **mine))
+        results.append(search_capacity(n, wl, prof, target, tolerance, rt, **mine))
     if as_json:
         for r in results:
             d = r.to_dict()
-            d.update(model=wl.name, profile=prof.name, dtype=dtype)
+            d.update(model=wl.name, profile=prof.name, dtype=dtype, runtime=rt.name)
             click.echo(json.dumps(d, default=float))
     else:
         click.echo(f"{wl.name} on {prof.name} ({dtype}), latency target "

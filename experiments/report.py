@@ -5,8 +5,8 @@ every feasible run against its peak memory with the Pareto front, speedup and me
 versus preload at each policy's knee, tune convergence (best found vs evaluations, for the
 search and the grid) where the results come from `tune`, and the Gantt timeline of chosen runs
 (simulated again from their stored inputs). Hovering a point shows the run's full
-configuration; filters by model, profile, policy and precision hide the other traces and
-table rows; the table at the bottom lists every run of the results.
+configuration; filters by model, profile, policy, precision and runtime hide the other traces
+and table rows; the table at the bottom lists every run of the results.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from experiments.summary import feasible_rows, pareto_front, summarise
 from hwprofiles.units import format_bytes, format_time
 
 MIB = 2**20
-FILTERS = ("model", "profile", "policy", "dtype")
+FILTERS = ("model", "profile", "policy", "dtype", "runtime")
 LANES = ("storage", "copy", "transform", "gpu")
 LANE_COLORS = {"storage": "#4c72b0", "copy": "#dd8452", "transform": "#c44e52", "gpu": "#55a868"}
 MEMORY = ("weights", "staging", "activations", "workspace", "kv")
@@ -107,6 +107,10 @@ def _dashes(df: pd.DataFrame) -> dict[str, str]:
     return {d: DASHES[i % len(DASHES)] for i, d in enumerate(dict.fromkeys(df["dtype"]))}
 
 
+def _first(g: pd.DataFrame, col: str) -> Any:
+    return g[col].iloc[0] if col in g and len(g) else None
+
+
 def _meta(**kw: Any) -> dict[str, str]:
     return {k: str(v) for k, v in kw.items() if v is not None}
 
@@ -124,7 +128,7 @@ def fig_tradeoff(ok: pd.DataFrame, colors: Colors) -> Any:
             name=f"{pol} ({dt}) {m} @ {p}", line={"color": colors(pol), "dash": dash[dt]},
             customdata=[hover_text(r) for _, r in g.iterrows()],
             hovertemplate="%{customdata}<extra></extra>",
-            meta=_meta(model=m, profile=p, policy=pol, dtype=dt, keys=",".join(g["key"]))))
+            meta=_meta(model=m, profile=p, policy=pol, dtype=dt, runtime=_first(g, "runtime"))))
     fig.update_layout(title="latency vs memory budget", xaxis_title="memory budget (MiB)",
                       yaxis_title="latency (ms)", xaxis_type="log", yaxis_type="log")
     return fig
@@ -144,7 +148,7 @@ def fig_pareto(ok: pd.DataFrame, colors: Colors) -> Any:
             marker={"color": colors(pol), "size": 8, "symbol": sym[dt]},
             customdata=[hover_text(r) for _, r in g.iterrows()],
             hovertemplate="%{customdata}<extra></extra>",
-            meta=_meta(model=m, profile=p, policy=pol, dtype=dt)))
+            meta=_meta(model=m, profile=p, policy=pol, dtype=dt, runtime=_first(g, "runtime"))))
     for (m, p), g in ok.groupby(["model", "profile"], sort=False):
         front = pareto_front(g, "peak_memory_bytes", "latency_s")
         fig.add_trace(go.Scatter(
@@ -273,15 +277,16 @@ def gantt_runs(df: pd.DataFrame, keys: list[str] | None) -> pd.DataFrame:
 
 def simulate_row(row: pd.Series) -> tuple[Any, Any]:
     """Plan and simulate a stored run again, with its trace: (metrics, trace)."""
-    from experiments.resolve import load_profile_ref, load_workload
+    from experiments.resolve import load_profile_ref, load_runtime_ref, load_workload
     from experiments.runs import run_of_row
     from sim import plan, simulate
 
     run = run_of_row(row)
     wl = load_workload(run.workload, run.dtype)
     prof = load_profile_ref(run.profile)
-    sched = plan(run.policy.name, wl, prof, run.budget_bytes, **dict(run.policy.options))
-    res = simulate(sched, prof, budget=run.budget_bytes)
+    rt = load_runtime_ref(run.runtime)
+    sched = plan(run.policy.name, wl, prof, run.budget_bytes, rt, **dict(run.policy.options))
+    res = simulate(sched, prof, budget=run.budget_bytes, runtime=rt)
     return res.metrics, res.trace
 
 

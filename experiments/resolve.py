@@ -10,6 +10,8 @@ from typing import Any
 from experiments.errors import ExperimentError
 from experiments.spec import ProfileRef, WorkloadRef
 from hwprofiles import HardwareProfile, load_profile
+from hwprofiles.loader import load_runtime
+from hwprofiles.runtime import RuntimeProfile
 from workloads import Invocation, Model, Workload, single
 
 
@@ -62,6 +64,11 @@ def load_workload(ref: WorkloadRef, dtype: str) -> Workload:
     """The Workload a spec entry names, in `dtype`."""
     if ref.kind == "factory":
         return _factory(ref, dtype)
+    if ref.kind == "file":
+        from workloads.model_file import load_model_file
+
+        args = {k: v for k, v in ref.args if k != "digest"}
+        return single(load_model_file(ref.name, dtype, **args))
     if ref.kind == "model":
         try:
             from workloads.zoo import get_model
@@ -80,3 +87,8 @@ def load_workload(ref: WorkloadRef, dtype: str) -> Workload:
 def load_profile_ref(ref: ProfileRef) -> HardwareProfile:
     """The HardwareProfile a spec entry names, with its overrides applied."""
     return load_profile(ref.name, ref.overrides)
+
+
+def load_runtime_ref(ref: ProfileRef) -> RuntimeProfile:
+    """The RuntimeProfile a spec entry names, with its overrides applied."""
+    return load_runtime(ref.name, ref.overrides)

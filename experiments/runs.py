@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from experiments.resolve import load_profile_ref, load_workload
+from experiments.resolve import load_profile_ref, load_runtime_ref, load_workload
 from experiments.spec import PolicyRef, ProfileRef, SweepSpec, WorkloadRef, digest_of
 
+IDEAL_REF = ProfileRef("ideal", "ideal", (), digest_of({}))
+
 # bump when the meaning of a results row changes: every run is then keyed anew and re-executed
-RESULTS_SCHEMA = "weightstream-results/2"  # 2: status column
+RESULTS_SCHEMA = "weightstream-results/3"  # 2: status column; 3: runtimes, init/exec, OS memory
 # columns whose values depend on the machine and the moment, not on the inputs
 TIMING_COLUMNS = ("wall_s", "meta.plan_time_s", "meta.solver_wall_s")
 
@@ -45,11 +47,13 @@ class RunSpec:
     dtype: str
     budget_bytes: int | None
     auto_budget: bool = False
+    runtime: ProfileRef = IDEAL_REF
+    series: str = ""  # the (policy, runtime) label in tables and plots
 
     def identity(self) -> dict[str, Any]:
         """Everything the run's result depends on, as sorted-JSON-ready data."""
         return {"workload": self.workload.to_dict(), "profile": self.profile.to_dict(),
-                "policy": self.policy.to_dict(),
+                "policy": self.policy.to_dict(), "runtime": self.runtime.to_dict(),
                 "dtype": self.dtype, "budget_bytes": self.budget_bytes,
                 "version": code_version()}
 
@@ -68,8 +72,11 @@ class RunSpec:
             "profile": self.profile.label,
             "profile_name": self.profile.name,
             "profile_overrides": json.dumps(list(self.profile.overrides)),
-            "policy": self.policy.label,
+            "policy": self.series or self.policy.label,
             "policy_name": self.policy.name,
+            "runtime": self.runtime.label,
+            "runtime_name": self.runtime.name,
+            "runtime_overrides": json.dumps(list(self.runtime.overrides)),
             "policy_options": json.dumps(dict(self.policy.options), sort_keys=True),
             "dtype": self.dtype,
             "budget_bytes": self.budget_bytes,
@@ -85,15 +92,15 @@ class BudgetGroup:
     workload: WorkloadRef
     profile: ProfileRef
     dtype: str
-    policies: tuple[PolicyRef, ...]
+    pairs: tuple[tuple[PolicyRef, ProfileRef], ...]  # (policy, runtime)
     points: int
 
     @property
     def key(self) -> str:
         return digest_of({"workload": self.workload.to_dict(), "profile": self.profile.to_dict(),
                         "dtype": self.dtype,
-                        "policies": [p.to_dict() for p in self.policies], "points": self.points,
-                        "version": code_version()}, 24)
+                        "pairs": [[p.to_dict(), r.to_dict()] for p, r in self.pairs],
+                        "points": self.points, "version": code_version()}, 24)
 
 
 @dataclass(frozen=True)
@@ -132,13 +139,16 @@ def budget_points(group: BudgetGroup) -> BudgetPoints:
                         record_trace=False).metrics.peak_memory_bytes
     except Exception as exc:
         notes.append(f"preload footprint: {type(exc).__name__}: {exc}")
-    streaming = [p for p in group.policies if p.name != "preload"]
     floors: list[int] = []
-    for p in streaming:
+    for p, r in group.pairs:
+        if p.name == "preload":
+            continue
         try:
-            floors.append(min_feasible_budget(p.name, wl, prof, **dict(p.options)))
+            floors.append(min_feasible_budget(p.name, wl, prof, runtime=load_runtime_ref(r),
+                                              **dict(p.options)))
         except Exception as exc:
-            notes.append(f"min feasible budget of {p.label}: {type(exc).__name__}: {exc}")
+            notes.append(f"min feasible budget of {p.label} with runtime {r.label}: "
+                         f"{type(exc).__name__}: {exc}")
     lo = min(floors) if floors else full
     if lo is None or full is None:
         hi = lo if full is None else full
@@ -161,14 +171,15 @@ def expand(spec: SweepSpec, auto: dict[str, BudgetPoints] | None = None) -> list
                     budgets: tuple[int | None, ...] = auto[g.key].budgets or (None,)
                 else:
                     budgets = spec.budgets.values
-                for pol in spec.policies:
+                for pol, rt in spec.pairs():
                     for b in budgets:
-                        runs.append(RunSpec(w, prof, pol, dtype, b, bool(spec.budgets.auto)))
+                        runs.append(RunSpec(w, prof, pol, dtype, b, bool(spec.budgets.auto), rt,
+                                            spec.series(pol, rt)))
     return runs
 
 
 def budget_group(spec: SweepSpec, w: WorkloadRef, prof: ProfileRef, dtype: str) -> BudgetGroup:
-    return BudgetGroup(w, prof, dtype, spec.policies, int(spec.budgets.auto or 0))
+    return BudgetGroup(w, prof, dtype, tuple(spec.pairs()), int(spec.budgets.auto or 0))
 
 
 def budget_groups(spec: SweepSpec) -> list[BudgetGroup]:
@@ -198,17 +209,18 @@ def execute_run(run: RunSpec, workloads: dict[tuple[str, str], Any] | None = Non
             if workloads is not None:
                 workloads[cache_key] = wl
         prof = load_profile_ref(run.profile)
-        sched = plan(run.policy.name, wl, prof, run.budget_bytes, **dict(run.policy.options))
-        m = simulate(sched, prof, budget=run.budget_bytes, record_trace=False).metrics
+        rt = load_runtime_ref(run.runtime)
+        sched = plan(run.policy.name, wl, prof, run.budget_bytes, rt, **dict(run.policy.options))
+        m = simulate(sched, prof, budget=run.budget_bytes, record_trace=False, runtime=rt).metrics
         metrics = m.flat()
-        for k in ("policy", "profile", "model", "budget_bytes"):  # inputs keep the spec's labels
-            metrics.pop(k, None)
+        for k in ("policy", "profile", "model", "budget_bytes", "runtime"):
+            metrics.pop(k, None)  # inputs keep the spec's labels
         row.update(metrics)
         row["profile_resolved"] = m.profile
         error = m.error
         lb = m.meta.get("lower_bound_s")
         if lb is None:
-            lb = _lower_bound(wl, prof, run.budget_bytes)
+            lb = _lower_bound(wl, prof, run.budget_bytes, rt)
     except Exception as exc:  # one failing run must not stop the sweep
         error = f"{type(exc).__name__}: {exc}"
         crashed = True
@@ -221,13 +233,13 @@ def execute_run(run: RunSpec, workloads: dict[tuple[str, str], Any] | None = Non
     return row
 
 
-def _lower_bound(wl: Any, prof: Any, budget: int | None) -> float | None:
+def _lower_bound(wl: Any, prof: Any, budget: int | None, runtime: Any = None) -> float | None:
     try:
         from sim.bounds import lower_bound
     except ImportError:
         return None
     try:
-        return float(lower_bound(wl, prof, budget))
+        return float(lower_bound(wl, prof, budget, runtime=runtime))
     except Exception:
         return None
 
@@ -249,6 +261,10 @@ def run_of_row(row: Any) -> RunSpec:
                    tuple(json.loads(get("profile_overrides") or "[]")))
     pol = PolicyRef(str(get("policy_name")), str(get("policy")),
                     tuple(sorted(json.loads(get("policy_options") or "{}").items())))
+    rt = IDEAL_REF
+    if get("runtime_name") is not None:
+        rt = ProfileRef(str(get("runtime_name")), str(get("runtime") or get("runtime_name")),
+                        tuple(json.loads(get("runtime_overrides") or "[]")))
     budget = get("budget_bytes")
     return RunSpec(w, p, pol, str(get("dtype")), None if budget is None else int(budget),
-                   bool(get("auto_budget") or False))
+                   bool(get("auto_budget") or False), rt, str(get("series") or ""))

@@ -5,13 +5,16 @@ message that names the key and the valid choices, not after an hour of simulatio
 
     name: my-sweep
     models: [resnet50, gpt2]                 # zoo models, one inference each
+    #   or model files: {file: det.onnx, dims: {height: 640, width: 640}}, {file: config.json}
     workloads: [llama-3.2-1b-p128-d32]       # scenarios (optional)
     profiles:
       - snapdragon-8-gen-3
       - {name: snapdragon-8-gen-3, label: sd8g3-ufs3, set: {storage.read_bandwidth: 2.1GB/s}}
+    runtimes: [ideal, mnn]                   # runtime profiles (optional; default [ideal])
     policies:
       - preload
       - {name: pipeline, options: {depth: 2}}
+      - {name: flashmem, runtime: flashmem}  # a policy pinned to one runtime
     budgets: {auto: 6}                       # or a list: [64MiB, 256MiB, unlimited]
     dtypes: [fp16, q4_0, "q4_0,lm_head=q6_k"]   # weight formats or mixed precision
 """
@@ -30,11 +33,12 @@ import yaml
 
 from experiments.errors import ExperimentError
 
-SPEC_KEYS = ("name", "description", "models", "workloads", "profiles", "policies", "budgets",
-             "dtypes")
-WORKLOAD_KEYS = ("name", "label", "factory", "args")
+SPEC_KEYS = ("name", "description", "models", "workloads", "profiles", "runtimes", "policies",
+             "budgets", "dtypes")
+WORKLOAD_KEYS = ("name", "label", "factory", "args", "file", "dims", "branches", "tokens")
 PROFILE_KEYS = ("name", "label", "set")
-POLICY_KEYS = ("name", "label", "options")
+POLICY_KEYS = ("name", "label", "options", "runtime")
+DEFAULT_RUNTIMES = ("ideal",)
 AUTO_KEYS = ("auto",)
 UNLIMITED = ("unlimited", "none", "inf")
 DEFAULT_DTYPES = ("fp16",)
@@ -67,13 +71,15 @@ def _canon(value: Any) -> Any:
 class WorkloadRef:
     """One entry of the workload axis: a zoo model, a scenario or a Python factory."""
 
-    kind: str  # "model" | "workload" | "factory"
+    kind: str  # "model" | "workload" | "factory" | "file" (an ONNX file or a config.json)
     name: str
     label: str
     args: tuple[tuple[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "args": dict(self.args)}
+        # a model file counts by its name and content digest (in args), not by where it lies
+        name = Path(self.name).name if self.kind == "file" else self.name
+        return {"kind": self.kind, "name": name, "args": dict(self.args)}
 
 
 @dataclass(frozen=True)
@@ -93,11 +99,13 @@ class ProfileRef:
 
 @dataclass(frozen=True)
 class PolicyRef:
-    """A policy name with its keyword options (label names it in tables and plots)."""
+    """A policy name with its keyword options (label names it in tables and plots) and, where
+    the spec pins one, the runtime it always runs with (else every runtime of the spec)."""
 
     name: str
     label: str
     options: tuple[tuple[str, Any], ...] = ()
+    runtime: ProfileRef | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "options": dict(self.options)}
@@ -122,13 +130,27 @@ class SweepSpec:
     budgets: Budgets
     dtypes: tuple[str, ...] = DEFAULT_DTYPES
     description: str = ""
+    runtimes: tuple[ProfileRef, ...] = ()  # runtime profiles: a ProfileRef of the runtime kind
     source: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def size_hint(self) -> str:
         nb = self.budgets.auto if self.budgets.auto else len(self.budgets.values)
-        return (f"{len(self.workloads)} workload(s) x {len(self.profiles)} profile(s) x "
+        rt = f" x {len(self.runtimes)} runtime(s)" if len(self.runtimes) > 1 else ""
+        return (f"{len(self.workloads)} workload(s) x {len(self.profiles)} profile(s){rt} x "
                 f"{len(self.policies)} polic(ies) x {nb} budget(s) x {len(self.dtypes)} dtype(s)")
+
+    def series(self, pol: PolicyRef, rt: ProfileRef) -> str:
+        """The label of a (policy, runtime) pair in tables and plots."""
+        return pol.label if pol.runtime or rt.label == "ideal" else f"{pol.label}@{rt.label}"
+
+    def pairs(self) -> list[tuple[PolicyRef, ProfileRef]]:
+        """Every (policy, runtime) the spec runs: a pinned policy with its runtime only."""
+        out = []
+        for pol in self.policies:
+            for rt in ((pol.runtime,) if pol.runtime else self.runtimes):
+                out.append((pol, rt))
+        return out
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -156,7 +178,42 @@ def _entry(item: Any, keys: tuple[str, ...], where: str) -> dict[str, Any]:
     return dict(item)
 
 
-def _workloads(data: Mapping[str, Any], check_names: bool) -> tuple[WorkloadRef, ...]:
+def _model_file(e: Mapping[str, Any], base: Path | None, check_names: bool) -> WorkloadRef:
+    """A models entry naming an ONNX file or a config.json (relative to the spec's folder
+    first), with its dims / branches (ONNX) or tokens (config)."""
+    path = Path(str(e["file"]))
+    if base is not None and not path.is_absolute() and (base / path).exists():
+        path = (base / path).resolve()
+    args: dict[str, Any] = {}
+    for key in ("dims", "branches"):
+        if e.get(key) is not None:
+            if not isinstance(e[key], Mapping):
+                raise ExperimentError(f"{key!r} of model file {str(path)!r} must be a mapping, "
+                                      f"e.g. {{height: 640}}")
+            args[key] = dict(e[key])
+    if e.get("tokens") is not None:
+        args["tokens"] = e["tokens"]
+    if e.get("args"):
+        raise ExperimentError(f"'args' is only valid with 'factory' (model file {str(path)!r})")
+    label = str(e.get("label") or e.get("name") or path.stem)
+    if check_names:
+        from workloads.model import WorkloadError
+        from workloads.model_file import load_model_file
+
+        if not path.exists():
+            raise ExperimentError(f"model file {str(path)!r} in sweep spec not found (relative "
+                                  "paths are looked up next to the spec, then in the cwd)")
+        try:  # a bad file or dim fails now, not after an hour of simulation
+            load_model_file(path, **args)
+        except WorkloadError as exc:
+            raise ExperimentError(f"model file {path.name!r} in sweep spec: {exc}") from None
+        target = path / "config.json" if path.is_dir() else path
+        args["digest"] = hashlib.sha256(target.read_bytes()).hexdigest()[:16]
+    return WorkloadRef("file", str(path), label, tuple(sorted(_canon(args).items())))
+
+
+def _workloads(data: Mapping[str, Any], check_names: bool,
+               base: Path | None = None) -> tuple[WorkloadRef, ...]:
     models = _axis(data, "models", required=False)
     scenarios = _axis(data, "workloads", required=False)
     if not models and not scenarios:
@@ -165,6 +222,12 @@ def _workloads(data: Mapping[str, Any], check_names: bool) -> tuple[WorkloadRef,
     for kind, items in (("model", models), ("workload", scenarios)):
         for item in items:
             e = _entry(item, WORKLOAD_KEYS, f"'{kind}s'")
+            if e.get("file"):
+                out.append(_model_file(e, base, check_names))
+                continue
+            for key in ("dims", "branches", "tokens"):
+                if e.get(key) is not None:
+                    raise ExperimentError(f"{key!r} is only valid with 'file' ({kind} entry {e!r})")
             args = e.get("args") or {}
             if not isinstance(args, Mapping):
                 raise ExperimentError(f"'args' of {kind} entry {e!r} must be a mapping")
@@ -198,39 +261,47 @@ def _check_workload_name(kind: str, name: str) -> None:
                               f"valid {kind}s: {', '.join(known)}")
 
 
-def _profiles(data: Mapping[str, Any], check_names: bool,
-              base: Path | None = None) -> tuple[ProfileRef, ...]:
-    out: list[ProfileRef] = []
-    for item in _axis(data, "profiles"):
-        e = _entry(item, PROFILE_KEYS, "'profiles'")
-        if not e.get("name"):
-            raise ExperimentError(f"profile entry {e!r} needs a 'name'")
-        sets = e.get("set") or {}
-        if not isinstance(sets, Mapping):
-            raise ExperimentError(f"'set' of profile {e['name']!r} must be a mapping of "
-                                  "field: value, e.g. {storage.read_bandwidth: 2.1GB/s}")
-        overrides = tuple(f"{k}={v}" for k, v in sorted(sets.items()))
-        name = str(e["name"])
-        short = Path(name).stem if name.endswith((".yaml", ".yml")) else name
-        label = str(e.get("label") or (short if not overrides else f"{short}+{','.join(overrides)}"))
-        if base is not None and name.endswith((".yaml", ".yml")) and not Path(name).is_absolute():
-            if (base / name).exists():  # relative to the spec file first, then to the cwd
-                name = str((base / name).resolve())
-        digest = ""
-        if check_names:
-            from hwprofiles.loader import ProfileError, load_profile
+def _profile_ref(item: Any, check_names: bool, base: Path | None, kind: str) -> ProfileRef:
+    """One entry of the profiles (kind 'profile') or runtimes (kind 'runtime') axis."""
+    e = _entry(item, PROFILE_KEYS, f"'{kind}s'")
+    if not e.get("name"):
+        raise ExperimentError(f"{kind} entry {e!r} needs a 'name'")
+    sets = e.get("set") or {}
+    if not isinstance(sets, Mapping):
+        raise ExperimentError(f"'set' of {kind} {e['name']!r} must be a mapping of "
+                              "field: value, e.g. {storage.read_bandwidth: 2.1GB/s}")
+    overrides = tuple(f"{k}={v}" for k, v in sorted(sets.items()))
+    name = str(e["name"])
+    short = Path(name).stem if name.endswith((".yaml", ".yml")) else name
+    label = str(e.get("label") or (short if not overrides else f"{short}+{','.join(overrides)}"))
+    if base is not None and name.endswith((".yaml", ".yml")) and not Path(name).is_absolute():
+        if (base / name).exists():  # relative to the spec file first, then to the cwd
+            name = str((base / name).resolve())
+    digest = ""
+    if check_names:
+        from hwprofiles.loader import ProfileError, load_profile, load_runtime
 
-            try:
-                prof = load_profile(name, overrides)
-            except ProfileError as exc:
-                raise ExperimentError(f"profile entry {name!r} in sweep spec: {exc}") from None
-            digest = digest_of(prof.to_dict())
-        out.append(ProfileRef(name, label, overrides, digest))
-    _unique([p.label for p in out], "profile labels")
+        try:
+            loaded = (load_profile if kind == "profile" else load_runtime)(name, overrides)
+        except ProfileError as exc:
+            raise ExperimentError(f"{kind} entry {name!r} in sweep spec: {exc}") from None
+        digest = digest_of(loaded.to_dict())
+    return ProfileRef(name, label, overrides, digest)
+
+
+def _profiles(data: Mapping[str, Any], check_names: bool, base: Path | None = None,
+              kind: str = "profile") -> tuple[ProfileRef, ...]:
+    if kind == "runtime" and data.get("runtimes") is None:
+        items: list[Any] = list(DEFAULT_RUNTIMES)
+    else:
+        items = _axis(data, f"{kind}s")
+    out = [_profile_ref(item, check_names, base, kind) for item in items]
+    _unique([p.label for p in out], f"{kind} labels")
     return tuple(out)
 
 
-def _policies(data: Mapping[str, Any], check_names: bool) -> tuple[PolicyRef, ...]:
+def _policies(data: Mapping[str, Any], check_names: bool,
+              base: Path | None = None) -> tuple[PolicyRef, ...]:
     out: list[PolicyRef] = []
     for item in _axis(data, "policies"):
         e = _entry(item, POLICY_KEYS, "'policies'")
@@ -255,7 +326,15 @@ def _policies(data: Mapping[str, Any], check_names: bool) -> tuple[PolicyRef, ..
         options = tuple(sorted(_canon(dict(opts)).items()))
         label = str(e.get("label") or (name if not options else
                                        f"{name}({','.join(f'{k}={v}' for k, v in options)})"))
-        out.append(PolicyRef(name, label, options))
+        runtime = None
+        if e.get("runtime") is not None:
+            if not isinstance(e["runtime"], str):
+                raise ExperimentError(f"'runtime' of policy {name!r} must be the name or file of "
+                                      f"one runtime profile, found {e['runtime']!r}")
+            runtime = _profile_ref(e["runtime"], check_names, base, "runtime")
+            if not e.get("label"):
+                label = f"{label}@{runtime.label}"
+        out.append(PolicyRef(name, label, options, runtime))
     _unique([p.label for p in out], "policy labels")
     return tuple(out)
 
@@ -325,9 +404,10 @@ def parse_spec(data: Any, check_names: bool = True, default_name: str = "sweep",
     return SweepSpec(
         name=str(data.get("name") or default_name),
         description=str(data.get("description") or ""),
-        workloads=_workloads(data, check_names),
+        workloads=_workloads(data, check_names, base),
         profiles=_profiles(data, check_names, base),
-        policies=_policies(data, check_names),
+        runtimes=_profiles(data, check_names, base, "runtime"),
+        policies=_policies(data, check_names, base),
         budgets=_budgets(data),
         dtypes=_dtypes(data),
         source=_canon(dict(data)),

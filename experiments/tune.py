@@ -90,25 +90,24 @@ def config_of(spec: TuneSpec, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_spec(spec: TuneSpec, cfg: dict[str, Any]) -> RunSpec:
-    """The sweep RunSpec of a configuration: trials run exactly what a sweep would run.
-
-    Runtime profiles are passed through where RunSpec has a `runtime` field; until then only
-    `ideal` (the hardware alone) passes `tune_spec` validation, and it is today's behaviour."""
+    """The sweep RunSpec of a configuration: trials run exactly what a sweep would run."""
     short = Path(cfg["profile"]).stem
     label = f"{short}+{','.join(cfg['set'])}" if cfg["set"] else short  # as sweeps label it
     prof = ProfileRef(cfg["profile"], label, tuple(cfg["set"]))
     opts = tuple(sorted(cfg["options"].items()))
     pol = PolicyRef(cfg["policy"], cfg["policy"], opts)
-    kwargs: dict[str, Any] = {}
-    if "runtime" in RunSpec.__dataclass_fields__:
-        kwargs["runtime"] = cfg["runtime"]
-    return RunSpec(spec.workload, prof, pol, cfg["dtype"], cfg["budget"], False, **kwargs)
+    rt_name = str(cfg["runtime"])
+    rt_label = Path(rt_name).stem if rt_name.endswith((".yaml", ".yml")) else rt_name
+    rt = ProfileRef(rt_name, rt_label)
+    series = pol.label if rt_label == "ideal" else f"{pol.label}@{rt_label}"
+    return RunSpec(spec.workload, prof, pol, cfg["dtype"], cfg["budget"], False, rt, series)
 
 
 def _app_memory(profile: str, sets: list[str]) -> int:
+    """What the OS lets one app hold on this profile (`HardwareProfile.memory_limit`)."""
     from hwprofiles import load_profile
 
-    return load_profile(profile, sets).dram.app_memory
+    return load_profile(profile, sets).memory_limit()
 
 
 def evaluate(spec: TuneSpec, cfg: dict[str, Any],
@@ -117,7 +116,6 @@ def evaluate(spec: TuneSpec, cfg: dict[str, Any],
     """Simulate one configuration: (results row, objective values, constraint values);
     `workloads` caches built workloads across calls."""
     row = execute_run(run_spec(spec, cfg), workloads)
-    row["runtime"] = cfg["runtime"]
     _quality(row, cfg["dtype"])
     ok = row.get("status") == "ok"
     values = []
@@ -132,7 +130,7 @@ def evaluate(spec: TuneSpec, cfg: dict[str, Any],
         limit = _app_memory(cfg["profile"], cfg["set"]) if c.memory == "app_memory" else c.memory
         peak = row.get("peak_memory_bytes")
         cons.append((peak - limit) / limit if ok and peak is not None else 1.0)
-        row["memory_limit_bytes"] = limit
+        row["tune_memory_limit_bytes"] = limit
     for b in c.bounds:
         v = row.get(b.metric)
         if not ok or v is None:
@@ -367,6 +365,7 @@ def run_worker(task: WorkerTask) -> int:
     study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
     done = 0
     workloads: dict[Any, Any] = {}  # this worker's built workloads, by ref and precision
+    seen: dict[str, Any] = {}  # configurations this worker evaluated: a repeat is not re-run
 
     def objective(trial: Any) -> list[float] | float:
         nonlocal done
@@ -376,7 +375,11 @@ def run_worker(task: WorkerTask) -> int:
         else:
             params = suggest(trial, spec)
         cfg = config_of(spec, params)
-        row, values, cons = evaluate(spec, cfg, workloads)
+        key = json.dumps(cfg, sort_keys=True, default=str)
+        if key not in seen:  # deterministic simulation: a repeated configuration's result
+            seen[key] = evaluate(spec, cfg, workloads)
+        row, values, cons = seen[key]
+        row = dict(row)
         row["config"], row["constraint_values"] = cfg, cons
         trial.set_user_attr("row", json.dumps(row, default=_json_default))
         for i, c in enumerate(cons):  # the samplers read these (<= 0: met)

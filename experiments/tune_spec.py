@@ -11,7 +11,7 @@ at once with a message that names the problem and the valid choices.
     seed: 0
     objectives: [latency_s]             # or [latency_s, peak_memory_bytes], {metric, direction}
     constraints:
-      memory: app_memory                # peak memory within dram.app_memory, or a size
+      memory: app_memory                # peak memory within what the OS gives the app, or a size
       latency_s: {max: 200ms}           # bounds on any metric ({min: ..., max: ...})
       accuracy: {max_ppl_delta: 0.3}    # from workloads/data/format-quality.yaml
     space:
@@ -54,7 +54,7 @@ SAMPLERS = ("tpe", "random", "nsga2")
 DIRECTIONS = ("minimize", "maximize")
 MAXIMIZE = ("tokens_per_s",)  # metrics where more is better (the default direction)
 DERIVED = ("ppl_delta",)  # metrics the tune adds to each run from the format quality table
-NOT_METRICS = ("budget_bytes", "sim_events", "steps")
+NOT_METRICS = ("budget_bytes", "sim_events", "steps", "memory_limit_bytes")  # inputs, counts
 DEFAULT_RUNTIME = "ideal"
 
 
@@ -74,12 +74,9 @@ def metric_names() -> list[str]:
 
 
 def known_runtimes() -> list[str]:
-    """Runtime profile names the simulator knows; only `ideal` (the hardware alone) until
-    runtime profiles exist (`hwprofiles.list_runtimes`)."""
-    try:
-        from hwprofiles import list_runtimes  # type: ignore[attr-defined]
-    except ImportError:
-        return [DEFAULT_RUNTIME]
+    """Shipped runtime profile names (`ideal` first: the hardware alone)."""
+    from hwprofiles.loader import list_runtimes
+
     return list(dict.fromkeys([DEFAULT_RUNTIME, *list_runtimes()]))
 
 
@@ -238,12 +235,24 @@ def _check_format(value: Any, where: str) -> str:
         raise ExperimentError(f"{where}: {exc}") from None
 
 
-def _check_runtime(value: Any, where: str) -> str:
+def _check_runtime(value: Any, where: str, base: Path | None = None) -> str:
+    """A shipped runtime name or a runtime profile YAML file (checked by loading it)."""
+    from hwprofiles.loader import ProfileError, load_runtime
+
+    name = str(value)
+    if name.endswith((".yaml", ".yml")):
+        if base is not None and not Path(name).is_absolute() and (base / name).exists():
+            name = str((base / name).resolve())
+        try:
+            load_runtime(name)
+        except ProfileError as exc:
+            raise ExperimentError(f"{where}: {exc}") from None
+        return name
     valid = known_runtimes()
-    if value not in valid:
-        raise ExperimentError(f"unknown runtime {value!r} in {where}{_hint(str(value), valid)}; "
-                              f"valid runtimes: {', '.join(valid)}")
-    return str(value)
+    if name not in valid:
+        raise ExperimentError(f"unknown runtime {name!r} in {where}{_hint(name, valid)}; "
+                              f"valid runtimes: {', '.join(valid)} (or a runtime YAML file)")
+    return name
 
 
 def _check_profile(name: Any, where: str, base: Path | None) -> str:
@@ -341,7 +350,7 @@ def _space(raw: Any, fixed: dict[str, Any], base: Path | None) -> tuple[Axis, ..
                                       "keep one")
             check = {"policy": lambda v: _check_policy(v, "space.policy"),
                      "dtype": lambda v: _check_precision(v, "space.dtype"),
-                     "runtime": lambda v: _check_runtime(v, "space.runtime"),
+                     "runtime": lambda v: _check_runtime(v, "space.runtime", base),
                      "profile": lambda v: _check_profile(v, "space.profile", base)}[key]
             axes.append(Axis(key, "categorical", _choices(raw[key], f"space.{key}", check)))
     if "budget" in raw:
@@ -537,7 +546,7 @@ def parse_tune(data: Any, default_name: str = "tune", base: Path | None = None) 
     if "dtype" in data:
         fixed["dtype"] = _check_precision(data["dtype"], "'dtype'")
     if "runtime" in data:
-        fixed["runtime"] = _check_runtime(data["runtime"], "'runtime'")
+        fixed["runtime"] = _check_runtime(data["runtime"], "'runtime'", base)
     if "options" in data:
         opts = data["options"]
         if not isinstance(opts, Mapping):

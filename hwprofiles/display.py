@@ -6,10 +6,12 @@ the same way and always next to where it comes from.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from hwprofiles import units
+from hwprofiles.runtime import FORMAT_KEYS, RUNTIME_FIELDS, RuntimeProfile, runtime_value
 from hwprofiles.schema import FIELDS, HardwareProfile, get_path
 
 
@@ -23,11 +25,13 @@ class FieldRow:
     estimate: bool
 
 
-def format_value(path: str, value: Any) -> str:
+def format_value(path: str, value: Any, fields: Mapping[str, str] = FIELDS) -> str:
     """A field's SI value in the unit family the schema gives that field."""
     if value is None:
         return "-"
-    kind = FIELDS[path].rstrip("?")
+    kind = fields[path].rstrip("?")
+    if kind.startswith("list:"):
+        return ", ".join(value) if value else "none"
     if kind == "bandwidth":
         return units.format_bandwidth(value)
     if kind == "time":
@@ -46,7 +50,7 @@ def format_value(path: str, value: Any) -> str:
         return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.4g}"
     if kind == "fraction":
         return f"{value:.2f}"
-    if kind == "factor":
+    if kind in ("factor", "ratio"):
         return f"x{value:.3g}"
     return str(value)
 
@@ -64,4 +68,22 @@ def field_rows(profile: HardwareProfile) -> list[FieldRow]:
             continue
         rows.append(FieldRow(path, format_value(path, value), src.text if src else "",
                              bool(src and src.estimate)))
+    return rows
+
+
+def runtime_rows(rt: RuntimeProfile) -> list[FieldRow]:
+    """Every field of a runtime profile in display order; fields left out say they are neutral."""
+    rows = []
+    for path in RUNTIME_FIELDS:
+        src = rt.sources.get(path)
+        value = runtime_value(rt, path)
+        if src is None and path.rsplit(".", 1)[-1] in FORMAT_KEYS:
+            continue  # per-format-family figures: listed only where a runtime states them
+        if src is None:
+            rows.append(FieldRow(path, "-" if value in (None, (), 0.0) else
+                                 format_value(path, value, RUNTIME_FIELDS),
+                                 "not set (neutral: the hardware profile alone)", False))
+            continue
+        rows.append(FieldRow(path, format_value(path, value, RUNTIME_FIELDS), src.text,
+                             src.estimate))
     return rows

@@ -8,6 +8,7 @@ or `{value: "27 us", estimate: "why this guess"}`. `check_dict` collects every p
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 
 from hwprofiles import units
+from hwprofiles.runtime import RUNTIME_FIELDS, RUNTIME_SECTIONS, RuntimeProfile, build_runtime
 from hwprofiles.schema import (
     FIELDS,
     SECTIONS,
@@ -24,12 +26,29 @@ from hwprofiles.schema import (
     EnergySpec,
     GpuSpec,
     HardwareProfile,
+    OsSpec,
     Source,
     StorageSpec,
     TransferSpec,
 )
 
 TOP_KEYS = {"name", "description", "extends", *SECTIONS}
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What one kind of profile file holds: its field table, sections and where shipped files lie.
+    Hardware profiles and runtime profiles share the loader through it."""
+
+    noun: str  # "profile" or "runtime", for messages
+    fields: Mapping[str, str]
+    sections: tuple[str, ...]
+    folder: str  # package folder of the shipped files
+    required_sections: tuple[str, ...] = ()
+
+    @property
+    def top_keys(self) -> set[str]:
+        return {"name", "description", "extends", *self.sections}
 
 
 class ProfileError(ValueError):
@@ -61,6 +80,21 @@ _PARSERS = {
 
 def _parse_value(kind: str, raw: Any) -> Any:
     """Parse one leaf value by kind; raises ValueError with what was expected."""
+    if kind.startswith("choice:"):
+        choices = kind.split(":", 1)[1].split("|")
+        if raw not in choices:
+            raise ValueError(f"one of {', '.join(choices)}")
+        return raw
+    if kind.startswith("list:"):
+        choices = kind.split(":", 1)[1].split("|")
+        if not isinstance(raw, list) or any(r not in choices for r in raw):
+            raise ValueError(f"a list of names from {', '.join(choices)}")
+        return tuple(dict.fromkeys(raw))
+    if kind == "ratio":
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) \
+                or raw <= 0:
+            raise ValueError("a positive number")
+        return float(raw)
     if kind == "text":
         if not isinstance(raw, str) or not raw.strip():
             raise ValueError("a non-empty text")
@@ -110,8 +144,9 @@ def _leaf(data: Mapping[str, Any], path: str) -> tuple[bool, Any]:
     return True, obj
 
 
-def _walk_unknown(data: Mapping[str, Any]) -> list[Problem]:
+def _walk_unknown(data: Mapping[str, Any], schema: Schema) -> list[Problem]:
     """Keys that no field in the schema has."""
+    FIELDS, SECTIONS, TOP_KEYS = schema.fields, schema.sections, schema.top_keys  # noqa: N806
     problems: list[Problem] = []
     known_prefixes = {p.rsplit(".", 1)[0] for p in FIELDS} | {
         ".".join(p.split(".")[:i]) for p in FIELDS for i in range(1, p.count(".") + 1)}
@@ -157,11 +192,15 @@ def _under_non_mapping(data: Mapping[str, Any], path: str) -> bool:
     return False
 
 
-def check_dict(data: Any) -> tuple[dict[str, Any], dict[str, Source], list[Problem]]:
+def check_dict(data: Any, schema: Schema | None = None
+               ) -> tuple[dict[str, Any], dict[str, Source], list[Problem]]:
     """Parse every field of a (merged) profile mapping; return values, sources and all problems."""
+    schema = schema or HARDWARE
+    FIELDS = schema.fields  # noqa: N806
     if not isinstance(data, Mapping):
-        return {}, {}, [Problem("<file>", "a mapping of profile sections", type(data).__name__)]
-    problems = _walk_unknown(data)
+        return {}, {}, [Problem("<file>", f"a mapping of {schema.noun} sections",
+                                type(data).__name__)]
+    problems = _walk_unknown(data, schema)
     values: dict[str, Any] = {}
     sources: dict[str, Source] = {}
     for key in ("name",):
@@ -198,12 +237,16 @@ def check_dict(data: Any) -> tuple[dict[str, Any], dict[str, Source], list[Probl
             values[path] = _parse_value(kind, raw)
         except ValueError as exc:
             problems.append(Problem(path, str(exc), repr(raw)))
-    problems.extend(_check_consistency(values))
+    if schema is HARDWARE:
+        problems.extend(_check_consistency(values))
+    elif schema is RUNTIME:
+        problems.extend(_check_runtime_consistency(values))
     return values, sources, problems
 
 
 # (smaller field, larger field): physical orderings a valid profile must respect
-_AT_MOST = (("dram.app_memory", "dram.capacity"), ("gpu.max_alloc", "dram.capacity"))
+_AT_MOST = (("dram.app_memory", "dram.capacity"), ("gpu.max_alloc", "dram.capacity"),
+            ("os.reserved_memory", "dram.capacity"))
 
 
 def _check_consistency(values: Mapping[str, Any]) -> list[Problem]:
@@ -216,12 +259,35 @@ def _check_consistency(values: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+# (field, its value, the field that value needs): a runtime field whose meaning needs another
+_NEEDS = (("load.transform", "gpu", "load.transform_bandwidth"),
+          ("load.transform", "cpu", "load.transform_bandwidth"),
+          ("init.programs_per", "runtime", "init.program_count"),
+          ("init.cached", True, "init.program_load"))
+
+
+def _check_runtime_consistency(values: Mapping[str, Any]) -> list[Problem]:
+    """A runtime field that needs another (a CPU transform needs its bandwidth)."""
+    return [Problem(need, f"a value, since {path} is {value!r}", "nothing (missing field)")
+            for path, value, need in _NEEDS if values.get(path) == value and need not in values]
+
+
 def _describe(kind: str) -> str:
+    if ":" in kind:
+        return _parse_error(kind, None)
     if kind in _PARSERS:
         return _PARSERS[kind][1]
     return {"text": "a text", "bool": "true or false", "count": "a whole number",
             "fraction": "a fraction in (0, 1]", "number": "a number",
-            "factor": "a factor of at least 1"}[kind]
+            "factor": "a factor of at least 1", "ratio": "a positive number"}[kind]
+
+
+def _parse_error(kind: str, raw: Any) -> str:
+    try:
+        _parse_value(kind, raw)
+    except ValueError as exc:
+        return str(exc)
+    return kind
 
 
 def _build(data: Mapping[str, Any], values: dict[str, Any], sources: dict[str, Source]) -> HardwareProfile:
@@ -231,6 +297,7 @@ def _build(data: Mapping[str, Any], values: dict[str, Any], sources: dict[str, S
 
     flops = {p.rsplit(".", 1)[1]: v for p, v in values.items() if p.startswith("gpu.peak_flops.")}
     energy = sec("energy")
+    os_spec = sec("os")
     return HardwareProfile(
         name=str(data["name"]),
         description=str(data.get("description", "")),
@@ -241,6 +308,7 @@ def _build(data: Mapping[str, Any], values: dict[str, Any], sources: dict[str, S
         energy=EnergySpec(**energy) if energy else None,
         sources=sources,
         extends=data.get("extends"),
+        os=OsSpec(**os_spec),
     )
 
 
@@ -255,58 +323,63 @@ def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, A
     return out
 
 
-def builtin_dir() -> Path:
-    """Folder of the shipped profile YAML files."""
-    return Path(str(resources.files("hwprofiles") / "profiles"))
+HARDWARE = Schema("profile", FIELDS, SECTIONS, "profiles")
 
 
-def list_profiles() -> list[str]:
+def builtin_dir(schema: Schema = HARDWARE) -> Path:
+    """Folder of the shipped profile YAML files (of `schema`'s kind)."""
+    return Path(str(resources.files("hwprofiles") / schema.folder))
+
+
+def list_profiles(schema: Schema = HARDWARE) -> list[str]:
     """Names of the shipped profiles, sorted."""
-    return sorted(p.stem for p in builtin_dir().glob("*.yaml"))
+    return sorted(p.stem for p in builtin_dir(schema).glob("*.yaml"))
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_yaml(path: Path, noun: str = "profile") -> Any:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ProfileError(f"cannot read profile file {path}: {exc.strerror}") from None
+        raise ProfileError(f"cannot read {noun} file {path}: {exc.strerror}") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         what = getattr(exc, "problem", None) or str(exc)
-        raise ProfileError(f"profile file {path} is not valid YAML{where}: {what}") from None
+        raise ProfileError(f"{noun} file {path} is not valid YAML{where}: {what}") from None
 
 
-def _resolve(ref: str, seen: tuple[str, ...] = (), base_dir: Path | None = None) -> dict[str, Any]:
+def _resolve(ref: str, seen: tuple[str, ...] = (), base_dir: Path | None = None,
+             schema: Schema = HARDWARE) -> dict[str, Any]:
     """Raw merged mapping of a profile name or file, following `extends` chains; a relative
     file path in `extends` is looked up next to the file that names it first."""
+    noun = schema.noun
     path = Path(ref)
     if base_dir is not None and not path.is_absolute() and (base_dir / path).exists() \
             and path.suffix in (".yaml", ".yml"):
         path = base_dir / path
     if not (path.suffix in (".yaml", ".yml") and path.exists()):
-        builtin = builtin_dir() / f"{ref}.yaml"
+        builtin = builtin_dir(schema) / f"{ref}.yaml"
         if not builtin.exists():
             if path.suffix in (".yaml", ".yml"):
-                raise ProfileError(f"profile file {ref} does not exist")
+                raise ProfileError(f"{noun} file {ref} does not exist")
             raise ProfileError(
-                f"unknown profile {ref!r}; valid profiles: {', '.join(list_profiles())} "
+                f"unknown {noun} {ref!r}; valid {noun}s: {', '.join(list_profiles(schema))} "
                 "(or a path to a .yaml file)")
         path = builtin
     key = str(path.resolve())
     if key in seen:
-        raise ProfileError(f"profile {ref!r} extends itself through {' -> '.join(seen)}")
-    data = _read_yaml(path)
+        raise ProfileError(f"{noun} {ref!r} extends itself through {' -> '.join(seen)}")
+    data = _read_yaml(path, noun)
     if not isinstance(data, Mapping):
-        raise ProfileError(f"profile file {path} must hold a mapping, found {type(data).__name__}")
+        raise ProfileError(f"{noun} file {path} must hold a mapping, found {type(data).__name__}")
     parent = data.get("extends")
     if parent is not None and (not isinstance(parent, str) or not parent.strip()):
-        raise ProfileError(f"profile file {path}: extends: expected the name or path of one "
-                           f"profile, found {parent!r}")
+        raise ProfileError(f"{noun} file {path}: extends: expected the name or path of one "
+                           f"{noun}, found {parent!r}")
     if parent:
-        base = _resolve(parent, (*seen, key), path.parent)
+        base = _resolve(parent, (*seen, key), path.parent, schema)
         base.pop("description", None)
         merged = _deep_merge(base, {k: v for k, v in data.items() if k != "extends"})
         merged["extends"] = parent
@@ -314,48 +387,76 @@ def _resolve(ref: str, seen: tuple[str, ...] = (), base_dir: Path | None = None)
     return dict(data)
 
 
-def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str],
+                    schema: Schema = HARDWARE) -> dict[str, Any]:
     """Apply `key=value` overrides ('storage.read_bandwidth=2.1GB/s') to a raw profile mapping;
     the overridden field's source says it was set by the user."""
+    fields = schema.fields
     out = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
             raise ProfileError(f"override {item!r} must look like key=value, e.g. "
                                "storage.read_bandwidth=2.1GB/s")
         path, raw = (s.strip() for s in item.split("=", 1))
-        if path not in FIELDS:
-            raise ProfileError(f"unknown profile field {path!r} in override; valid fields: "
-                               f"{', '.join(FIELDS)}")
+        if path not in fields:
+            raise ProfileError(f"unknown {schema.noun} field {path!r} in override; valid fields: "
+                               f"{', '.join(fields)}")
         value: Any = yaml.safe_load(raw) if raw else raw
         node = out
         parts = path.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        if FIELDS[path] == "text":
+        if fields[path] == "text":
             node[parts[-1]] = str(value)
         else:
             node[parts[-1]] = {"value": value, "source": f"override --set {path}={raw}"}
     return out
 
 
+def load_checked(ref: str, overrides: Iterable[str] = (), schema: Schema = HARDWARE
+                 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Source]]:
+    """The raw mapping, parsed values and sources of a profile of `schema`'s kind; raises
+    ProfileError listing every problem."""
+    overrides = list(overrides)
+    data = _resolve(ref, schema=schema)
+    if overrides:
+        data = apply_overrides(data, overrides, schema)
+        data["name"] = f"{data.get('name', ref)}+" + ",".join(overrides)
+    values, sources, problems = check_dict(data, schema)
+    if problems:
+        raise ProfileError(f"{schema.noun} {ref!r} has {len(problems)} problem(s):\n  - "
+                           + "\n  - ".join(map(str, problems)), [str(p) for p in problems])
+    return data, values, sources
+
+
 def load_profile(ref: str, overrides: Iterable[str] = ()) -> HardwareProfile:
     """Load a shipped profile by name or a YAML file by path, applying `--set` style overrides."""
-    overrides = list(overrides)
-    data = _resolve(ref)
-    if overrides:
-        data = apply_overrides(data, overrides)
-        data["name"] = f"{data.get('name', ref)}+" + ",".join(overrides)
-    values, sources, problems = check_dict(data)
-    if problems:
-        raise ProfileError(f"profile {ref!r} has {len(problems)} problem(s):\n  - "
-                           + "\n  - ".join(map(str, problems)), [str(p) for p in problems])
-    return _build(data, values, sources)
+    return _build(*load_checked(ref, overrides))
 
 
-def check_file(path: str) -> list[str]:
+def check_file(path: str, schema: Schema = HARDWARE) -> list[str]:
     """Every problem of a profile file (empty list = valid), `extends` resolved."""
     try:
-        data = _resolve(path)
+        data = _resolve(path, schema=schema)
     except ProfileError as exc:
         return [str(exc)]
-    return [str(p) for p in check_dict(data)[2]]
+    return [str(p) for p in check_dict(data, schema)[2]]
+
+
+RUNTIME = Schema("runtime", RUNTIME_FIELDS, RUNTIME_SECTIONS, "runtimes")
+DEFAULT_RUNTIME = "ideal"
+
+
+def list_runtimes() -> list[str]:
+    """Names of the shipped runtime profiles, sorted."""
+    return list_profiles(RUNTIME)
+
+
+def load_runtime(ref: str = DEFAULT_RUNTIME, overrides: Iterable[str] = ()) -> RuntimeProfile:
+    """Load a shipped runtime profile by name or a YAML file by path (with `--set` overrides)."""
+    return build_runtime(*load_checked(ref, overrides, RUNTIME))
+
+
+def check_runtime_file(path: str) -> list[str]:
+    """Every problem of a runtime profile file (empty list = valid)."""
+    return check_file(path, RUNTIME)

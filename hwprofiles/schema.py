@@ -96,6 +96,18 @@ class TransferSpec:
 
 
 @dataclass(frozen=True)
+class OsSpec:
+    """What the operating system does with an app's memory (optional; defaults are Linux's).
+
+    Past `memory_limit()` the low-memory killer ends an app whose memory is anonymous, while
+    clean file-backed (mmap'd) pages are evicted and faulted back `readahead` bytes at a time."""
+
+    page_size: int = 4096  # bytes
+    readahead: int = 128 * 1024  # bytes one major fault reads (read_ahead_kb)
+    reserved_memory: int = 0  # bytes other apps and the OS keep, beyond dram.app_memory's limit
+
+
+@dataclass(frozen=True)
 class EnergySpec:
     """Optional energy figures, joules per byte or per FLOP."""
 
@@ -118,6 +130,12 @@ class HardwareProfile:
     energy: EnergySpec | None = None
     sources: dict[str, Source] = field(default_factory=dict, compare=False)
     extends: str | None = None
+    os: OsSpec = field(default_factory=OsSpec)
+
+    def memory_limit(self) -> int:
+        """Bytes one app can hold before the OS acts: the app limit, or less where other apps'
+        reserve leaves less of physical memory."""
+        return min(self.dram.app_memory, self.dram.capacity - self.os.reserved_memory)
 
     def storage_read_time(self, nbytes: int) -> float:
         """Seconds to read `nbytes` contiguous bytes (see `hwprofiles.storage.read_time`)."""
@@ -140,6 +158,9 @@ class HardwareProfile:
             del out["storage.compute_contention"]  # likewise
         if out["gpu.peak_flops.fp8"] is None:
             del out["gpu.peak_flops.fp8"]  # likewise
+        for path in OS_FIELDS:
+            if out[path] == getattr(OsSpec(), path.split(".")[1]):
+                del out[path]  # likewise
         return out
 
 
@@ -190,9 +211,13 @@ FIELDS: dict[str, str] = {
     "transfer.host_to_gpu_latency": "time",
     "transfer.transform_bandwidth": "bandwidth",
     "transfer.zero_copy": "bool",
+    "os.page_size": "bytes?",
+    "os.readahead": "bytes?",
+    "os.reserved_memory": "bytes?",
     "energy.storage_read_per_byte": "energy?",
     "energy.dram_per_byte": "energy?",
     "energy.gpu_per_flop": "energy?",
 }
 
-SECTIONS = ("storage", "dram", "gpu", "transfer", "energy")
+SECTIONS = ("storage", "dram", "gpu", "transfer", "os", "energy")
+OS_FIELDS = tuple(p for p in FIELDS if p.startswith("os."))

@@ -13,17 +13,23 @@ Valid for every policy under the engine's model:
 
 from __future__ import annotations
 
+from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
 from hwprofiles.storage import read_time
+from sim.hardware import IDEAL
+from sim.lowering import lower
 from sim.planner.problem import Problem, build_problem
 from workloads.workload import Workload
 
 
 def lower_bound(workload: Workload, profile: HardwareProfile, budget: int | None,
-                problem: Problem | None = None) -> float:
-    """Seconds no schedule of `workload` on `profile` within `budget` can beat (`problem`: the
-    already extracted planning problem of the same inputs, to avoid extracting it again)."""
-    p = problem or build_problem(workload, profile, budget)
+                problem: Problem | None = None, runtime: RuntimeProfile | None = None) -> float:
+    """Seconds no schedule of `workload` (as `runtime` lowers it) on `profile` within `budget`
+    can beat (`problem`: the already extracted planning problem of the same inputs)."""
+    if problem is None:
+        rt = runtime or IDEAL
+        problem = build_problem(lower(workload, rt), profile, budget, rt)
+    p = problem
     compute = sum(p.best_compute_s)
     if not p.units:
         return compute

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
+from hwprofiles.units import format_bytes
 from sim.engine import simulate
+from sim.errors import InfeasibleBudget
+from sim.hardware import IDEAL
+from sim.lowering import lower
 from sim.planner.plan import just_in_time, memory_profile
 from sim.planner.problem import build_problem
 from sim.policies import plan
@@ -14,15 +19,17 @@ from workloads.workload import Workload
 
 
 def feasible(policy: str, workload: Workload, profile: HardwareProfile, budget: int,
-             **options: Any) -> bool:
-    """Does `policy` complete `workload` within `budget` bytes?"""
-    s = plan(policy, workload, profile, budget, **options)
-    return simulate(s, profile, budget=budget, record_trace=False).metrics.feasible
+             runtime: RuntimeProfile | None = None, **options: Any) -> bool:
+    """Does `policy` complete `workload` within `budget` bytes (with `runtime`)?"""
+    s = plan(policy, workload, profile, budget, runtime, **options)
+    return simulate(s, profile, budget=budget, record_trace=False,
+                    runtime=runtime).metrics.feasible
 
 
-def working_set_floor(workload: Workload, profile: HardwareProfile) -> int:
+def working_set_floor(workload: Workload, profile: HardwareProfile,
+                      runtime: RuntimeProfile | None = None) -> int:
     """No schedule fits below this: while an op runs, its weights and activations are in memory."""
-    p = build_problem(workload, profile, None)
+    p = build_problem(lower(workload, runtime or IDEAL), profile, None, runtime)
     need = list(p.act_bytes)
     for u in p.units:
         need[u.pos] += sum(t.nbytes for t in dict.fromkeys(p.seq[u.pos].op.weights))
@@ -30,27 +37,38 @@ def working_set_floor(workload: Workload, profile: HardwareProfile) -> int:
 
 
 def min_feasible_budget(policy: str, workload: Workload, profile: HardwareProfile,
-                        rel_tol: float = 0.005, **options: Any) -> int:
-    """Smallest budget (within `rel_tol`) at which `policy` completes `workload`."""
+                        rel_tol: float = 0.005, runtime: RuntimeProfile | None = None,
+                        **options: Any) -> int:
+    """Smallest budget (within `rel_tol`) at which `policy` completes `workload` (with `runtime`);
+    raises InfeasibleBudget when no budget does (the OS kills it at every size)."""
     if policy == "flashmem":
         # whether any plan fits does not depend on how hard the solver optimises it
         options = {**options, "solver": "greedy"}
-    lo = working_set_floor(workload, profile) - 1  # infeasible for every policy
+    rt = runtime or IDEAL
+    lo = working_set_floor(workload, profile, rt) - 1  # infeasible for every policy
     hi = None
     if policy == "flashmem":
         # loading each layer just in time needs the least memory of any flashmem plan
-        p = build_problem(workload, profile, None)
+        p = build_problem(lower(workload, rt), profile, None, rt)
         jit = max(memory_profile(p, just_in_time(p)), default=1)
-        if feasible(policy, workload, profile, jit, **options):
+        if feasible(policy, workload, profile, jit, rt, **options):
             hi = jit
     if hi is None:
-        hi = simulate(plan(policy, workload, profile, None, **options), profile,
-                      record_trace=False).metrics.peak_memory_bytes
-        while not feasible(policy, workload, profile, hi, **options):
-            lo, hi = hi, 2 * hi  # memory gating can need slack above the free-running peak
+        free = simulate(plan(policy, workload, profile, None, rt, **options), profile,
+                        record_trace=False, runtime=rt).metrics
+        limit = profile.memory_limit()  # a budget above what the OS gives one app cannot help
+        hi = min(free.peak_memory_bytes, limit)
+        while not feasible(policy, workload, profile, hi, rt, **options):
+            if hi >= limit:
+                raise InfeasibleBudget(
+                    f"{policy} cannot run {workload.name} on {profile.name} with runtime "
+                    f"{rt.name} at any budget: it needs more than the {format_bytes(limit)} "
+                    f"one app may hold ({free.error or 'the memory limit'})")
+            # memory gating can need slack above the free-running peak
+            lo, hi = hi, min(2 * hi, limit)
     while hi - lo > max(1, int(hi * rel_tol)):
         mid = (lo + hi) // 2
-        if feasible(policy, workload, profile, mid, **options):
+        if feasible(policy, workload, profile, mid, rt, **options):
             hi = mid
         else:
             lo = mid

@@ -13,30 +13,60 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
 from hwprofiles.storage import read_time
+from sim.lowering import kind_class
 from sim.schedule import Compute
-from workloads.formats import compute_dtype
+from workloads.formats import compute_dtype, runtime_keys
+
+IDEAL = RuntimeProfile("ideal")
 
 
 @dataclass(frozen=True)
 class HardwareModel:
-    """Pure duration functions for one profile."""
+    """Pure duration functions for one profile run by one runtime (default: none on top)."""
 
     profile: HardwareProfile
+    runtime: RuntimeProfile = IDEAL
 
     def read_time(self, nbytes: int) -> float:
         return read_time(self.profile.storage, nbytes)
+
+    def fault_time(self, nbytes: int) -> float:
+        """Faulting `nbytes` of evicted mmap'd pages back: readahead-sized requests, as many in
+        flight as the runtime's faulting threads."""
+        return read_time(self.profile.storage, nbytes, self.runtime.fault_queue_depth,
+                         self.profile.os.readahead)
+
+    def file_bytes(self, nbytes: int, path: str) -> int:
+        """Bytes read from flash for `nbytes` in memory: the runtime's file format may differ
+        (e.g. fp32 files run in fp16); pre-laid-out `direct` data is stored as it runs."""
+        scale = self.runtime.file_scale
+        return nbytes if path == "direct" or scale == 1.0 else int(round(nbytes * scale))
+
+    def parse_time(self, file_bytes: int, ntensors: int) -> float:
+        """Host-side deserialisation of a `via_buffer` load (0 for the ideal runtime)."""
+        rt = self.runtime
+        t = rt.per_tensor * ntensors
+        if rt.parse_bandwidth:
+            t += file_bytes / rt.parse_bandwidth
+        return t
+
+    @property
+    def transform_on_host(self) -> bool:
+        return self.runtime.transform == "cpu"
 
     def copy_time(self, nbytes: int) -> float:
         t = self.profile.transfer
         return t.host_to_gpu_latency + nbytes / t.host_to_gpu_bandwidth if nbytes > 0 else 0.0
 
     def transform_time(self, nbytes: int) -> float:
-        return nbytes / self.profile.transfer.transform_bandwidth if nbytes > 0 else 0.0
+        bw = self.runtime.transform_bandwidth if self.runtime.transform != "hardware" else None
+        return nbytes / (bw or self.profile.transfer.transform_bandwidth) if nbytes > 0 else 0.0
 
     def weight_read_bandwidth(self, location: str) -> float:
         g = self.profile.gpu
@@ -45,21 +75,50 @@ class HardwareModel:
 
     def compute_time(self, step: Compute, tensor_bytes: Mapping[str, int],
                      location: Mapping[str, str]) -> float:
-        """Roofline time of one op; `location` maps each weight to 'texture' or 'buffer'."""
+        """Roofline time of one op; `location` maps each weight to 'texture' or 'buffer'.
+        The runtime scales the roofline by its efficiency for the op's class and dtype (a weight
+  format's family first, then its bit-width dtype: `Format.runtime_keys`) and adds
+        its dispatch cost."""
         g = self.profile.gpu
         t_flops = step.flops / (g.flops_for(compute_dtype(step.dtype)) * g.compute_efficiency)
         t_mem = (step.input_bytes + step.output_bytes) / g.memory_bandwidth
         for t in step.weights:
             t_mem += tensor_bytes[t] / self.weight_read_bandwidth(location.get(t, "buffer"))
-        return (g.kernel_launch_overhead + max(t_flops, t_mem)
-                + (1.0 - g.compute_memory_overlap) * min(t_flops, t_mem))
+        rt = self.runtime
+        eff = rt.efficiency_for(step.op_class or kind_class(step.kind), *runtime_keys(step.dtype))
+        t = (g.kernel_launch_overhead + max(t_flops, t_mem) / eff
+             + (1.0 - g.compute_memory_overlap) * min(t_flops, t_mem) / eff)
+        return t + rt.dispatch if rt.dispatch else t
 
-    def load_stages(self, nbytes: int, path: str, dst: str) -> dict[str, float]:
-        """Durations of a load's stages (read, copy, transform) for a path and destination."""
+    def load_stages(self, nbytes: int, path: str, dst: str, ntensors: int = 1
+                    ) -> dict[str, float]:
+        """Durations of a load's stages (read, parse, copy, transform) for a path and
+        destination; `via_buffer` loads read the runtime's file format and parse it on the host."""
         zero_copy = self.profile.transfer.zero_copy
-        stages = {"read": self.read_time(nbytes), "copy": 0.0, "transform": 0.0}
+        file_bytes = self.file_bytes(nbytes, path)
+        stages = {"read": self.read_time(file_bytes), "parse": 0.0, "copy": 0.0,
+                  "transform": 0.0}
+        if path == "via_buffer":
+            stages["parse"] = self.parse_time(file_bytes, ntensors)
         if not zero_copy:
             stages["copy"] = self.copy_time(nbytes)
         if path == "via_buffer" and dst == "texture":
             stages["transform"] = self.transform_time(nbytes)
         return stages
+
+
+def unstated_formats(runtime: RuntimeProfile, steps: Iterable[Compute]) -> list[str]:
+    """Quantized weight formats whose kernels `runtime` gives per-dtype figures for other
+    dtypes of the same op class but none for the format (its family or bit-width dtype): they
+    run at the class efficiency alone, which the run's metadata then says."""
+    out: dict[str, None] = {}
+    for step in steps:
+        cls = step.op_class or kind_class(step.kind)
+        keys = runtime_keys(step.dtype)
+        if keys[0] in ("fp32", "fp16", "int8", "int4"):
+            continue  # float and integer formats: the runtime's own dtype rules
+        states_others = bool(runtime.dtype_efficiency) or any(
+            k.startswith(f"{cls}.") for k in runtime.kernel_efficiency)
+        if states_others and not runtime.states_dtype(cls, *keys):
+            out[f"{step.dtype} ({cls})"] = None
+    return list(out)

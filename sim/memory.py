@@ -41,22 +41,55 @@ class Ticket:
 
 
 class BudgetPool:
-    """Budget-enforcing byte accounting by category with a usage timeline (time from `clock`)."""
+    """Budget-enforcing byte accounting by category with a usage timeline (time from `clock`).
 
-    def __init__(self, budget: int | None, clock: Callable[[], float]):
+    `used` is what the schedule holds (the budget gates it). With a page cache, clean weight
+    pages the OS has evicted (`evicted`) still belong to their mapping but not to physical
+    memory: peaks, averages and the timeline are physical (`used - evicted`). `limit` is the OS
+    limit on physical memory: past it `reclaim` (a page cache's eviction) runs first, and what it
+    cannot bring back under the limit is recorded as `oom` (time, bytes): the app is killed."""
+
+    def __init__(self, budget: int | None, clock: Callable[[], float], limit: int | None = None):
         self.budget = budget
         self.clock = clock
+        self.limit = limit
         self.used = 0
+        self.evicted = 0
         self.by_cat = dict.fromkeys(CATEGORIES, 0)
         self.peak = 0
         self.peak_by_cat = dict.fromkeys(CATEGORIES, 0)
+        self.at_peak = dict.fromkeys(CATEGORIES, 0)  # the categories at the instant of `peak`
+        self.peak_weights_staging = 0
         self.waiting: list[Ticket] = []
+        self.reclaim: Callable[[int], None] | None = None
+        self.oom: tuple[float, int] | None = None
         self._seq = 0
         # timeline: (time, total, weights, staging, activations, workspace, kv)
         self.timeline: list[tuple[float, ...]] = [(0.0, 0, 0, 0, 0, 0, 0)]
 
-    def _record(self) -> None:
-        row = (self.clock(), self.used, *self.by_cat.values())
+    @property
+    def physical(self) -> int:
+        return self.used - self.evicted
+
+    def _changed(self) -> None:
+        """Apply the OS limit, update peaks and record the timeline after any change."""
+        if self.limit is not None and self.physical > self.limit:
+            if self.reclaim is not None:
+                self.reclaim(self.physical - self.limit)
+            if self.physical > self.limit and self.oom is None:
+                self.oom = (self.clock(), self.physical)
+        cats = dict(self.by_cat)
+        cats["weights"] -= self.evicted
+        for category, nbytes in cats.items():
+            if nbytes > self.peak_by_cat[category]:
+                self.peak_by_cat[category] = nbytes
+        total = self.physical
+        if total > self.peak:
+            self.peak = total
+            self.at_peak = cats
+        self.peak_weights_staging = max(self.peak_weights_staging,
+                                        cats["weights"] + cats["staging"])
+        row = (self.clock(), total, *cats.values())
         if self.timeline[-1][0] == row[0]:
             self.timeline[-1] = row
         else:
@@ -66,11 +99,7 @@ class BudgetPool:
         for category, nbytes in t.parts.items():
             self.used += nbytes
             self.by_cat[category] += nbytes
-            if self.by_cat[category] > self.peak_by_cat[category]:
-                self.peak_by_cat[category] = self.by_cat[category]
-        if self.used > self.peak:
-            self.peak = self.used
-        self._record()
+        self._changed()
         self._done(t)
 
     @staticmethod
@@ -102,15 +131,19 @@ class BudgetPool:
             return
         self.used -= nbytes
         self.by_cat[category] -= nbytes
-        self._record()
+        self._changed()
         self._drain()
 
     def move(self, nbytes: int, src: str, dst: str) -> None:
         """Re-label `nbytes` from one category to another (a staging buffer that becomes a weight)."""
         self.by_cat[src] -= nbytes
         self.by_cat[dst] += nbytes
-        self.peak_by_cat[dst] = max(self.peak_by_cat[dst], self.by_cat[dst])
-        self._record()
+        self._changed()
+
+    def restore(self, nbytes: int) -> None:
+        """Evicted weight pages faulted back into physical memory."""
+        self.evicted -= nbytes
+        self._changed()
 
     def _drain(self) -> None:
         while self.waiting and self.fits(self.waiting[0].nbytes):
@@ -139,8 +172,8 @@ class BudgetPool:
 class MemoryPool(BudgetPool):
     """The pool inside a SimPy simulation: requests are events that fire when granted."""
 
-    def __init__(self, env: simpy.Environment, budget: int | None):
-        super().__init__(budget, lambda: env.now)
+    def __init__(self, env: simpy.Environment, budget: int | None, limit: int | None = None):
+        super().__init__(budget, lambda: env.now, limit)
         self.env = env
 
     def alloc(self, nbytes: int, category: str, priority: int = PRIO_LOAD,

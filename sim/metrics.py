@@ -13,6 +13,15 @@ class Metrics:
     cold_latency_s is the first invocation; warm_latency_s the mean of later ones (None for a
     single invocation). gpu_stall_s is time the GPU sat idle although the previous op and this
     op's inputs were done: waiting for weights or memory. utilisation is busy time / latency.
+
+    init_s is the time before the first kernel of the first invocation starts (loading,
+    transforms, program builds), exec_s the rest of the first invocation; init_breakdown_s the
+    busy seconds of each load stage before that. Memory is physical: peak_memory_by_category
+    holds each category's own peak (not simultaneous), memory_at_peak_by_category the split at
+    the instant of the total peak; peak_weight_bytes is weights + staging at one instant (the
+    papers' parameter memory). memory_outcome says what the OS did past memory_limit_bytes:
+    fits, evicted (mapped weight pages dropped, never needed again), thrashed (page_faults
+    re-read refault_bytes, counted in flash_bytes_read) or killed (then infeasible).
     """
 
     policy: str
@@ -38,6 +47,17 @@ class Metrics:
     sim_events: int = 0
     steps: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    runtime: str = "ideal"
+    init_s: float = 0.0
+    exec_s: float = 0.0
+    init_breakdown_s: dict[str, float] = field(default_factory=dict)
+    peak_weight_bytes: int = 0
+    memory_at_peak_by_category: dict[str, int] = field(default_factory=dict)
+    memory_limit_bytes: int | None = None
+    memory_outcome: str = "fits"
+    page_faults: int = 0
+    refault_bytes: int = 0
+    evicted_bytes: int = 0
 
     @property
     def model(self) -> str:

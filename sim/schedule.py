@@ -65,6 +65,7 @@ class Compute:
     state_bytes: int = 0
     inputs: tuple[int, ...] = ()  # computes whose outputs this op reads
     after: tuple[int, ...] = ()
+    op_class: str = ""  # kernel class for runtime efficiencies ('' = from `kind`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,7 @@ class Schedule:
     invocations: list[InvocationInfo]
     steps: list[Step] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    runtime: str = "ideal"  # the runtime profile it was planned for (its ops as it fuses them)
 
     # --- building -------------------------------------------------------------------------
     def add(self, step_type: type, **kwargs: Any) -> int:
@@ -145,7 +147,7 @@ class Schedule:
         return {
             "format": "weightstream-schedule", "version": FORMAT_VERSION,
             "policy": self.policy, "workload": self.workload, "profile": self.profile,
-            "budget_bytes": self.budget_bytes, "tensor_bytes": self.tensor_bytes,
+            "runtime": self.runtime, "budget_bytes": self.budget_bytes, "tensor_bytes": self.tensor_bytes,
             "invocations": [asdict(i) for i in self.invocations], "meta": self.meta,
             "steps": steps,
         }
@@ -183,6 +185,7 @@ class Schedule:
                 tensor_bytes={str(k): int(v) for k, v in data["tensor_bytes"].items()},
                 invocations=[InvocationInfo(**i) for i in data["invocations"]],
                 steps=steps, meta=dict(data.get("meta") or {}),
+                runtime=str(data.get("runtime", "ideal")),
             )
         except KeyError as exc:
             raise ScheduleError(f"schedule is missing the field {exc.args[0]!r}") from None

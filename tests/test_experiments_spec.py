@@ -109,3 +109,44 @@ def test_dtypes_accept_formats_and_mixed_precision_in_canonical_form():
     s = parse_spec(spec(dtypes=["q4_0", "q4_0,lm_head=q4_0", {"base": "q4_0", "lm_head": "q8_0"},
                                 "awq-g64"]))
     assert s.dtypes == ("q4_0", "q4_0,lm_head=q8_0", "awq-g64")
+
+
+def test_model_files_in_a_spec(tmp_path):
+    import shutil
+
+    from experiments.resolve import load_workload
+    from experiments.runners import SerialRunner
+    from experiments.sweep import run_sweep
+
+    data = Path(__file__).parent / "data"
+    shutil.copy(data / "onnx" / "tiny_detector_dynamic.onnx", tmp_path / "det.onnx")
+    shutil.copy(data / "hf_configs" / "opt-125m.json", tmp_path / "opt.json")
+    entries = [{"file": "det.onnx", "dims": {"height": 320, "width": 320}},
+               {"file": "opt.json", "tokens": 16, "label": "opt"}]
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(spec(models=entries, profiles=[TOY], budgets=["unlimited"],
+                                     policies=["sequential"])))
+    s = load_spec(str(p))
+    det, opt = s.workloads
+    assert (det.kind, det.label, opt.label) == ("file", "det", "opt")
+    assert det.to_dict()["name"] == "det.onnx" and len(dict(det.args)["digest"]) == 16
+    w = load_workload(det, "fp16")
+    (inv,) = w.invocations
+    from workloads.onnx_import import load_onnx
+
+    direct = load_onnx(tmp_path / "det.onnx", dims={"height": 320, "width": 320})
+    assert inv.model.dtypes == {"fp16"} and inv.model.total_flops == direct.total_flops
+    assert abs(direct.total_flops - 297_622_424 / 4) < 100  # a quarter of the 640x640 FLOPs
+    assert load_workload(opt, "fp16").invocations[0].model.param_count == 125_239_296
+    out = run_sweep(s, tmp_path / "out", SerialRunner(), progress=False).results
+    assert len(out) == 2 and set(out["status"]) == {"ok"}
+    # a bad dim or a missing file fails at parse time, naming the file
+    p.write_text(yaml.safe_dump(spec(models=[{"file": "det.onnx", "dims": {"heigth": 320}}])))
+    with pytest.raises(ExperimentError, match="model file 'det.onnx'.*no symbolic input dim "
+                                              "named heigth"):
+        load_spec(str(p))
+    p.write_text(yaml.safe_dump(spec(models=[{"file": "nope.onnx"}])))
+    with pytest.raises(ExperimentError, match="nope.onnx' in sweep spec not found"):
+        load_spec(str(p))
+    with pytest.raises(ExperimentError, match="'dims' is only valid with 'file'"):
+        parse_spec(spec(models=[{"name": "resnet50", "dims": {"h": 1}}]))

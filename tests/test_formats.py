@@ -4,6 +4,7 @@ included), mixed precision per layer group, compute dtypes, and bad names."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -178,3 +179,50 @@ def test_mixed_precision_runs_end_to_end(toy_profile):
     m = simulate(plan("pipeline", wl, toy_profile), toy_profile, record_trace=False).metrics
     assert m.feasible and m.weight_bytes == wl.weight_bytes
     assert m.flash_bytes_read >= wl.weight_bytes
+
+
+def _decode_step_s(fmt: str, runtime: str) -> float:
+    from hwprofiles.loader import load_runtime
+
+    prof = load_profile("snapdragon-8-gen-3")
+    rt = load_runtime(runtime)
+    wl = resolve_workload("llama-3.2-1b-p4-d2", fmt)
+    m = simulate(plan("preload", wl, prof, None, rt), prof, runtime=rt, record_trace=False).metrics
+    return m.warm_latency_s, m.meta.get("runtime_unstated_formats")
+
+
+def test_runtime_profile_makes_the_wider_format_faster():
+    """The Adreno effect (qualcomm GenieX #1225): llama.cpp's decode speed clusters by format
+    family, not bit width. The hardware alone orders formats by bytes; llama.cpp-opencl's
+    per-dtype GEMV efficiencies (q4_0 keyed as int4, q8_0 as int8) bring q4_0 and q8_0
+    together; a runtime that states the k-quant family ~25% slower makes 8.5-bit q8_0 faster
+    than 4.5-bit q4_k."""
+    ideal = {f: _decode_step_s(f, "ideal")[0] for f in ("q8_0", "q4_0", "q4_k")}
+    assert ideal["q4_0"] * 1.5 < ideal["q8_0"] and ideal["q4_k"] < ideal["q8_0"]
+    lcpp = {f: _decode_step_s(f, "llama.cpp-opencl")[0] for f in ("q8_0", "q4_0")}
+    assert lcpp["q8_0"] / lcpp["q4_0"] < 1.15 < ideal["q8_0"] / ideal["q4_0"]
+    kq = str(Path(__file__).parent / "data" / "llama-cpp-kquants.yaml")
+    wide, narrow = _decode_step_s("q8_0", kq)[0], _decode_step_s("q4_k", kq)[0]
+    assert get_format("q8_0").bits_per_weight() > 1.8 * get_format("q4_k").bits_per_weight()
+    assert wide < narrow
+    # a quantized format the runtime states nothing for is flagged, not guessed
+    _, note = _decode_step_s("q6_k", "llama.cpp-opencl")
+    assert note is not None and "q6_k (gemv)" in note
+    assert _decode_step_s("q4_0", "llama.cpp-opencl")[1] is None
+    assert _decode_step_s("q6_k", "ideal")[1] is None
+
+
+def test_runtime_keys_of_formats():
+    assert get_format("int4").runtime_keys == ("int4",)
+    assert get_format("fp16").runtime_keys == ("fp16",)
+    assert get_format("q4_0").runtime_keys == ("q4_0", "int4")
+    assert get_format("q4_k").runtime_keys == ("k-quant", "int4")
+    assert get_format("q8_0").runtime_keys == ("q8_0", "int8")
+    assert get_format("awq-g64").runtime_keys == ("awq", "int4")
+    assert get_format("q6_k").runtime_keys == ("k-quant",)
+    assert get_format("fp8").runtime_keys == ("fp8",)
+    from hwprofiles.runtime import FORMAT_KEYS
+
+    families = {get_format(f).family for f in ("fp8", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0",
+                                                "q4_k", "awq-g128", "gptq-g128")}
+    assert families == set(FORMAT_KEYS)  # the runtime schema's keys are the format families

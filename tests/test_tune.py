@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -192,7 +191,7 @@ def test_dask_workers_share_one_study(tmp_path):
     ({"objectives": ["energy_j"], "profile": "dimensity-9300"}, ["energy", "dimensity-9300",
                                                                   "snapdragon-8-gen-3"]),
     ({"sampler": "cmaes"}, ["unknown sampler", "tpe"]),
-    ({"space": {"runtime": ["mnn", "ideal"]}}, ["unknown runtime 'mnn'", "ideal"]),
+    ({"space": {"runtime": ["mnnn", "ideal"]}}, ["unknown runtime 'mnnn'", "'mnn'", "ideal"]),
     ({"workload": "gpt2-p4-q1"}, ["gpt2-p4-q1", "LLM-pP-dN"]),
     ({"trials": 0}, ["'trials'"]),
 ])
@@ -258,7 +257,7 @@ def test_other_samplers_run_multi_objective(tmp_path, sampler):
     assert out.states == {"search": {"complete": 4}} and not out.pareto.empty
 
 
-def test_profile_what_ifs_and_policy_options_reach_the_run(tmp_path):
+def test_profile_what_ifs_runtimes_and_policy_options_reach_the_run(tmp_path):
     spec = parse_tune(mixed_spec(
         space={"set": {"storage.read_bandwidth": {"low": "1GB/s", "high": "8GB/s", "log": True}},
                "options": {"flashmem": {"lookahead": [2, 8]}}}, constraints=None))
@@ -270,4 +269,10 @@ def test_profile_what_ifs_and_policy_options_reach_the_run(tmp_path):
     fast, _, _ = evaluate(spec, config_of(spec, {"set.storage.read_bandwidth": 8e9,
                                                  "options.flashmem.lookahead": 2}))
     assert fast["latency_s"] < row["latency_s"]  # a faster flash is a what-if that helps
-    assert Path(tmp_path).exists()
+    spec = parse_tune(mixed_spec(space={"runtime": ["ideal", "llama.cpp-opencl"]},
+                                 constraints=None))
+    rows = {rt: evaluate(spec, config_of(spec, {"runtime": rt}))[0]
+            for rt in ("ideal", "llama.cpp-opencl")}
+    assert rows["llama.cpp-opencl"]["runtime"] == "llama.cpp-opencl"
+    assert rows["llama.cpp-opencl"]["policy"] == "flashmem@llama.cpp-opencl"
+    assert rows["llama.cpp-opencl"]["init_s"] > rows["ideal"]["init_s"]  # its program builds

@@ -59,3 +59,42 @@ def test_models_import_bad_files(tmp_path):
     other.write_bytes(b"x")
     r = run("models", "import", str(other))
     assert r.exit_code == 2 and "expected a .onnx file or a config.json" in r.output
+
+
+def test_models_import_onnx_dims_warnings_and_json():
+    from pathlib import Path
+
+    det = str(Path(__file__).parent / "data" / "onnx" / "tiny_detector_dynamic.onnx")
+    r = run("models", "import", det)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "height (input 'images' axis 2)" in r.output and "--dim height=VALUE" in r.output
+    r = run("models", "import", det, "--dim", "height=640", "--dim", "width=640")
+    assert r.exit_code == 0, r.output
+    assert "297,622,424" in r.output and "68,360" in r.output
+    assert "warning: symbolic dim 'batch'" in r.output
+    r = run("models", "import", det, "--dim", "height=640", "--dim", "width=640", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["flops"] == 297_622_424 and d["params"] == 68_360
+    assert len(d["warnings"]) == 1 and "batch" in d["warnings"][0]
+    r = run("models", "import", det, "--dim", "height=big")
+    assert r.exit_code == 2 and "bad dim height=big" in r.output
+    r = run("models", "import", det, "--branch", "x=maybe")
+    assert r.exit_code == 2 and "NODE=then or NODE=else" in r.output
+
+
+def test_models_import_refuses_relabelled_config(tmp_path):
+    from pathlib import Path
+
+    cfg = json.loads((Path(__file__).parent / "data" / "hf_configs" / "mixtral-8x7b.json")
+                     .read_text())
+    cfg["model_type"] = "llama"
+    del cfg["architectures"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    r = run("models", "import", str(path))
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "llama has no such field" in r.output and "mixtral" in r.output
+    r = run("models", "import", str(Path(__file__).parent / "data" / "hf_configs" /
+                                     "qwen1.5-moe-a2.7b.json"), "--tokens", "16", "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["params"] == 14_315_784_192

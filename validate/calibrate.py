@@ -442,6 +442,8 @@ def profile_data(cal: Calibration, base: HardwareProfile, name: str) -> dict[str
             continue  # energy is not measured; leave it out rather than copy a phone's figures
         if path in cal.values:
             value, src = cal.values[path]
+        elif path.startswith("os.") and path not in base.sources:
+            continue  # an OS figure the base leaves at its default stays so
         else:
             value = get_path(base, path)
             if value is None:

@@ -226,3 +226,12 @@ def compare(spec: str | None, profile_ref: str, out: str, size: float | None, re
                     "runs_s": r.runs_s, "error": r.error, "op_mape": r.op_mape}
                    for r in results]}, indent=1))
     click.echo(text)
+
+
+def _register() -> None:
+    from validate.cli_published import published
+
+    validate.add_command(published)
+
+
+_register()

@@ -80,6 +80,17 @@ class Format:
         return math.ceil(payload + self.groups(shape) * self.group_bytes
                          + self.col_index_bytes * cols)
 
+    @property
+    def runtime_keys(self) -> tuple[str, ...]:
+        """Keys of a runtime profile's per-dtype kernel efficiencies for this format, most
+        specific first: its family, then the dtype of its bit width (4-bit blocks and groups
+        -> int4, 8-bit -> int8: how published rows of Q4_0, Q4_K_M, q4f16 and Q8_0 runs are
+        fitted). 2/3/5/6-bit formats have no bit-width dtype: a runtime must name their family."""
+        if self.family in ("float", "int"):
+            return (self.compute_dtype,)
+        bitwise = {4: "int4", 8: "int8"}.get(self.bits) if self.family != "fp8" else None
+        return (self.family, bitwise) if bitwise else (self.family,)
+
     def bits_per_weight(self, shape: tuple[int, ...] = (4096, 4096)) -> float:
         """Effective stored bits per weight for `shape` (default: a 4096 x 4096 matrix)."""
         return self.nbytes(shape) * 8 / math.prod(shape)
@@ -168,6 +179,11 @@ def list_formats(examples: bool = False) -> list[str]:
     """The fixed format names (patterns such as awq-g64 are accepted too); with `examples`,
     also the common pattern instances awq-g128 and gptq-g128."""
     return list(FORMATS) + (["awq-g128", "gptq-g128"] if examples else [])
+
+
+def runtime_keys(name: str) -> tuple[str, ...]:
+    """A runtime profile's efficiency keys for format `name` (see Format.runtime_keys)."""
+    return get_format(name).runtime_keys
 
 
 def compute_dtype(name: str) -> str:

@@ -164,12 +164,13 @@ class Model:
 
     def __init__(self, name: str, ops: Iterable[Op], edges: Iterable[tuple[str, str]] = (),
                  *, family: str = "", source: str = "", published_params: int | None = None,
-                 description: str = ""):
+                 description: str = "", warnings: Iterable[str] = ()):
         self.name = name
         self.family = family
         self.source = source
         self.published_params = published_params
         self.description = description
+        self.warnings = tuple(warnings)  # what an importer could not know (shown to the user)
         g = nx.DiGraph()
         for i, op in enumerate(ops):
             if op.name in g:
@@ -257,7 +258,8 @@ class Model:
                    for t in op.weights}
             ops.append(op.with_dtype(fmt, per))
         return Model(self.name, ops, self.graph.edges, family=self.family, source=self.source,
-                     published_params=self.published_params, description=self.description)
+                     published_params=self.published_params, description=self.description,
+                     warnings=self.warnings)
 
     def __repr__(self) -> str:
         return (f"Model({self.name!r}, ops={len(self.graph)}, params={self.param_count:,}, "

@@ -28,6 +28,7 @@ class ModelSummary:
     published_params: int | None = None
     source: str = ""
     description: str = ""
+    warnings: tuple[str, ...] = ()  # what an importer could not know
 
 
 def summarize(model: Model, top: int = 5) -> ModelSummary:
@@ -46,7 +47,7 @@ def summarize(model: Model, top: int = 5) -> ModelSummary:
         largest_tensors=tuple((t.name, t.shape, t.nbytes) for t in tensors),
         largest_layers=tuple((o.name, o.kind, o.weight_bytes, o.flops) for o in layers),
         published_params=model.published_params, source=model.source,
-        description=model.description)
+        description=model.description, warnings=tuple(getattr(model, "warnings", ())))
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
-from sim.hardware import HardwareModel
+from sim.hardware import IDEAL, HardwareModel
+from sim.lowering import op_class
 from sim.planner.layout import TextureLayout, texture_layout
 from sim.policies.builder import Unit, units
 from sim.schedule import Compute
@@ -68,9 +70,11 @@ class Problem:
         return max(g.bytes for g in self.groups)
 
 
-def build_problem(workload: Workload, profile: HardwareProfile, budget: int | None) -> Problem:
-    """Extract positions, units, groups, durations and layouts for the planners."""
-    hw = HardwareModel(profile)
+def build_problem(workload: Workload, profile: HardwareProfile, budget: int | None,
+                  runtime: RuntimeProfile | None = None) -> Problem:
+    """Extract positions, units, groups, durations and layouts for the planners (durations as
+    `runtime` runs the ops: the engine's timing model, shared)."""
+    hw = HardwareModel(profile, runtime or IDEAL)
     tensors = workload.tensors
     gpu = profile.gpu
     if gpu.texture_read_efficiency >= gpu.buffer_read_efficiency:
@@ -88,7 +92,8 @@ def build_problem(workload: Workload, profile: HardwareProfile, budget: int | No
         op = u.op
         step = Compute(id=0, op=op.name, invocation=u.inv, kind=op.kind, dtype=op.dtype,
                        flops=op.flops, weights=tuple(dict.fromkeys(t.name for t in op.weights)),
-                       input_bytes=op.input_bytes, output_bytes=op.output_bytes)
+                       input_bytes=op.input_bytes, output_bytes=op.output_bytes,
+                       op_class=op_class(op))
         compute_s.append(hw.compute_time(step, tbytes, location))
         best_compute_s.append(hw.compute_time(step, tbytes, best_location))
     groups: list[Group] = []

@@ -6,8 +6,11 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
 from sim.errors import SimError
+from sim.hardware import IDEAL
+from sim.lowering import lower
 from sim.policies.baselines import pipeline, preload, sequential
 from sim.policies.builder import Builder, expected_ops
 from sim.schedule import Schedule, validate_schedule
@@ -34,7 +37,8 @@ def list_policies() -> list[str]:
 def policy_options(name: str) -> dict[str, Any]:
     """The keyword options a policy accepts, with their defaults."""
     fn = get_policy(name)
-    return {p.name: p.default for p in list(inspect.signature(fn).parameters.values())[3:]}
+    return {p.name: p.default for p in list(inspect.signature(fn).parameters.values())[3:]
+            if p.name != "runtime"}
 
 
 def get_policy(name: str) -> PolicyFn:
@@ -45,8 +49,9 @@ def get_policy(name: str) -> PolicyFn:
 
 
 def plan(policy: str, workload: Workload, profile: HardwareProfile, budget: int | None = None,
-         **options: Any) -> Schedule:
-    """Build and validate the schedule of `policy` for `workload` on `profile` under `budget`."""
+         runtime: RuntimeProfile | None = None, **options: Any) -> Schedule:
+    """Build and validate the schedule of `policy` for `workload` on `profile` under `budget`,
+    for the ops as `runtime` lowers them (default: the `ideal` runtime, no fusion)."""
     fn = get_policy(policy)
     valid = policy_options(policy)
     unknown = sorted(set(options) - set(valid))
@@ -55,7 +60,12 @@ def plan(policy: str, workload: Workload, profile: HardwareProfile, budget: int 
                        f"{', '.join(valid) or 'none'}")
     if budget is not None and budget <= 0:
         raise SimError(f"budget must be positive, found {budget} bytes")
+    runtime = runtime or IDEAL
+    workload = lower(workload, runtime)
+    if "runtime" in inspect.signature(fn).parameters:
+        options = {**options, "runtime": runtime}
     schedule = fn(workload, profile, budget, **options).schedule
+    schedule.runtime = runtime.name
     validate_schedule(schedule, expected_ops(workload))
     return schedule
 

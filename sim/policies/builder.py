@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from hwprofiles.schema import HardwareProfile
+from sim.lowering import op_class
 from sim.schedule import Compute, Free, InvocationInfo, Load, Schedule
 from workloads.model import Op
 from workloads.workload import Workload
@@ -72,7 +73,7 @@ class Builder:
             flops=op.flops, weights=tuple(dict.fromkeys(t.name for t in op.weights)),
             input_bytes=op.input_bytes, output_bytes=op.output_bytes,
             workspace_bytes=op.workspace_bytes, state_bytes=op.state_bytes, inputs=inputs,
-            after=tuple(dict.fromkeys(after)))
+            after=tuple(dict.fromkeys(after)), op_class=op_class(op))
         ids[op.name] = cid
         return cid
 

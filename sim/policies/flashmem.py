@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 
+from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
 from sim.bounds import lower_bound
 from sim.errors import SimError
@@ -35,11 +36,12 @@ SOLVERS = ("auto", "cp-sat", "greedy")
 
 def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = None,
              solver: str = "auto", time_limit: float = 2.0, solver_max_units: int = 48,
-             lookahead: int = DEFAULT_LOOKAHEAD, solver_lookahead: int = 24) -> Builder:
+             lookahead: int = DEFAULT_LOOKAHEAD, solver_lookahead: int = 24,
+             runtime: RuntimeProfile | None = None) -> Builder:
     if solver not in SOLVERS:
         raise SimError(f"unknown flashmem solver {solver!r}; valid: {', '.join(SOLVERS)}")
     t0 = time.perf_counter()
-    problem = build_problem(workload, profile, budget)
+    problem = build_problem(workload, profile, budget, runtime)
     found = greedy(problem, lookahead)
     meta: dict[str, object] = {"planner": "greedy"}
     if found is None:

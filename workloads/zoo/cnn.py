@@ -1,5 +1,6 @@
-"""Convolutional networks: ResNet-50/152 (torchvision, v1.5), MobileNetV2 (torchvision) and
-YOLOv4 (darknet yolov4.cfg: CSPDarknet53 + SPP + PANet + three YOLO heads, 80 classes).
+"""Convolutional networks: ResNet-50/152 (torchvision, v1.5), MobileNetV2 (torchvision),
+YOLOv4 (darknet yolov4.cfg: CSPDarknet53 + SPP + PANet + three YOLO heads, 80 classes) and
+YOLOv4-tiny (darknet yolov4-tiny.cfg: CSPDarknet53-tiny + two YOLO heads, 80 classes).
 
 Every conv and batch norm is its own op with its own weights (BN scale and shift count as
 parameters, running statistics do not, as in torchvision); activations are fused into the op
@@ -121,10 +122,19 @@ class _Darknet:
         self.layers.append(self.b.add(f"shortcut{i}", self.layers[-1], self.at(ref)))
         return self.layers[-1]
 
-    def pool(self, k: int) -> Act:
+    def pool(self, k: int, stride: int = 1) -> Act:
+        """Darknet maxpool (padding k - 1): stride 1 keeps the size, stride 2 halves it."""
         i = len(self.layers)
         x = self.layers[-1]
-        self.layers.append(self.b.elementwise(f"maxpool{i}", "maxpool", [x], x.shape))
+        c, h, w = x.shape
+        shape = (c, (h - 1) // stride + 1, (w - 1) // stride + 1)
+        self.layers.append(self.b.elementwise(f"maxpool{i}", "maxpool", [x], shape))
+        return self.layers[-1]
+
+    def route_half(self) -> Act:
+        """[route] groups=2 group_id=1: the second half of the channels (a view, no op)."""
+        c, h, w = self.layers[-1].shape
+        self.layers.append(Act(self.layers[-1].src, (c // 2, h, w)))
         return self.layers[-1]
 
     def upsample(self) -> Act:
@@ -210,3 +220,40 @@ def yolov4(dtype: str = "fp16", image: int = 608, classes: int = 80) -> Model:
                    source="Bochkovskiy et al. 2020, arXiv:2004.10934; darknet yolov4.cfg "
                           "(~64.36M params, 80 classes)",
                    description=f"YOLOv4 CSPDarknet53-SPP-PAN, {image}x{image} image")
+
+
+def yolov4_tiny(dtype: str = "fp16", image: int = 416, classes: int = 80) -> Model:
+    """YOLOv4-tiny (darknet yolov4-tiny.cfg), built layer by layer with the cfg's routes."""
+    b = GraphBuilder("yolov4-tiny", dtype)
+    d = _Darknet(b)
+    d.layers.append(Act(None, (3, image, image)))  # index shift: cfg layer i is d.layers[i+1]
+    d.conv(32, 3, 2, act="leaky")
+    d.conv(64, 3, 2, act="leaky")
+    for ch in (64, 128, 256):  # three CSP-tiny blocks, each ending in a 2x2 stride-2 maxpool
+        d.conv(ch, 3, act="leaky")
+        d.route_half()
+        d.conv(ch // 2, 3, act="leaky")
+        d.conv(ch // 2, 3, act="leaky")
+        d.route(-1, -2)
+        d.conv(ch, 1, act="leaky")
+        if ch == 256:
+            p4_idx = len(d.layers) - 1  # cfg layer 23: the route target of the second head
+        d.route(-6, -1)
+        d.pool(2, 2)
+    d.conv(512, 3, act="leaky")
+    d.conv(256, 1, act="leaky")
+    d.conv(512, 3, act="leaky")
+    out = 3 * (classes + 5)
+    d.head(out)  # first YOLO head, 13x13 at 416
+    d.route(-3)  # cfg: [yolo] is a layer too, so its "-4" is our -3
+    d.conv(128, 1, act="leaky")
+    d.upsample()
+    d.route(-1, p4_idx)
+    d.conv(256, 3, act="leaky")
+    d.head(out)  # second YOLO head, 26x26 at 416
+    return b.build(family="cnn", published_params=6_056_606,
+                   source="Bochkovskiy et al. 2020 / Wang et al. 2021 (Scaled-YOLOv4, "
+                          "arXiv:2011.08036); darknet cfg/yolov4-tiny.cfg (416x416, 80 classes): "
+                          "6,056,606 params counted layer by layer from the cfg (21 convs with "
+                          "BN scale and shift, 2 heads with bias; ~6.06M as usually quoted)",
+                   description=f"YOLOv4-tiny CSPDarknet53-tiny, {image}x{image} image")

@@ -1,4 +1,5 @@
-"""Vision transformers: ViT-B/16 and Swin-T (torchvision) and the SAM ViT-B image encoder
+"""Vision transformers: ViT-B/16 and Swin-T (torchvision), ViT-B/32 at 384x384 (the
+google/vit-base-patch32-384 checkpoint, torchvision module names) and the SAM ViT-B image encoder
 (segment-anything: windowed + global attention with decomposed relative positions, conv neck).
 """
 
@@ -46,6 +47,20 @@ def vit_b16(dtype: str = "fp16", image: int = 224, classes: int = 1000) -> Model
         source="Dosovitskiy et al. 2021, arXiv:2010.11929; torchvision vit_b_16 "
                "(86,567,656 params)",
         description=f"ViT-B/16, {image}x{image} image, {tokens} tokens")
+
+
+def vit_b32_384(dtype: str = "fp16", image: int = 384, classes: int = 1000) -> Model:
+    """ViT-B/32 at 384x384 (145 tokens): 88,297,192 params (HF google/vit-base-patch32-384)."""
+    tokens = (image // 32) ** 2 + 1
+    return vit("vit-b32-384", dtype, image, patch=32, classes=classes).build(
+        family="vision-transformer", published_params=88_297_192,
+        source="Dosovitskiy et al. 2021, arXiv:2010.11929; HF google/vit-base-patch32-384 "
+               "config.json (patch 32, image 384, hidden 768, 12 layers, 12 heads, mlp 3072, "
+               "1000 classes): 88,297,192 params computed from the config, equal to "
+               "transformers' ViTForImageClassification and timm's vit_base_patch32_384 "
+               "num_parameters() (the 353 MB fp32 checkpoint); torchvision vit_b_32 at 224 is "
+               "the same model with a 50-token position table (88,224,232)",
+        description=f"ViT-B/32, {image}x{image} image, {tokens} tokens")
 
 
 def _window_attention(b: GraphBuilder, x: Act, p: str, heads: int, grid: int, window: int,

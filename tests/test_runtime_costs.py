@@ -1,0 +1,220 @@
+"""Runtime profiles in the engine: hand-checked load stages, program builds, dispatch and
+efficiency, host copies held until init, fusion lowering, and the ideal runtime's neutrality."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hwprofiles.loader import list_runtimes, load_runtime
+from hwprofiles.runtime import RUNTIME_FIELDS, runtime_value
+from sim import plan, simulate
+from sim.lowering import op_class
+from workloads import Op, Tensor, chain, single
+from workloads.fusion import fuse
+from workloads.zoo import get_model
+
+from helpers import linear_chain
+
+GB = 10**9
+
+
+def write_runtime(tmp_path: Path, name: str, **sections: dict) -> str:
+    """A runtime YAML whose every value is sourced as a test estimate."""
+    data: dict = {"name": name, "description": "test runtime"}
+    for section, fields in sections.items():
+        data[section] = {}
+        for key, value in fields.items():
+            node = data[section]
+            parts = key.split(".")
+            for p in parts[:-1]:
+                node = node.setdefault(p, {})
+            node[parts[-1]] = {"value": value, "estimate": "round number for a hand check"}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+@pytest.fixture
+def roomy(toy_profile):
+    """The toy profile with 16 GB of app memory, so nothing is killed."""
+    return replace(toy_profile, dram=replace(toy_profile.dram, capacity=16 * GB,
+                                             app_memory=16 * GB))
+
+
+@pytest.fixture
+def heavy(tmp_path):
+    """Parse 2 GB/s + 0.1 s per tensor, fp32 files (x2), CPU transform at 1 GB/s, a 0.5 s
+    program build per kind, 1 ms dispatch, GEMV kernels at half the roofline."""
+    return load_runtime(write_runtime(
+        tmp_path, "heavy",
+        weights={"file_scale": 2},
+        load={"parse_bandwidth": "2 GB/s", "per_tensor": "0.1 s", "transform": "cpu",
+              "transform_bandwidth": "1 GB/s"},
+        init={"program_build": "0.5 s"},
+        dispatch={"per_kernel": "1 ms"},
+        efficiency={"gemv": 0.5}))
+
+
+def test_shipped_runtimes_load_and_every_set_value_is_sourced():
+    names = list_runtimes()
+    for required in ("ideal", "mnn", "litert-gpu", "tvm", "executorch", "llama.cpp-opencl",
+                     "mlc-llm", "flashmem"):
+        assert required in names
+    for name in names:
+        rt = load_runtime(name)
+        assert rt.name == name
+        for path in RUNTIME_FIELDS:
+            if path in rt.sources:
+                assert len(rt.sources[path].text) > 10, (name, path)
+        assert set(rt.to_dict()) <= set(rt.sources), name  # nothing set without a source
+    assert load_runtime("ideal").is_neutral
+
+
+def test_ideal_runtime_changes_nothing(toy_profile, three_layers):
+    ideal = load_runtime("ideal")
+    for policy in ("preload", "sequential", "pipeline", "flashmem"):
+        a = simulate(plan(policy, three_layers, toy_profile), toy_profile).metrics
+        b = simulate(plan(policy, three_layers, toy_profile, None, ideal), toy_profile,
+                     runtime=ideal).metrics
+        da, db = a.to_dict(), b.to_dict()
+        for d in (da, db):  # wall-clock planning times differ from run to run
+            d["meta"] = {k: v for k, v in d["meta"].items() if not k.endswith("wall_s")
+                         and k != "plan_time_s"}
+        assert da == db
+
+
+def test_runtime_stages_by_hand(roomy, three_layers, heavy):
+    """3 loads of 1 GB (2 GB on flash): read 2 s, parse 2 GB / 2 GB/s + 0.1 s = 1.1 s, copy
+    0.5 s, CPU transform 1 s, 4.6 s per load; the 0.5 s build on the host is done before load
+    0's parse starts at 2 s; preload chains the loads: init 13.8 s."""
+    m = simulate(plan("preload", three_layers, roomy, None, heavy), roomy,
+                 runtime=heavy).metrics
+    assert m.init_s == pytest.approx(3 * (2 + 1.1 + 0.5 + 1), rel=1e-12)
+    assert m.init_breakdown_s == pytest.approx(
+        {"build": 0.5, "read": 6.0, "parse": 3.3, "copy": 1.5, "transform": 3.0})
+    # each kernel: 1 ms dispatch + max(1 ms FLOPs, 1 GB / 1000 GB/s + 4 KB) / 0.5
+    kernel = 1e-3 + (1e-3 + 4000 / 1e12) / 0.5
+    assert m.exec_s == pytest.approx(3 * kernel, rel=1e-9)
+    assert m.flash_bytes_read == 6 * GB
+    assert m.utilisation["host"] == pytest.approx((0.5 + 3.3 + 3.0) / m.latency_s)
+
+
+def test_host_copies_held_until_the_first_kernel(roomy, three_layers, tmp_path):
+    """With fp32 files converted at load, a load holds file (2 GB) + parsed (1 GB) + weights;
+    holding every file buffer until init (MNN's Interpreter) adds 2 GB per load: the peak is
+    first reached when load 2 copies: held 6 GB + parsed 1 GB + GPU buffer 1 GB of staging and
+    2 GB of textures = 10 GB; without it, load 2's parse holds 2 GB weights + 2 GB file +
+    1 GB parsed = 5 GB."""
+    conv = {"file_scale": 2}
+    keep = load_runtime(write_runtime(tmp_path, "keep", weights={**conv, "host_copy": "until_init"}))
+    drop = load_runtime(write_runtime(tmp_path, "drop", weights=conv))
+    held = simulate(plan("preload", three_layers, roomy, None, keep), roomy, runtime=keep).metrics
+    freed = simulate(plan("preload", three_layers, roomy, None, drop), roomy, runtime=drop).metrics
+    assert held.peak_memory_bytes == 10 * GB
+    assert held.memory_at_peak_by_category["staging"] == 8 * GB
+    assert held.memory_at_peak_by_category["weights"] == 2 * GB
+    assert freed.peak_memory_bytes == 5 * GB
+    # once the first kernel starts only the textures (and activations) remain
+    after = [row for row in simulate(plan("preload", three_layers, roomy, None, keep), roomy,
+                                     runtime=keep).trace.memory if row[0] >= held.init_s]
+    assert after[0][1] <= 3 * GB + 8000
+
+
+def test_program_builds_per_kind_and_shape_and_cached(roomy, tmp_path):
+    ops = [Op("a", "linear", 10**9, (Tensor("m/a", (1000, 1000)),), 1000, 1000),
+           Op("b", "linear", 10**9, (Tensor("m/b", (1000, 1000)),), 1000, 1000),
+           Op("c", "linear", 2 * 10**9, (Tensor("m/c", (2000, 1000)),), 1000, 2000),
+           Op("d", "add", 1000, (), 2000, 2000)]
+    wl = single(chain("m", ops))
+
+    def init_build(**init) -> float:
+        rt = load_runtime(write_runtime(tmp_path, "b", init=init))
+        return simulate(plan("preload", wl, roomy, None, rt), roomy,
+                        runtime=rt).metrics.init_breakdown_s["build"]
+
+    assert init_build(program_build="1 s") == pytest.approx(2.0)  # linear, add
+    assert init_build(program_build="1 s", programs_per="shape") == pytest.approx(3.0)
+    assert init_build(program_build="1 s", programs_per="runtime", program_count=40) == \
+        pytest.approx(40.0)
+    assert init_build(program_build="1 s", cached=True, program_load="0.1 s") == \
+        pytest.approx(0.2)
+
+
+def test_kernel_efficiency_per_class_and_dtype(tmp_path):
+    rt = load_runtime(write_runtime(
+        tmp_path, "k", efficiency={"matmul": 0.5}, dtype_efficiency={"int4": 0.8},
+        kernel_efficiency={"gemv.fp16": 0.25}))
+    assert rt.efficiency_for("matmul", "fp16") == 0.5
+    assert rt.efficiency_for("matmul", "int4") == pytest.approx(0.4)
+    assert rt.efficiency_for("gemv", "fp16") == 0.25  # replaces the product
+    assert rt.efficiency_for("gemv", "int4") == pytest.approx(0.8)
+    assert runtime_value(rt, "kernel_efficiency.gemv.fp16") == 0.25
+
+
+def test_op_classes():
+    decode = get_model("llama-3.2-1b", "fp16", tokens=1, past=16)
+    prefill = get_model("llama-3.2-1b", "fp16", tokens=64)
+    assert op_class(decode.op("model.layers.0.mlp.up_proj")) == "gemv"
+    assert op_class(prefill.op("model.layers.0.mlp.up_proj")) == "matmul"
+    mb = get_model("mobilenetv2", "fp16")
+    classes = {op_class(op) for op in mb.ops}
+    assert {"conv", "depthwise", "norm", "elementwise"} <= classes
+    assert op_class(prefill.op("model.layers.0.self_attn.qk")) == "attention"
+
+
+def test_fusion_rules_by_hand():
+    """conv -> bn -> add(residual) fuses into one conv kernel: the BN's scale folds into the
+    conv weight, its shift becomes the conv's bias; the add reads the other input directly."""
+    x = Op("x", "conv", 100, (Tensor("m/x.w", (8, 3, 3, 3)),), 300, 800)
+    c = Op("c", "conv", 1000, (Tensor("m/c.w", (8, 8, 3, 3)),), 800, 800)
+    bn = Op("bn", "batchnorm", 16, (Tensor("m/bn.w", (8,)), Tensor("m/bn.b", (8,))), 800, 800)
+    add = Op("add", "add", 800, (), 1600, 800)
+    m = chain("m", [x, c, bn])
+    from workloads import Model
+
+    m = Model("m", [x, c, bn, add], [("x", "c"), ("c", "bn"), ("bn", "add"), ("x", "add")])
+    f = fuse(m, ["conv_bn", "elementwise"])
+    assert [o.name for o in f.ops] == ["x", "c"]
+    conv = f.op("c")
+    assert [t.name for t in conv.weights] == ["m/c.w", "m/bn.b"]
+    assert conv.flops == 1000 + 16 + 800
+    assert conv.input_elems == 800 + 800  # its own input and the residual
+    assert conv.output_elems == 800
+    assert list(f.predecessors("c")) == ["x"]
+    assert fuse(m, []) is m
+
+
+def test_fused_zoo_models_keep_flops_and_lose_only_bn_scales():
+    r = get_model("resnet50", "fp16")
+    f = fuse(r, ["conv_bn", "elementwise"])
+    assert f.total_flops == r.total_flops
+    assert len(f.ops) == 56  # 53 convs (+BN, +residual adds) + maxpool, avgpool, fc
+    bn_scales = sum(op.weights[0].numel for op in r.ops if op.kind == "batchnorm")
+    assert r.param_count - f.param_count == bn_scales
+    v = get_model("vit-b16", "fp16")
+    fv = fuse(v, ["attention"])
+    assert sum(op.kind == "attention" for op in fv.ops) == 12
+    assert fv.total_flops == v.total_flops
+
+
+def test_runtime_fusion_makes_fewer_kernels_and_less_traffic(toy_profile, tmp_path):
+    rt = load_runtime(write_runtime(tmp_path, "f", fusion={"rules": ["conv_bn", "elementwise"]}))
+    wl = single(get_model("resnet50", "fp16"))
+    s0 = plan("preload", wl, toy_profile)
+    s1 = plan("preload", wl, toy_profile, None, rt)
+    assert len(s1.computes) == 56 < len(s0.computes) == 125
+    assert s1.runtime == "f"
+    m0 = simulate(s0, toy_profile).metrics
+    m1 = simulate(s1, toy_profile, runtime=rt).metrics
+    assert m1.exec_s < m0.exec_s
+    assert m1.feasible and m0.feasible
+
+
+def test_linear_chain_helper_still_matches(toy_profile):
+    # guard for the hand checks above: three 1 GB fp16 layers of 1e9 FLOPs
+    wl = linear_chain()
+    assert wl.weight_bytes == 3 * GB
