@@ -75,6 +75,20 @@ class GpuSpec:
     # from an operation ending on one unit to a step that waits for it starting on another
     # (event signalling + the runtime's host round trip); 0 = dependent work starts at once
     sync_latency: float = 0.0
+    # the same per hop, where measured apart (None: `sync_latency`, and a read that waited for
+    # a free starts at once): into a read (after the free, kernel or load it waited for, or the
+    # start), a copy (after its read), a transform (after its copy), a kernel (after its load),
+    # a free (after its kernels)
+    sync_read: float | None = None
+    sync_copy: float | None = None
+    sync_transform: float | None = None
+    sync_kernel: float | None = None
+    sync_free: float | None = None
+
+    def hop(self, name: str) -> float:
+        """Sync latency of hop `name` ('read', 'copy', 'transform', 'kernel', 'free')."""
+        v = getattr(self, f"sync_{name}")
+        return self.sync_latency if v is None else v
 
     def flops_for(self, dtype: str) -> float:
         """Peak rate for a compute dtype; int4 runs at the int8 rate, else fp16 (so does fp8
@@ -93,6 +107,7 @@ class TransferSpec:
     host_to_gpu_latency: float  # s per copy
     transform_bandwidth: float  # bytes/s of buffer->texture conversion
     zero_copy: bool  # a host buffer can be mapped by the GPU without a copy
+    transform_latency: float = 0.0  # s per transform (a conversion kernel's fixed cost)
 
 
 @dataclass(frozen=True)
@@ -158,6 +173,11 @@ class HardwareProfile:
             del out["storage.compute_contention"]  # likewise
         if out["gpu.peak_flops.fp8"] is None:
             del out["gpu.peak_flops.fp8"]  # likewise
+        for path in HOP_FIELDS:
+            if out[path] is None:
+                del out[path]  # likewise
+        if out["transfer.transform_latency"] == 0.0:
+            del out["transfer.transform_latency"]  # likewise
         for path in OS_FIELDS:
             if out[path] == getattr(OsSpec(), path.split(".")[1]):
                 del out[path]  # likewise
@@ -207,9 +227,15 @@ FIELDS: dict[str, str] = {
     "gpu.shared_with_transfers": "bool?",
     "gpu.compute_memory_overlap": "fraction?",
     "gpu.sync_latency": "time?",
+    "gpu.sync_read": "time?",
+    "gpu.sync_copy": "time?",
+    "gpu.sync_transform": "time?",
+    "gpu.sync_kernel": "time?",
+    "gpu.sync_free": "time?",
     "transfer.host_to_gpu_bandwidth": "bandwidth",
     "transfer.host_to_gpu_latency": "time",
     "transfer.transform_bandwidth": "bandwidth",
+    "transfer.transform_latency": "time?",
     "transfer.zero_copy": "bool",
     "os.page_size": "bytes?",
     "os.readahead": "bytes?",
@@ -221,3 +247,5 @@ FIELDS: dict[str, str] = {
 
 SECTIONS = ("storage", "dram", "gpu", "transfer", "os", "energy")
 OS_FIELDS = tuple(p for p in FIELDS if p.startswith("os."))
+HOPS = ("read", "copy", "transform", "kernel", "free")
+HOP_FIELDS = tuple(f"gpu.sync_{h}" for h in HOPS)

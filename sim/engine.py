@@ -6,7 +6,9 @@ With `gpu.shared_with_transfers` (a CPU OpenCL device) copies, transforms and co
 by one FIFO unit: each waits until the unit is free, in order of arrival.
 A step that waits for work on another unit (a copy for its read, a kernel for its load, a
 load for the kernel that freed its memory) starts `gpu.sync_latency` after that work ends; kernels
-on the in-order GPU queue follow each other without it.
+on the in-order GPU queue follow each other without it. Where the profile gives a hop its own
+latency (`gpu.sync_read`, `sync_copy`, `sync_transform`, `sync_kernel`, `sync_free`) that hop
+takes it instead; a given `sync_read` also applies to reads that waited for a free.
 With `storage.compute_contention` k > 1, a read progresses k times slower while a kernel runs
 (cores or DRAM bandwidth shared between I/O and compute, as on a CPU OpenCL device): reads are
 then served one at a time by a storage process that re-plans at every kernel start and end.
@@ -96,6 +98,12 @@ class _Run:
             self.unit["transform"] = "host"
         self.done = [self.env.event() for _ in schedule.steps]
         self.sync = profile.gpu.sync_latency
+        g = profile.gpu
+        self.hop = {h: g.hop(h) for h in ("read", "copy", "transform", "kernel", "free")}
+        # a read after a free: at once, unless the read hop is measured apart
+        self.hop["read_free"] = 0.0 if g.sync_read is None else g.sync_read
+        self.hop["parse"] = self.sync
+        self.synchronised = any(v > 0 for v in self.hop.values())
         self.contention = profile.storage.compute_contention
         if self.contention > 1.0:
             self.storage_unit = simpy.Resource(self.env, 1)
@@ -136,13 +144,15 @@ class _Run:
             if not ev.processed:
                 yield ev
 
-    def synced(self, ids: Iterable[int], compute: bool = False):
+    def synced(self, ids: Iterable[int], hop: str, compute: bool = False):
         """Wait until every step in `ids` has finished and its end has reached this step's unit:
-        `sync_latency` after a load or a kernel (a host-side free is seen at once; a kernel
-        waiting for an earlier kernel follows it on the in-order queue)."""
+        the `hop`'s sync latency after a load or a kernel (a host-side free is seen at once unless
+        the read hop is measured apart; a kernel waiting for an earlier kernel follows it on the
+        in-order queue)."""
         yield from self.wait(ids)
-        ready = max([0.0] + [self.end_time[i] + (0.0 if self.is_free[i] or (
-            compute and self.is_compute[i]) else self.sync) for i in ids])
+        h, hf = self.hop[hop], self.hop["read_free"] if hop == "read" else 0.0
+        ready = max([0.0] + [self.end_time[i] + (hf if self.is_free[i] else 0.0 if (
+            compute and self.is_compute[i]) else h) for i in ids])
         if ready > self.env.now:
             yield self.env.timeout(ready - self.env.now)
 
@@ -154,8 +164,8 @@ class _Run:
         unit = self.unit[name]
         nbytes = step.bytes if nbytes is None else nbytes
         # a read is dispatched by the runtime's host thread: never before one sync latency
-        start = max(self.env.now + self.sync if after_stage else max(self.env.now, self.sync),
-                    self.free_at[unit])
+        start = max(self.env.now + self.hop[stage] if after_stage
+                    else max(self.env.now, self.hop["read"]), self.free_at[unit])
         label = f"{stage} {','.join(step.tensors)[:80]}"
         if unit == "storage" and self.contention > 1.0:
             began = yield from self.contended_read(step.id, label, self.dur(step, stage, t),
@@ -209,7 +219,7 @@ class _Run:
         self.stages.append(("build", 0.0, end))
 
     def load(self, st: Load):
-        yield from (self.synced(st.after) if self.sync else self.wait(st.after))
+        yield from (self.synced(st.after, "read") if self.synchronised else self.wait(st.after))
         if self.rt.init_order == "before_load" and self.init_ready > self.env.now:
             yield self.env.timeout(self.init_ready - self.env.now)
         pool, b = self.pool, st.bytes
@@ -303,7 +313,8 @@ class _Run:
         env, pool = self.env, self.pool
         # inputs are earlier computes, so finished once the previous compute (in-order GPU) is
         deps = st.after if prev is None else (prev, *st.after)
-        yield from (self.synced(deps, compute=True) if self.sync else self.wait(deps))
+        yield from (self.synced(deps, "kernel", compute=True) if self.synchronised
+                    else self.wait(deps))
         if prev is None and self.init_ready > env.now:
             yield env.timeout(self.init_ready - env.now)
         data_ready = max([0.0] + [self.end_time[i] for i in st.inputs]
@@ -345,7 +356,7 @@ class _Run:
         self.finish(st.id)
 
     def free(self, st: Free):
-        yield from (self.synced(st.after) if self.sync else self.wait(st.after))
+        yield from (self.synced(st.after, "free") if self.synchronised else self.wait(st.after))
         if self.cache is not None:
             for t in st.tensors:
                 self.cache.drop(t)

@@ -3,7 +3,7 @@
 - storage read of B contiguous bytes: `hwprofiles.storage.read_time` (request latency, queue
   depth, bandwidth, IOPS cap);
 - host->GPU copy: latency + B / copy bandwidth;
-- buffer->texture transform: B / transform bandwidth;
+- buffer->texture transform: transform latency + B / transform bandwidth;
 - compute (roofline): launch overhead + max(t_flops, t_mem) + (1 - overlap) x min(t_flops, t_mem)
   with t_flops = FLOPs / (peak[compute dtype of the op's weight format] x efficiency), t_mem = weight bytes / (DRAM bandwidth x
   texture-or-buffer read efficiency) + activation bytes / DRAM bandwidth, and overlap =
@@ -65,8 +65,14 @@ class HardwareModel:
         return t.host_to_gpu_latency + nbytes / t.host_to_gpu_bandwidth if nbytes > 0 else 0.0
 
     def transform_time(self, nbytes: int) -> float:
-        bw = self.runtime.transform_bandwidth if self.runtime.transform != "hardware" else None
-        return nbytes / (bw or self.profile.transfer.transform_bandwidth) if nbytes > 0 else 0.0
+        """Buffer->texture conversion: a kernel's fixed cost + bytes / bandwidth on the GPU (the
+        profile's transform unit, or the runtime's own kernel); bytes / bandwidth on the host."""
+        if nbytes <= 0:
+            return 0.0
+        where = self.runtime.transform
+        bw = self.runtime.transform_bandwidth if where != "hardware" else None
+        fixed = self.profile.transfer.transform_latency if where != "cpu" else 0.0
+        return fixed + nbytes / (bw or self.profile.transfer.transform_bandwidth)
 
     def weight_read_bandwidth(self, location: str) -> float:
         g = self.profile.gpu
@@ -77,8 +83,8 @@ class HardwareModel:
                      location: Mapping[str, str]) -> float:
         """Roofline time of one op; `location` maps each weight to 'texture' or 'buffer'.
         The runtime scales the roofline by its efficiency for the op's class and dtype (a weight
-  format's family first, then its bit-width dtype: `Format.runtime_keys`) and adds
-        its dispatch cost."""
+        format's family first, then its bit-width dtype: `Format.runtime_keys`) and adds its
+        dispatch cost."""
         g = self.profile.gpu
         t_flops = step.flops / (g.flops_for(compute_dtype(step.dtype)) * g.compute_efficiency)
         t_mem = (step.input_bytes + step.output_bytes) / g.memory_bandwidth

@@ -12,7 +12,7 @@ now. Usage is recorded as a step function of time for peaks and time averages.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import simpy
@@ -71,25 +71,28 @@ class BudgetPool:
     def physical(self) -> int:
         return self.used - self.evicted
 
-    def _changed(self) -> None:
-        """Apply the OS limit, update peaks and record the timeline after any change."""
-        if self.limit is not None and self.physical > self.limit:
+    def _changed(self, grew: Iterable[str] = ()) -> None:
+        """Apply the OS limit, update peaks (of the categories in `grew`, the only ones that can
+        have risen) and record the timeline after any change."""
+        if self.limit is not None and self.used - self.evicted > self.limit:
             if self.reclaim is not None:
-                self.reclaim(self.physical - self.limit)
-            if self.physical > self.limit and self.oom is None:
-                self.oom = (self.clock(), self.physical)
-        cats = dict(self.by_cat)
-        cats["weights"] -= self.evicted
-        for category, nbytes in cats.items():
-            if nbytes > self.peak_by_cat[category]:
-                self.peak_by_cat[category] = nbytes
-        total = self.physical
+                self.reclaim(self.used - self.evicted - self.limit)
+            if self.used - self.evicted > self.limit and self.oom is None:
+                self.oom = (self.clock(), self.used - self.evicted)
+        by, ev, peaks = self.by_cat, self.evicted, self.peak_by_cat
+        weights = by["weights"] - ev
+        for category in grew:
+            v = weights if category == "weights" else by[category]
+            if v > peaks[category]:
+                peaks[category] = v
+        total = self.used - ev
         if total > self.peak:
             self.peak = total
-            self.at_peak = cats
-        self.peak_weights_staging = max(self.peak_weights_staging,
-                                        cats["weights"] + cats["staging"])
-        row = (self.clock(), total, *cats.values())
+            self.at_peak = {**by, "weights": weights}
+        if weights + by["staging"] > self.peak_weights_staging:
+            self.peak_weights_staging = weights + by["staging"]
+        row = (self.clock(), total, weights, by["staging"], by["activations"], by["workspace"],
+               by["kv"])
         if self.timeline[-1][0] == row[0]:
             self.timeline[-1] = row
         else:
@@ -99,7 +102,7 @@ class BudgetPool:
         for category, nbytes in t.parts.items():
             self.used += nbytes
             self.by_cat[category] += nbytes
-        self._changed()
+        self._changed(t.parts)
         self._done(t)
 
     @staticmethod
@@ -138,12 +141,12 @@ class BudgetPool:
         """Re-label `nbytes` from one category to another (a staging buffer that becomes a weight)."""
         self.by_cat[src] -= nbytes
         self.by_cat[dst] += nbytes
-        self._changed()
+        self._changed((dst,))
 
     def restore(self, nbytes: int) -> None:
         """Evicted weight pages faulted back into physical memory."""
         self.evicted -= nbytes
-        self._changed()
+        self._changed(("weights",))
 
     def _drain(self) -> None:
         while self.waiting and self.fits(self.waiting[0].nbytes):

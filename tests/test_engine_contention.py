@@ -11,7 +11,7 @@ import pytest
 from hwprofiles import check_file
 from sim import plan, simulate
 from tests.helpers import linear_chain
-from validate.calibrate import contention_estimate
+from validate.stagefit import contention_estimate
 
 READ, COPY, XFORM = 1.0, 0.5, 0.25  # toy profile, one 1 GB fp16 layer
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from sim import plan, simulate
-from validate.calibrate import stage_times, sync_estimate
+from validate.stages import stage_ops, sync_estimate
 
 READ, COPY, XFORM = 0.1, 0.5, 0.25  # toy profile with 10 GB/s flash, one 1 GB fp16 layer
 COMPUTE = 1e-3 + 4000 / 1e12
@@ -61,6 +61,37 @@ def test_calibration_recovers_sync_from_a_trace(fast_flash, three_layers):
     p = synced(fast_flash, 0.003)
     runs = [(s, simulate(s, p).trace) for s in (plan("sequential", three_layers, p),
                                                  plan("pipeline", three_layers, p, depth=2))]
-    times = [t for s, tr in runs for t in stage_times(s, tr)]
-    assert sum(t.dependent for t in times) >= 8
-    assert sync_estimate(times) == pytest.approx(0.003, rel=1e-9)
+    ops = [o for s, tr in runs for o in stage_ops(s, tr)]
+    assert sum(o.hop_gap is not None for o in ops) >= 8
+    assert sync_estimate(ops) == pytest.approx(0.003, rel=1e-9)
+
+
+def hops(p, **kw):
+    return replace(p, gpu=replace(p.gpu, **{f"sync_{k}": v for k, v in kw.items()}))
+
+
+def test_each_hop_takes_its_own_latency(fast_flash, three_layers):
+    # sequential, per layer: read dispatch (R, also after the free), read, copy hop (C), copy,
+    # transform hop (T), transform, kernel hop (K), compute; the free waits F after the compute
+    R, C, T, K, F = 0.001, 0.002, 0.004, 0.008, 0.016
+    p = hops(fast_flash, read=R, copy=C, transform=T, kernel=K, free=F)
+    s = plan("sequential", three_layers, p)
+    m = simulate(s, p).metrics
+    layer = R + READ + C + COPY + T + XFORM + K + COMPUTE
+    assert m.latency_s == pytest.approx(3 * layer + 2 * F, rel=1e-12)
+
+
+def test_unset_hops_keep_the_single_sync_latency(fast_flash, three_layers):
+    p = synced(fast_flash)
+    same = hops(p, copy=S, transform=S, kernel=S, free=S)
+    s = plan("sequential", three_layers, p)
+    assert simulate(s, same).metrics.latency_s == simulate(s, p).metrics.latency_s
+    assert "gpu.sync_copy" not in p.to_dict() and same.to_dict()["gpu.sync_copy"] == S
+
+
+def test_transform_latency_is_paid_once_per_transform(fast_flash, three_layers):
+    p = replace(fast_flash, transfer=replace(fast_flash.transfer, transform_latency=0.02))
+    s = plan("sequential", three_layers, p)
+    base = simulate(s, fast_flash).metrics.latency_s
+    assert simulate(s, p).metrics.latency_s == pytest.approx(base + 3 * 0.02, rel=1e-12)
+    assert "transfer.transform_latency" not in fast_flash.to_dict()

@@ -49,7 +49,8 @@ def calibrated(device, bench, tmp_path_factory):
     out = tmp_path_factory.mktemp("cal") / "calibrated-test.yaml"
     r = CliRunner().invoke(main, ["validate", "calibrate", "--microbench", str(bench[1]),
                                   "--device", device.info.spec, "--out", str(out),
-                                  "--size", str(SIZE)])
+                                  "--set", "synthetic", "--size", str(SIZE), "--repeats", "1",
+                                  "--report", str(out.with_suffix(".md"))])
     assert r.exit_code == 0, r.output
     return out
 
@@ -113,12 +114,21 @@ def test_calibrated_profile_is_valid_and_sourced(calibrated, device):
     assert check_file(str(calibrated)) == []
     p = load_profile(str(calibrated))
     src = p.sources["storage.read_bandwidth"].text
-    assert device.info.name in src and "residual" in src
-    assert "refined" in p.sources["transfer.transform_bandwidth"].text or \
+    assert device.info.name in src and "check MAPE" in src
+    assert "per-op fit" in p.sources["transfer.transform_bandwidth"].text or \
         not device.info.image_support
-    assert "calibration replays" in p.sources["gpu.kernel_launch_overhead"].text
-    assert "calibration replays" in p.sources["gpu.shared_with_transfers"].text
+    assert "per-op fit" in p.sources["gpu.kernel_launch_overhead"].text
+    assert "kernel hop" in p.sources["gpu.sync_kernel"].text
+    for hop in ("copy", "free"):
+        assert "hop gaps" in p.sources[f"gpu.sync_{hop}"].text
     assert p.transfer.zero_copy is False
+    report = calibrated.with_suffix(".md").read_text()
+    assert "check MAPE" in report and "End-to-end check on the calibration replays" in report
+    # the machine start's own storage and copy figures are kept as the drift baseline
+    from validate.check import Check, baseline_path
+
+    base = Check.load(baseline_path(calibrated))
+    assert len(base.reads) == 4 and len(base.writes) == 3
     assert "not measured" in p.sources["gpu.prefers_texture"].text
 
 
@@ -165,3 +175,48 @@ def test_compare_reports_error_on_held_out_schedules(calibrated, device, tmp_pat
     assert "End-to-end MAPE" in text and np.isfinite(mape(res))
     plot_overlay(res, tmp_path / "o.png")
     assert (tmp_path / "o.png").stat().st_size > 1000
+    # every stage of every replayed op is compared
+    for r in res:
+        assert set(r.op_err) >= {"storage", "copy", "gpu"}
+        assert all(np.isfinite(e) for v in r.op_err.values() for e in v)
+
+
+def test_check_says_whether_the_profile_holds(calibrated, device, tmp_path):
+    out = tmp_path / "check.json"
+    r = CliRunner().invoke(main, ["validate", "check", "--device", device.info.spec,
+                                  "--profile", str(calibrated), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "baseline measured" in r.output and ("holds" in r.output or "drifted" in r.output)
+    from validate.check import Check
+
+    c = Check.load(out)
+    assert len(c.figures) == 7 and all(f.measured_s > 0 and f.predicted_s > 0 for f in c.figures)
+    # --refit writes a valid profile whose storage and copy fields cite the check
+    new = tmp_path / "refit.yaml"
+    r = CliRunner().invoke(main, ["validate", "calibrate", "--refit", str(out), "--base",
+                                  str(calibrated), "--out", str(new)])
+    assert r.exit_code == 0, r.output
+    assert check_file(str(new)) == []
+    p = load_profile(str(new))
+    assert "validate check" in p.sources["storage.read_bandwidth"].text
+    assert p.gpu == load_profile(str(calibrated)).gpu  # nothing else refitted
+
+
+def test_zoo_compare_on_a_real_model(calibrated, device, tmp_path):
+    r = CliRunner().invoke(main, ["validate", "compare", "--device", device.info.spec,
+                                  "--profile", str(calibrated), "--set", "zoo", "--models",
+                                  "mobilenetv2", "--scale", "0.05", "--repeats", "1",
+                                  "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    data = json.loads((tmp_path / "results.json").read_text())
+    cases = data["sets"]["zoo"]["cases"]
+    assert len(cases) == 6 and {c["case"].split("/")[1] for c in cases} == {
+        "preload", "sequential", "pipeline", "flashmem"}
+    assert "Sync / dispatch gaps" in (tmp_path / "report.md").read_text()
+
+
+def test_bad_case_set_and_model_are_clear_errors(calibrated):
+    for args in (["--set", "bogus"], ["--set", "zoo", "--models", "lenet"]):
+        r = CliRunner().invoke(main, ["validate", "compare", "--device", "pocl", "--profile",
+                                      str(calibrated), *args])
+        assert r.exit_code == 2 and "error:" in r.output and "Traceback" not in r.output

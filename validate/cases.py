@@ -153,3 +153,121 @@ def make_schedule(case: Case, profile: HardwareProfile, size: float = 1.0,
     s = plan(case.policy, wl, prof, budget, **opts)
     s.meta["case"] = case.name
     return s
+
+
+# --- real models: the zoo held-out set and the calibration set of real op mixes ----------------
+@dataclass(frozen=True)
+class ZooCase:
+    """One real-model schedule: a model (zoo name, or a calibration net of `calibration_model`),
+    a policy, and a budget given as the fraction of the weights allowed above the least memory a
+    layer-by-layer run needs (None: no limit, as preload runs). flashmem streams `direct` and
+    picks each weight's destination itself (`dst` 'auto')."""
+
+    model: str
+    policy: str
+    budget: float | None
+    path: str = "via_buffer"
+    dst: str = "texture"
+    options: tuple[tuple[str, int], ...] = ()  # model options, e.g. (("image", 320),)
+
+    @property
+    def name(self) -> str:
+        b = "all" if self.budget is None else f"+{self.budget:g}W"
+        opt = "".join(f",{k}={v}" for k, v in self.options)
+        return f"{self.model}{opt}/{self.policy}/{b}/{self.path}/{self.dst}"
+
+
+def _zoo_set(models: tuple[str, ...]) -> tuple[ZooCase, ...]:
+    out = []
+    for m in models:
+        out += [ZooCase(m, "preload", None),
+                ZooCase(m, "sequential", 0.0, "direct"),
+                ZooCase(m, "pipeline", 0.1),
+                ZooCase(m, "pipeline", 0.4, dst="buffer"),
+                ZooCase(m, "flashmem", 0.1, "direct", "auto"),
+                ZooCase(m, "flashmem", 0.4, "direct", "auto")]
+    return tuple(out)
+
+
+# never replayed during calibration: the end-to-end check of record
+ZOO_HELD_OUT = _zoo_set(("resnet50", "mobilenetv2", "gpt2", "bert-base", "vit-b16"))
+
+# the calibration set: other real op mixes (window attention and many small ops; a detector's
+# large activations, concats and upsampling; a long audio encoder's big attention; a long text
+# transformer chain; a depthwise-separable net), under every policy and load path
+ZOO_CALIBRATION = (
+    ZooCase("swin-t", "preload", None),
+    ZooCase("swin-t", "sequential", 0.0, dst="buffer"),
+    ZooCase("swin-t", "pipeline", 0.2, "direct"),
+    ZooCase("yolov4", "pipeline", 0.1, options=(("image", 320),)),
+    ZooCase("yolov4", "flashmem", 0.3, "direct", "auto", (("image", 320),)),
+    ZooCase("whisper-small-encoder", "sequential", 0.0, options=(("frames", 300),)),
+    ZooCase("whisper-small-encoder", "flashmem", 0.2, "direct", "auto", (("frames", 300),)),
+    ZooCase("sd15-text-encoder", "preload", None, "direct", "buffer"),
+    ZooCase("sd15-text-encoder", "pipeline", 0.3),
+    ZooCase("dwnet", "preload", None),
+    ZooCase("dwnet", "sequential", 0.0),
+    ZooCase("dwnet", "pipeline", 0.2, "direct"),
+    ZooCase("dwnet", "flashmem", 0.2, "direct", "auto"),
+)
+
+
+def dwnet(dtype: str = "fp16", image: int = 224) -> Model:
+    """A depthwise-separable calibration net (EfficientNet-B0's stage layout: 3x3 and 5x5
+    depthwise convs, expansion 6; no squeeze-excite), built op by op like the zoo's CNNs."""
+    from workloads.zoo.layers import Act, GraphBuilder
+
+    b = GraphBuilder("dwnet", dtype)
+
+    def conv_bn(x: Act, name: str, cout: int, k: int, stride: int = 1, groups: int = 1,
+                act: str = "silu") -> Act:
+        x = b.conv2d(x, f"{name}.conv", cout, k, stride, groups=groups, bias=False)
+        return b.norm(x, f"{name}.bn", "batchnorm", channel_axis=0, act=act)
+
+    x = conv_bn(Act(None, (3, image, image)), "stem", 32, 3, 2)
+    cin = 32
+    for s, (t, c, n, k, stride) in enumerate(((1, 16, 1, 3, 1), (6, 24, 2, 3, 2), (6, 40, 2, 5, 2),
+                                              (6, 80, 3, 3, 2), (6, 112, 3, 5, 1),
+                                              (6, 192, 4, 5, 2), (6, 320, 1, 3, 1))):
+        for i in range(n):
+            p, st, hidden = f"s{s}.{i}", (stride if i == 0 else 1), cin * t
+            y = x if t == 1 else conv_bn(x, f"{p}.expand", hidden, 1)
+            y = conv_bn(y, f"{p}.dw", hidden, k, st, groups=hidden)
+            y = conv_bn(y, f"{p}.project", c, 1, act="")
+            x = b.add(f"{p}.add", x, y) if st == 1 and cin == c else y
+            cin = c
+    x = conv_bn(x, "head", 1280, 1)
+    x = b.elementwise("avgpool", "avgpool", [x], (1280,))
+    b.linear(x, "fc", 1000)
+    return b.build(family="cnn", source="validate calibration net (EfficientNet-B0 stage layout, "
+                   "Tan & Le 2019, arXiv:1905.11946, without squeeze-excite)",
+                   description=f"depthwise-separable calibration net, {image}x{image} image")
+
+
+def case_model(case: ZooCase) -> Model:
+    """The model a ZooCase runs (fp16 weights)."""
+    from workloads.zoo import get_model
+
+    if case.model == "dwnet":
+        return dwnet("fp16", **dict(case.options))
+    return get_model(case.model, "fp16", **dict(case.options))
+
+
+def zoo_schedule(case: ZooCase, profile: HardwareProfile) -> Schedule:
+    """Plan `case` on `profile`. A budget fraction f gives the least memory the sequential policy
+    needs (largest layer, its staging and the activations) plus f x the weight bytes."""
+    from sim.engine import simulate
+
+    model = case_model(case)
+    wl = single(model)
+    prof = profile if case.dst == "auto" else replace(
+        profile, gpu=replace(profile.gpu, prefers_texture=case.dst == "texture"))
+    opts = {} if case.policy == "flashmem" else {"path": case.path}
+    budget = None
+    if case.budget is not None:
+        floor = simulate(plan("sequential", wl, prof, None, path=case.path), prof,
+                         record_trace=False).metrics.peak_memory_bytes
+        budget = int(floor + case.budget * model.weight_bytes)
+    s = plan(case.policy, wl, prof, budget, **opts)
+    s.meta["case"] = case.name
+    return s

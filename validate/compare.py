@@ -1,32 +1,37 @@
-"""Simulated vs measured: calibrate on one set of schedules, replay a held-out set, and report
-per-op and end-to-end error (Markdown table + timeline overlay plots)."""
+"""Simulated vs measured: replay held-out schedules, simulate them on a calibrated profile, and
+report the error per op (each stage on its own) and end to end (Markdown tables, timeline
+overlay plots, JSON)."""
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from hwprofiles.schema import HardwareProfile
+from hwprofiles.schema import HOPS, HardwareProfile
 from sim.engine import simulate
 from sim.trace import RESOURCES, Trace
-from validate.cases import Case, make_schedule
+from validate.cases import Case, ZooCase, make_schedule, zoo_schedule
 from validate.device import Device
-from validate.replay import ReplayOptions, ReplayResult, replay
+from validate.replay import ReplayOptions, ReplayResult, replay_runs, scale_schedule
+from validate.stages import HOP_OF, hop_gaps, hop_latencies, op_errors, stage_ops
 
 
 @dataclass
 class CaseResult:
-    """One held-out schedule: simulated and measured latency, per-resource per-op errors."""
+    """One held-out schedule: simulated and measured latency, and every op's relative error
+    (simulated / measured - 1) by resource, with the measured hop gaps."""
 
     case: str
     sim_s: float
     measured_s: float
     runs_s: list[float]
-    op_mape: dict[str, float] = field(default_factory=dict)  # resource -> MAPE of durations
+    op_err: dict[str, list[float]] = field(default_factory=dict)  # resource -> errors
+    kind_err: dict[str, list[float]] = field(default_factory=dict)  # resource:kind -> errors
+    gaps: dict[str, list[float]] = field(default_factory=dict)  # hop -> measured gaps (s)
     sim_trace: Trace | None = None
     measured: ReplayResult | None = None
 
@@ -34,47 +39,59 @@ class CaseResult:
     def error(self) -> float:
         return self.sim_s / self.measured_s - 1
 
+    @property
+    def op_mape(self) -> dict[str, float]:
+        return {k: float(np.mean(np.abs(v))) for k, v in self.op_err.items() if v}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"case": self.case, "sim_s": self.sim_s, "measured_s": self.measured_s,
+                "runs_s": self.runs_s, "error": self.error, "op_mape": self.op_mape,
+                "op_n": {k: len(v) for k, v in self.op_err.items()},
+                "kind_mape": {k: float(np.mean(np.abs(v))) for k, v in self.kind_err.items()},
+                "hop_gaps_median_s": {k: float(np.median(v)) for k, v in self.gaps.items()}}
+
 
 def replay_median(dev: Device, schedule, repeats: int, opts: ReplayOptions) -> tuple[ReplayResult,
                                                                                    list[float]]:
     """Replay `repeats` times; the run with the median latency (and all latencies)."""
-    runs = [replay(dev, schedule, opts) for _ in range(max(1, repeats))]
+    runs = replay_runs(dev, schedule, repeats, opts)
     runs.sort(key=lambda r: r.latency_s)
     return runs[len(runs) // 2], [r.latency_s for r in runs]
 
 
-def op_errors(sim: Trace, meas: Trace, launch: float) -> dict[str, float]:
-    """MAPE of each resource's per-step durations (the simulator's compute time less its launch
-    overhead, which a profiling event does not include, against the kernel's event time)."""
-    s = {(i.resource, i.step): i.end - i.start for i in sim.intervals}
-    out: dict[str, float] = {}
-    for res in RESOURCES:
-        errs = []
-        for i in meas.intervals:
-            if i.resource != res or (res, i.step) not in s:
-                continue
-            m = i.end - i.start
-            p = s[(res, i.step)] - (launch if res == "gpu" else 0.0)
-            if m > 0:
-                errs.append(abs(p - m) / m)
-        if errs:
-            out[res] = float(np.mean(errs))
-    return out
+def schedule_for(case: Case | ZooCase, profile: HardwareProfile, size: float):
+    """Plan a synthetic (`Case`, scaled by `size`) or real-model (`ZooCase`) case."""
+    return zoo_schedule(case, profile) if isinstance(case, ZooCase) else make_schedule(
+        case, profile, size)
 
 
-def run_cases(dev: Device, profile: HardwareProfile, cases: Sequence[Case], size: float,
-              repeats: int, opts: ReplayOptions | None = None,
+def evaluate(s, replayed: ReplayResult, profile: HardwareProfile, case: str,
+             runs_s: Sequence[float]) -> CaseResult:
+    """Simulate `s` (as replayed: scaled) on `profile` and compare it with the replay."""
+    scaled = scale_schedule(s, replayed.scale)
+    sim = simulate(scaled, profile)
+    ops = stage_ops(scaled, replayed.trace, replayed.marks)
+    hops = hop_latencies(profile)
+    gaps: dict[str, list[float]] = {}
+    for k, v in hop_gaps(ops).items():
+        if k in HOP_OF:
+            gaps.setdefault(HOP_OF[k], []).extend(v)
+    return CaseResult(case, sim.metrics.latency_s, replayed.latency_s, list(runs_s),
+                      op_errors(ops, sim.trace, hops), op_errors(ops, sim.trace, hops, "kind"),
+                      gaps, sim.trace, replayed)
+
+
+def run_cases(dev: Device, profile: HardwareProfile, cases: Sequence[Case | ZooCase],
+              size: float, repeats: int, opts: ReplayOptions | None = None,
               say: Callable[[str], None] | None = None) -> list[CaseResult]:
-    """Plan each case on `profile`, simulate it, replay it on `dev`."""
+    """Plan each case on `profile`, replay it on `dev` (`opts.scale` shrinks real models),
+    simulate what was replayed and compare."""
     opts = opts or ReplayOptions()
     out = []
     for c in cases:
-        s = make_schedule(c, profile, size)
-        sim = simulate(s, profile)
+        s = schedule_for(c, profile, size)
         best, lats = replay_median(dev, s, repeats, opts)
-        r = CaseResult(c.name, sim.metrics.latency_s, best.latency_s, lats,
-                       op_errors(sim.trace, best.trace, profile.gpu.kernel_launch_overhead),
-                       sim.trace, best)
+        r = evaluate(s, best, profile, c.name, lats)
         if say:
             say(f"{c.name}: simulated {r.sim_s * 1e3:.2f} ms, measured {r.measured_s * 1e3:.2f} ms "
                 f"({r.error:+.1%})")
@@ -83,31 +100,64 @@ def run_cases(dev: Device, profile: HardwareProfile, cases: Sequence[Case], size
 
 
 def mape(results: Sequence[CaseResult]) -> float:
+    """End-to-end mean absolute percentage error."""
     return float(np.mean([abs(r.error) for r in results])) if results else float("nan")
 
 
+def pooled(results: Sequence[CaseResult], attr: str = "op_err") -> dict[str, tuple[float, int]]:
+    """Per-op MAPE over every op of every case (each op counts once), with the op count."""
+    acc: dict[str, list[float]] = {}
+    for r in results:
+        for k, v in getattr(r, attr).items():
+            acc.setdefault(k, []).extend(v)
+    return {k: (float(np.mean(np.abs(v))), len(v)) for k, v in acc.items() if v}
+
+
+def hop_table(results: Sequence[CaseResult], profile: HardwareProfile) -> list[str]:
+    """Measured hop gaps (median, mean) against the profile's hop latencies."""
+    lines = ["| hop (sync / dispatch gap) | model us | measured median us | measured mean us | "
+             "n |", "|---|---:|---:|---:|---:|"]
+    for h in HOPS:
+        v = [g for r in results for g in r.gaps.get(h, [])]
+        if v:
+            lines.append(f"| {h} | {profile.gpu.hop(h) * 1e6:.1f} | {np.median(v) * 1e6:.1f} | "
+                         f"{np.mean(v) * 1e6:.1f} | {len(v)} |")
+    return lines
+
+
 def markdown(results: Sequence[CaseResult], profile: HardwareProfile, device: dict,
-             title: str, notes: Sequence[str] = ()) -> str:
-    """The report: one row per held-out schedule, then the MAPE."""
-    lines = [f"# {title}", "",
-             f"Device: **{device.get('name')}** ({device.get('platform')}, driver "
-             f"{device.get('driver')}). Profile: `{profile.name}`.", ""]
+             title: str, notes: Sequence[str] = (), heading: str = "#") -> str:
+    """One table: a row per held-out schedule, then end-to-end and per-op MAPE."""
+    lines = [f"{heading} {title}", ""]
+    if device:
+        lines += [f"Device: **{device.get('name')}** ({device.get('platform')}, driver "
+                  f"{device.get('driver')}). Profile: `{profile.name}`.", ""]
     lines += list(notes)
     lines += ["", "| schedule (model/policy/budget/path/dst) | simulated ms | measured ms (median) | "
               "runs ms | error | op MAPE storage | copy | transform | gpu |",
               "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in results:
-        ops = [f"{r.op_mape[k]:.0%}" if k in r.op_mape else "-" for k in RESOURCES]
+        om = r.op_mape
+        ops = [f"{om[k]:.0%}" if k in om else "-" for k in RESOURCES]
         lines.append(f"| {r.case} | {r.sim_s * 1e3:.2f} | {r.measured_s * 1e3:.2f} | "
                      f"{', '.join(f'{x * 1e3:.1f}' for x in r.runs_s)} | {r.error:+.1%} | "
                      + " | ".join(ops) + " |")
-    per_res = {k: statistics.mean([r.op_mape[k] for r in results if k in r.op_mape])
-               for k in RESOURCES if any(k in r.op_mape for r in results)}
-    lines += ["", f"**End-to-end MAPE over {len(results)} held-out schedules: "
-                  f"{mape(results):.1%}**", "",
-              "Per-op MAPE by resource: " + ", ".join(f"{k} {v:.0%}" for k, v in per_res.items()),
-              ""]
+    per = pooled(results)
+    errs = [abs(r.error) for r in results]
+    lines += ["", f"**End-to-end MAPE over {len(results)} schedules: {mape(results):.1%}** "
+                  f"(median {np.median(errs):.1%}, worst {max(errs):.1%})", "",
+              "Per-op MAPE by resource (every op of every schedule): " + ", ".join(
+                  f"{k} {per[k][0]:.1%} ({per[k][1]} ops)" for k in RESOURCES if k in per), ""]
     return "\n".join(lines)
+
+
+def kind_table(results: Sequence[CaseResult]) -> list[str]:
+    """Per-op MAPE by resource and op kind (kernels by op class, loads by path/destination)."""
+    per = pooled(results, "kind_err")
+    lines = ["| stage:kind | per-op MAPE | ops |", "|---|---:|---:|"]
+    for k in sorted(per):
+        lines.append(f"| {k} | {per[k][0]:.1%} | {per[k][1]} |")
+    return lines
 
 
 def plot_overlay(results: Sequence[CaseResult], path: Path) -> None:
@@ -139,3 +189,4 @@ def plot_overlay(results: Sequence[CaseResult], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,7 @@ class Device:
     _pinned_ok: bool | None = None
     _keep: list = field(default_factory=list)
     _free_host: dict = field(default_factory=dict)
+    programs: dict = field(default_factory=dict)  # OpenCL C source -> built program
 
     def queue(self) -> Any:
         """A new profiling in-order queue on this device."""
@@ -134,6 +136,78 @@ def _all_devices(cl: Any) -> list[tuple[int, int, Any, Any]]:
     return out
 
 
+# vendor OpenCL libraries an ICD loader can be pointed at: (vendor, library file prefix, name of
+# the library to register, suggested .icd file name)
+VENDOR_LIBS = (
+    ("NVIDIA", "libnvidia-opencl.so", "libnvidia-opencl.so.1", "nvidia.icd"),
+    ("AMD (ROCm)", "libamdocl64.so", "libamdocl64.so", "amdocl64.icd"),
+    ("Intel (compute runtime)", "libigdrcl.so", "libigdrcl.so", "intel.icd"),
+    ("Arm Mali", "libmali.so", "libmali.so", "mali.icd"),
+    ("PoCL", "libpocl.so", "libpocl.so.2", "pocl.icd"),
+)
+LIB_DIRS = ("/usr/lib", "/usr/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+            "/lib", "/lib64", "/usr/local/lib", "/usr/local/nvidia/lib64", "/opt/rocm/lib",
+            "/vendor/lib64", "/system/vendor/lib64")
+
+
+def icd_dirs() -> list[Path]:
+    """Where the ICD loader looks for .icd files: $OCL_ICD_VENDORS, Termux's $PREFIX, /etc."""
+    out = []
+    env = os.environ.get("OCL_ICD_VENDORS")
+    if env:
+        out.append(Path(env))
+    if os.environ.get("PREFIX"):
+        out.append(Path(os.environ["PREFIX"]) / "etc/OpenCL/vendors")
+    out.append(Path("/etc/OpenCL/vendors"))
+    return out
+
+
+def _registered(dirs: list[Path]) -> set[str]:
+    """Base names of the libraries the .icd files in `dirs` name."""
+    names: set[str] = set()
+    for d in dirs:
+        files = [d] if d.is_file() else sorted(d.glob("*.icd")) if d.is_dir() else []
+        for f in files:
+            try:
+                names |= {Path(line.strip()).name for line in f.read_text().splitlines()
+                          if line.strip()}
+            except OSError:
+                continue
+    return names
+
+
+def unregistered_libraries(icd: list[Path] | None = None, lib_dirs: list[Path] | None = None
+                           ) -> list[tuple[str, Path, str, str]]:
+    """Vendor OpenCL libraries that are installed but that no .icd file registers, so an ICD
+    loader (and every OpenCL program) cannot see their devices: (vendor, library path, name to
+    register, suggested .icd file)."""
+    if lib_dirs is None:
+        extra = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p]
+        lib_dirs = [Path(p) for p in (*extra, *LIB_DIRS)]
+    registered = _registered(icd if icd is not None else icd_dirs())
+    out = []
+    for vendor, prefix, name, icd_name in VENDOR_LIBS:
+        if any(r.startswith(prefix) for r in registered):
+            continue
+        found = next((f for d in lib_dirs if d.is_dir() for f in sorted(d.glob(prefix + "*"))),
+                     None)
+        if found is not None:
+            out.append((vendor, found, name, icd_name))
+    return out
+
+
+def registration_hints(icd: list[Path] | None = None, lib_dirs: list[Path] | None = None
+                       ) -> list[str]:
+    """One explanation per installed but unregistered vendor library, with the command that
+    registers it."""
+    where = icd if icd is not None else icd_dirs()
+    target = where[-1] if where else Path("/etc/OpenCL/vendors")
+    return [f"{vendor}'s OpenCL library is installed ({path}) but no ICD file in "
+            f"{', '.join(str(d) for d in where)} registers it, so no OpenCL program sees its "
+            f"devices; register it with: echo {name} | sudo tee {target / icd_name}"
+            for vendor, path, name, icd_name in unregistered_libraries(icd, lib_dirs)]
+
+
 def list_devices() -> list[str]:
     """One line per OpenCL device: 'P:D  name (platform)'."""
     cl = import_cl()
@@ -183,15 +257,17 @@ def open_device(spec: str | None = None) -> Device:
     cl = import_cl()
     spec = spec or os.environ.get("WEIGHTSTREAM_CL_DEVICE") or ""
     devices = _all_devices(cl)
+    hints = "".join(f"; {h}" for h in registration_hints())
     if not devices:
-        raise ValidateError(f"no OpenCL platform or device found; {HOW_TO_GET_POCL}")
+        raise ValidateError(f"no OpenCL platform or device found; {HOW_TO_GET_POCL}{hints}")
     chosen = devices[0] if not spec else next(
         (x for x in devices if _matches(spec, *x)), None)
     if chosen is None:
         names = "; ".join(f"{pi}:{di} {d.name.strip()} ({p.name.strip()})"
                           for pi, di, p, d in devices)
         raise ValidateError(f"no OpenCL device matches {spec!r}; devices found: {names} "
-                            "(use a name fragment such as 'pocl' or 'nvidia', or 'platform:device')")
+                            "(use a name fragment such as 'pocl' or 'nvidia', or 'platform:device')"
+                            f"{hints}")
     pi, di, p, d = chosen
     info = _info(cl, p, d, spec or f"{pi}:{di}")
     ctx = cl.Context([d])

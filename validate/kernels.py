@@ -208,7 +208,11 @@ def create_image(dev: Device, layout: Any, half: bool) -> Any:
 def build(dev: Device, src: str) -> Any:
     """Build an OpenCL program, turning build failures into a readable error."""
     cl = dev.cl
+    if src in dev.programs:  # built once per device, as a runtime's program cache does
+        return dev.programs[src]
     try:
-        return cl.Program(dev.context, src).build()
+        prg = cl.Program(dev.context, src).build()
     except cl.RuntimeError as exc:  # build failure
         raise RuntimeError(f"OpenCL build failed on {dev.info.name}: {exc}") from None
+    dev.programs[src] = prg
+    return prg

@@ -45,6 +45,9 @@ class Settings:
     read_sizes: tuple[int, ...] = (4 * MiB, 16 * MiB, 64 * MiB)
     storage_file: int = 256 * MiB
     storage_sizes: tuple[int, ...] = (4 << 10, 16 << 10, 64 << 10, 256 << 10, MiB, 4 * MiB)
+    # whole reads as the replay makes them (`BlobReader.read_parts`)
+    read_sizes_replay: tuple[int, ...] = (4 << 10, 16 << 10, 64 << 10, 256 << 10, MiB, 4 * MiB,
+                                          16 * MiB, 64 * MiB)
     queue_depth: int = 4
     request_size: int = MiB
     compute_target_s: float = 0.02
@@ -55,7 +58,8 @@ class Settings:
             return cls()
         return cls(quick=True, reps=3, copy_sizes=(64 << 10, MiB, 4 * MiB, 16 * MiB),
                    read_sizes=(2 * MiB, 8 * MiB), storage_file=24 * MiB,
-                   storage_sizes=(16 << 10, 256 << 10, MiB, 4 * MiB), compute_target_s=0.01)
+                   storage_sizes=(16 << 10, 256 << 10, MiB, 4 * MiB), compute_target_s=0.01,
+                   read_sizes_replay=(16 << 10, 256 << 10, 2 * MiB, 8 * MiB))
 
 
 @dataclass
@@ -67,6 +71,7 @@ class Microbench:
     settings: dict[str, Any]
     storage_mode: str = ""
     storage: list[dict[str, float]] = field(default_factory=list)  # size, qd, total, seconds
+    reads: list[dict[str, float]] = field(default_factory=list)  # replay-style: bytes, seconds
     write_buffer: list[dict[str, float]] = field(default_factory=list)  # bytes, seconds
     write_image2d: list[dict[str, float]] = field(default_factory=list)
     write_image2d_array: list[dict[str, float]] = field(default_factory=list)
@@ -134,6 +139,11 @@ class Microbench:
                 f"{small['total'] / small['seconds'] / 1e6:.0f} MB/s @ {small['size'] / 1024:.0f} KiB, "
                 f"{big['total'] / big['seconds'] / 1e6:.0f} MB/s @ {big['size'] / 1024:.0f} KiB "
                 f"({self.storage_mode})")
+        if self.reads:
+            small, big = self.reads[0], self.reads[-1]
+            out["replay reads"] = (f"{small['seconds'] * 1e6:.0f} us @ {small['bytes'] / 1024:.0f} "
+                                   f"KiB, {big['bytes'] / big['seconds'] / 1e6:.0f} MB/s @ "
+                                   f"{big['bytes'] / MiB:.0f} MiB")
         return out
 
 
@@ -198,8 +208,6 @@ class _Bench:
         if self.transform_prg is None:
             return
         for size in self.st.copy_sizes:
-            if size < MiB:
-                continue
             lay = self.layout(size, True)
             img = self.image(lay)
             src = self.buffer(lay.nbytes)
@@ -312,9 +320,29 @@ class _Bench:
                         pos += total
                     mb.storage.append({"size": size, "qd": qd, "total": total,
                                        "seconds": statistics.median(times)})
+            mb.reads = replay_reads(reader, out, st.read_sizes_replay, st.reps, st.storage_file)
         finally:
             reader.close()
             path.unlink(missing_ok=True)
+
+
+def replay_reads(reader: BlobReader, out: Any, sizes: tuple[int, ...], reps: int,
+                 file_bytes: int, start: int = 0) -> list[dict[str, float]]:
+    """Whole reads of each size as a replay makes them (`read_parts`), the median of `reps`,
+    each from a part of the file not read just before (its cache dropped)."""
+    pts, pos = [], start
+    for size in sizes:
+        size = min(size, file_bytes)
+        times = []
+        for _ in range(reps):
+            if pos + size > file_bytes:
+                pos = 0
+            reader.drop_cache()
+            s, e = reader.read_parts(pos, size, out[:size])
+            times.append(e - s)
+            pos += size
+        pts.append({"bytes": size, "seconds": statistics.median(times)})
+    return pts
 
 
 def enqueue_transform(cl: Any, queue: Any, prg: Any, src: Any, img: Any, lay: Any, half: bool,

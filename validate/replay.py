@@ -2,21 +2,25 @@
 
 Weights live in one file on disk (each load's tensors contiguous, 4 KiB aligned). A single
 storage thread serves reads in issue order (like the simulator's storage FIFO), each read split
-into requests kept `queue_depth` deep by a reader pool, into page-aligned host staging
-buffers. Copies run on a copy queue, buffer->image transforms on a transform queue, and one
+into at most `queue_depth` contiguous parts read at once (`BlobReader.read_parts`), into
+page-aligned host staging buffers. Copies run on a copy queue, buffer->image transforms on a transform queue, and one
 FLOP-matched proxy kernel per compute on an in-order compute queue (list order), which waits
 on its loads' events. Loads, frees and every allocation wait as the simulator's engine does:
 `after` steps done, memory granted within the budget by a host-side pool. One host thread
-drives it all, woken by event callbacks and read completions.
+drives it all: it advances only the steps that an event concerns (a dependency finished, memory
+was granted, a read or a device command completed), so its cost per step does not grow with the
+schedule, and it records how long it was busy (`ReplayResult.driver_busy_s`).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import queue as _queue
 import tempfile
 import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -47,17 +51,13 @@ from validate.reader import BlobReader, align_up, aligned_array, write_blob_file
 LOCAL = 64
 
 
-# how many of the earliest unfinished steps the driver examines on each wake
-SCAN_WINDOW = 64
-
 @dataclass
 class ReplayOptions:
-    """How to replay: size scale, where weight files go, the reader's queue depth and request."""
+    """How to replay: size scale, where weight files go, the reader's queue depth."""
 
     scale: float = 1.0
     weights_dir: Path | None = None
     queue_depth: int = 4
-    request_size: int = 1 << 20
     max_global: int | None = None  # None: `max_global_for` the device
 
 
@@ -74,18 +74,32 @@ class ReplayResult:
     budget_bytes: int | None
     storage_mode: str
     scale: float
+    driver_busy_s: float = 0.0  # host time the driver thread spent advancing steps
+    wakes: int = 0  # times the driver woke for a completion
+    # [step, resource, memory requested, granted, issued to its unit] in host seconds from the
+    # start (None where there was no such moment; for a free, issued = when it was done)
+    marks: list[list[Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": "weightstream-replay", "schedule": self.schedule,
                 "device": self.device, "latency_s": self.latency_s, "wall_s": self.wall_s,
                 "peak_memory_bytes": self.peak_memory_bytes, "budget_bytes": self.budget_bytes,
                 "storage_mode": self.storage_mode, "scale": self.scale,
+                "driver_busy_s": self.driver_busy_s, "wakes": self.wakes, "marks": self.marks,
                 "source": self.trace.source,
                 "intervals": [asdict(i) for i in self.trace.intervals],
                 "memory": [list(r) for r in self.trace.memory]}
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReplayResult:
+        """Read a replay saved by `save`."""
+        d = json.loads(Path(path).read_text())
+        return cls(d["schedule"], d["device"], load_trace(path), d["latency_s"], d["wall_s"],
+                   d["peak_memory_bytes"], d["budget_bytes"], d["storage_mode"], d["scale"],
+                   d.get("driver_busy_s", 0.0), d.get("wakes", 0), d.get("marks", []))
 
 
 def load_trace(path: str | Path) -> Trace:
@@ -102,8 +116,12 @@ def scale_schedule(s: Schedule, f: float) -> Schedule:
     if not 0 < f <= 1e6:
         raise ValidateError(f"scale must be a positive factor, found {f}")
 
+    surplus = [0.0]  # bytes added by rounding small sizes up
+
     def sb(b: int) -> int:
-        return max(16, round(b * f)) if b > 0 else 0
+        n = max(16, round(b * f)) if b > 0 else 0
+        surplus[0] += max(0.0, n - b * f)
+        return n
 
     tb = {t: sb(b) for t, b in s.tensor_bytes.items()}
     steps: list[Any] = []
@@ -117,8 +135,8 @@ def scale_schedule(s: Schedule, f: float) -> Schedule:
                                  state_bytes=sb(st.state_bytes)))
         else:
             steps.append(st)
-    budget = None if s.budget_bytes is None else round(s.budget_bytes * f)
-    # a scaled budget must still admit the (rounded-up) largest allocation
+    # the budget grows by what rounding added, so a plan that fitted still fits
+    budget = None if s.budget_bytes is None else math.ceil(s.budget_bytes * f + surplus[0])
     return Schedule(s.policy, s.workload, s.profile, budget, tb, list(s.invocations), steps,
                     {**s.meta, "scale": f})
 
@@ -180,6 +198,15 @@ class _Replay:
         self.next_compute = 0
         self.cache: dict[tuple, list[Any]] = {}  # freed objects kept for reuse, by size/layout
         self.compute_ids = [st.id for st in s.steps if isinstance(st, Compute)]
+        self.ready: deque[int] = deque()  # steps an event concerns, to advance next
+        self.dependents: list[list[int]] = [[] for _ in s.steps]
+        for st in s.steps:
+            for d in dict.fromkeys((*st.after, *getattr(st, "inputs", ()))):
+                self.dependents[d].append(st.id)
+        self.busy_s = 0.0
+        self.wakes = 0
+        # (step, resource) -> [memory requested, granted, issued to the unit] (host s from t0)
+        self.marks: dict[tuple[int, str], list[float | None]] = {}
 
     # --- preparation (not timed) ---------------------------------------------------------
     def prepare(self) -> None:
@@ -207,8 +234,10 @@ class _Replay:
             self.loads[st.id] = ls
             off += ls.region
         self.path = self.workdir / "weights.bin"
-        write_blob_file(self.path, max(off, 4096))
-        self.reader = BlobReader(self.path, self.opts.queue_depth, self.opts.request_size)
+        size = align_up(max(off, 4096))
+        if not self.path.exists() or self.path.stat().st_size != size:  # else an earlier run's
+            write_blob_file(self.path, size)
+        self.reader = BlobReader(self.path, self.opts.queue_depth)
         self.reader.drop_cache()
         self.storage = ThreadPoolExecutor(1, thread_name_prefix="ws-storage")
         # kernels: transform program, one proxy program per weight-kind signature
@@ -273,7 +302,7 @@ class _Replay:
             first = next(iter(self.loads.values()))
             host = self._take(("host", first.region))
             host = host if host is not None else self.dev.host_array(first.region)
-            self.reader.read(first.offset, first.region, host)
+            self.reader.read_parts(first.offset, first.region, host)
             self._give(("host", first.region), host)
             self.reader.drop_cache()
 
@@ -345,12 +374,13 @@ class _Replay:
                                region=(lay.width, lay.height, lay.layers), is_blocking=False)
 
     # --- completion tracking ---------------------------------------------------------------
-    def _watch(self, ev: Any) -> Any:
-        """Count `ev` as outstanding and have its queue's waiter thread signal its completion.
-        Each queue is in order, so one thread per queue waiting on its events in enqueue order
-        sees every completion as it happens (event callbacks can arrive late on some drivers)."""
+    def _watch(self, ev: Any, sid: int) -> Any:
+        """Count `ev` as outstanding and have its queue's waiter thread signal step `sid` when it
+        completes. Each queue is in order, so one thread per queue waiting on its events in
+        enqueue order sees every completion as it happens (event callbacks can arrive late on
+        some drivers)."""
         self.outstanding += 1
-        self._waiter(ev.command_queue.int_ptr).put(ev)
+        self._waiter(ev.command_queue.int_ptr).put((ev, sid))
         return ev
 
     def _waiter(self, q: int) -> _queue.SimpleQueue:
@@ -365,14 +395,15 @@ class _Replay:
 
     def _wait_loop(self, inbox: _queue.SimpleQueue) -> None:
         while True:
-            ev = inbox.get()
-            if ev is None:
+            item = inbox.get()
+            if item is None:
                 return
+            ev, sid = item
             try:
                 ev.wait()  # releases the GIL while the driver waits
             except Exception:  # noqa: BLE001 - a failed command is reported by _complete
                 pass
-            self.notify.put(1)
+            self.notify.put(sid)
 
     def _complete(self, ev: Any) -> bool:
         st = ev.command_execution_status
@@ -390,7 +421,7 @@ class _Replay:
         if ls.stage == 0:
             if not self._deps_done(st.after):
                 return False
-            ls.ticket = pool.request({"staging": b}, PRIO_LOAD)
+            ls.ticket = self._request(st.id, "storage", {"staging": b}, PRIO_LOAD)
             ls.stage = 1
             return True
         if ls.stage == 1:
@@ -398,8 +429,10 @@ class _Replay:
                 return False
             host = self._take(("host", ls.region))
             ls.host = host if host is not None else self.dev.host_array(ls.region)
-            ls.future = self.storage.submit(self.reader.read, ls.offset, ls.region, ls.host)
-            ls.future.add_done_callback(lambda f: self.notify.put(1))
+            self._issued(st.id, "storage")
+            ls.future = self.storage.submit(self.reader.read_parts, ls.offset, ls.region,
+                                            ls.host)
+            ls.future.add_done_callback(lambda f, sid=st.id: self.notify.put(sid))
             self.outstanding += 1
             ls.stage = 2
             return True
@@ -410,7 +443,7 @@ class _Replay:
             self.outstanding -= 1
             ls.read = ls.future.result()
             cat = "weights" if st.path == "direct" else "staging"
-            ls.ticket = pool.request({cat: b}, PRIO_LOAD)
+            ls.ticket = self._request(st.id, "copy", {cat: b}, PRIO_LOAD)
             ls.stage = 3
             return True
         if ls.stage == 3:
@@ -420,20 +453,23 @@ class _Replay:
             if final:
                 obj = self._new_obj(st, ls)
                 n = ls.layout.nbytes if ls.layout is not None else align_up(b, 16)
-                ls.copy_ev = self._watch(self._copy(obj, ls.host[:n], self.dev.copy_queue))
+                self._issued(st.id, "copy")
+                ls.copy_ev = self._watch(self._copy(obj, ls.host[:n], self.dev.copy_queue), st.id)
                 self.dev.copy_queue.flush()
                 self.last_copy = st.id
-                self.ev[st.id] = ls.copy_ev
+                self._enqueued(st.id, ls.copy_ev)
                 ls.stage = 6
                 return True
             assert ls.layout is not None
             ls.gpu_buf = self._take(("b", ls.layout.nbytes)) or self.cl.Buffer(
                 self.dev.context, self.cl.mem_flags.READ_WRITE, ls.layout.nbytes)
+            self._issued(st.id, "copy")
             ls.copy_ev = self._watch(self.cl.enqueue_copy(
-                self.dev.copy_queue, ls.gpu_buf, ls.host[:ls.layout.nbytes], is_blocking=False))
+                self.dev.copy_queue, ls.gpu_buf, ls.host[:ls.layout.nbytes], is_blocking=False),
+                st.id)
             self.dev.copy_queue.flush()
             self.last_copy = st.id
-            ls.wticket = pool.request({"weights": b}, PRIO_LOAD)
+            ls.wticket = self._request(st.id, "transform", {"weights": b}, PRIO_LOAD)
             ls.stage = 4
             return True
         if ls.stage == 4:  # via_buffer -> texture: copy in flight, transform waits for memory
@@ -446,13 +482,14 @@ class _Replay:
             # cross-queue event wait, which costs 0.2-0.4 ms on some drivers); behind other
             # loads' copies it goes on the transform queue, waiting on its copy's event
             same = self.last_copy == st.id
+            self._issued(st.id, "transform")
             q = self.dev.copy_queue if same else self.dev.transform_queue
             ls.tr_ev = self._watch(enqueue_transform(
                 self.cl, q, self.tr_prg, ls.gpu_buf, obj.mem, ls.layout,
                 self.half_images, wait_for=None if same else [ls.copy_ev], local=LOCAL,
-                kernels=self.tr_kernels))
+                kernels=self.tr_kernels), st.id)
             q.flush()
-            self.ev[st.id] = ls.tr_ev
+            self._enqueued(st.id, ls.tr_ev)
             ls.stage = 5
             return True
         if ls.stage == 5:
@@ -529,16 +566,18 @@ class _Replay:
             self._finish(st.id)
             return True
         if self.compute_ids[self.next_compute] != st.id:
-            return False  # computes are issued in list order
+            return False  # computes are issued in list order (the previous one wakes this one)
         for d in (*st.after, *st.inputs):
             if self.done[d]:
                 continue
             if isinstance(self.s.steps[d], Free) or self.ev[d] is None:
                 return False  # device work can wait on an event; a host step must be done
-        self.cticket[st.id] = self.pool.request(
-            {"activations": st.output_bytes, "workspace": st.workspace_bytes,
-             "kv": st.state_bytes}, PRIO_COMPUTE)
+        self.cticket[st.id] = self._request(
+            st.id, "gpu", {"activations": st.output_bytes, "workspace": st.workspace_bytes,
+                           "kv": st.state_bytes}, PRIO_COMPUTE)
         self.next_compute += 1
+        if self.next_compute < len(self.compute_ids):
+            self.ready.append(self.compute_ids[self.next_compute])
         return True
 
     def _enqueue_compute(self, st: Compute) -> None:
@@ -555,12 +594,13 @@ class _Replay:
         for t in st.weights:
             args += self._obj_args(self.objs[t], self.s.tensor_bytes[t])
         knl.set_args(*args)
+        self._issued(st.id, "gpu")
         waits = [self.ev[d] for d in (*st.after, *st.inputs)
                  if self.ev[d] is not None and not self.done[d]]
         ev = cl.enqueue_nd_range_kernel(self.dev.compute_queue, knl, (g,), (LOCAL,),
                                         wait_for=waits or None)
         self.dev.compute_queue.flush()
-        self.ev[st.id] = self._watch(ev)
+        self.ev[st.id] = self._watch(ev, st.id)
         self.proxy_flops[st.id] = g * iters * FLOPS_PER_ITER
 
     def advance_free(self, st: Free) -> bool:
@@ -573,11 +613,39 @@ class _Replay:
                 self._give(obj.key, obj.mem)
                 obj.mem = None
         self.pool.free(sum(self.s.tensor_bytes[t] for t in st.tensors), "weights")
+        self._issued(st.id, "free")
         self._finish(st.id)
         return True
 
     def _finish(self, sid: int) -> None:
         self.done[sid] = True
+        self.left -= 1
+        self.ready.extend(self.dependents[sid])
+
+    def _enqueued(self, sid: int, ev: Any) -> None:
+        """Load `sid`'s last device command is enqueued: computes may now wait on `ev`."""
+        self.ev[sid] = ev
+        self.ready.extend(d for d in self.dependents[sid] if self.is_compute[d])
+
+    def _request(self, sid: int, resource: str, parts: dict[str, int], prio: int) -> Any:
+        """Ask the pool for the memory of `sid`'s stage on `resource`; the driver advances the
+        step once it is granted. Records the request time, and the grant time if it had to wait
+        (None if granted at once)."""
+        mark = self.marks.setdefault((sid, resource), [None, None, None])
+        mark[0] = host_now() - self.t0
+        asking = [True]
+
+        def granted() -> None:
+            mark[1] = None if asking[0] else host_now() - self.t0
+            self.ready.append(sid)
+        ticket = self.pool.request(parts, prio, on_grant=granted)
+        asking[0] = False
+        return ticket
+
+    def _issued(self, sid: int, resource: str) -> None:
+        """Record when the driver handed `sid`'s stage on `resource` to its unit (a read to the
+        storage thread, a command to its queue; a free: when it was done)."""
+        self.marks.setdefault((sid, resource), [None, None, None])[2] = host_now() - self.t0
 
     # --- driver ----------------------------------------------------------------------------
     def run(self) -> tuple[float, float]:
@@ -586,47 +654,66 @@ class _Replay:
             if isinstance(st, Load) and budget is not None and st.bytes > budget:
                 raise ValidateError(f"load step {st.id} needs {st.bytes} bytes at once, more than "
                                     f"the budget of {budget} bytes")
+        # a native runtime has no garbage collector: keep its pauses out of the timed run
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _run(self) -> tuple[float, float]:
+        budget = self.s.budget_bytes
         self.proxy_flops: dict[int, int] = {}
-        steps, done, n = self.s.steps, self.done, len(self.s.steps)
-        lo = 0  # every step before `lo` is done
+        steps, done, ready = self.s.steps, self.done, self.ready
+        self.left = len(steps)
+        self.is_compute = [isinstance(st, Compute) for st in steps]
         self.t0 = host_now()
         self.pool.timeline = [(0.0, 0, 0, 0, 0, 0, 0)]
+        ready.extend(st.id for st in steps)  # each step once; later only when an event concerns it
         while True:
-            progressed = True
-            while progressed:
-                while lo < n and done[steps[lo].id]:
-                    lo += 1
-                # a step depends only on earlier ones, so the earliest unfinished steps are the
-                # ones that can move: scanning a bounded window keeps each wake O(1), not O(n)
-                progressed = self._advance(s for s in steps[lo:lo + SCAN_WINDOW]
-                                           if not done[s.id])
-            if lo >= n:
+            t = host_now()
+            while ready:
+                sid = ready.popleft()
+                st = steps[sid]
+                while not done[sid] and self._advance_one(st):
+                    pass
+            self.busy_s += host_now() - t
+            if self.left == 0:
                 break
-            if self.outstanding == 0 and not self._advance(
-                    s for s in steps[lo:] if not done[s.id]):
+            if self.outstanding == 0:
+                # nothing in flight: give every unfinished step one more look before giving up
+                if self._advance(s for s in steps if not done[s.id]) or ready:
+                    continue
                 blocked = self.pool.waiting
+                first = next(s.id for s in steps if not done[s.id])
                 head = (f"; waiting for memory: {blocked[0].nbytes} bytes with {self.pool.used} of "
                         f"{budget} bytes in use") if blocked else ""
-                left = sum(1 for s in steps[lo:] if not done[s.id])
-                raise ValidateError(f"schedule cannot complete within the budget: {left} "
-                                    f"step(s) never ran, first step {steps[lo].id}{head}")
-            try:  # every state change is signalled (waiter threads, read completions)
-                self.notify.get(timeout=0.02)
+                raise ValidateError(f"schedule cannot complete within the budget: {self.left} "
+                                    f"step(s) never ran, first step {first}{head}")
+            try:  # every completion is signalled (waiter threads, read completions)
+                ready.append(self.notify.get(timeout=0.05))
+                self.wakes += 1
+                while True:
+                    ready.append(self.notify.get_nowait())
             except _queue.Empty:
                 pass
         self.dev.finish()
         return self.t0, host_now()
 
+    def _advance_one(self, st: Any) -> bool:
+        if isinstance(st, Load):
+            return self.advance_load(st)
+        if isinstance(st, Compute):
+            return self.advance_compute(st)
+        return self.advance_free(st)
+
     def _advance(self, candidates) -> bool:
         """Try to move each candidate step forward; True if any did."""
         moved = False
         for st in candidates:
-            if isinstance(st, Load):
-                moved |= self.advance_load(st)
-            elif isinstance(st, Compute):
-                moved |= self.advance_compute(st)
-            else:
-                moved |= self.advance_free(st)
+            moved |= self._advance_one(st)
         return moved
 
     def trace(self) -> Trace:
@@ -673,18 +760,30 @@ class _Replay:
 
 def replay(dev: Device, schedule: Schedule, opts: ReplayOptions | None = None) -> ReplayResult:
     """Execute `schedule` (scaled by `opts.scale`) on `dev`; returns the measured trace."""
+    return replay_runs(dev, schedule, 1, opts)[0]
+
+
+def replay_runs(dev: Device, schedule: Schedule, runs: int,
+                opts: ReplayOptions | None = None) -> list[ReplayResult]:
+    """Execute `schedule` `runs` times in a row; the weight file is written once and its cache
+    dropped before each run (O_DIRECT reads bypass it anyway)."""
     opts = opts or ReplayOptions()
     s = scale_schedule(schedule, opts.scale)
+    out = []
     with tempfile.TemporaryDirectory(prefix="ws-replay-", dir=opts.weights_dir) as tmp:
-        r = _Replay(dev, s, opts, Path(tmp))
-        try:
-            r.prepare()
-            t0, t1 = r.run()
-            trace = r.trace()
-        finally:
-            r.close()
-    latency = max([0.0] + [i.end for i in trace.intervals])
-    return ReplayResult(schedule=f"{s.workload}/{s.policy}", device=dev.info.to_dict(),
-                        trace=trace, latency_s=latency, wall_s=t1 - t0,
-                        peak_memory_bytes=r.pool.peak, budget_bytes=s.budget_bytes,
-                        storage_mode=r.reader.mode, scale=opts.scale)
+        for _ in range(max(1, runs)):
+            r = _Replay(dev, s, opts, Path(tmp))
+            try:
+                r.prepare()
+                t0, t1 = r.run()
+                trace = r.trace()
+            finally:
+                r.close()
+            latency = max([0.0] + [i.end for i in trace.intervals])
+            out.append(ReplayResult(schedule=f"{s.workload}/{s.policy}", device=dev.info.to_dict(),
+                                    trace=trace, latency_s=latency, wall_s=t1 - t0,
+                                    peak_memory_bytes=r.pool.peak, budget_bytes=s.budget_bytes,
+                                    storage_mode=r.reader.mode, scale=opts.scale,
+                                    driver_busy_s=r.busy_s, wakes=r.wakes,
+                                    marks=[[k[0], k[1], *v] for k, v in sorted(r.marks.items())]))
+    return out

@@ -1,0 +1,181 @@
+"""The per-stage calibration pieces without a device: stage times and effective times on hand
+checked traces, each stage's fit recovering the parameters a trace was simulated with, the
+drift check's comparison and refit, the ICD registration hints, the zoo case budgets and the
+replay reader's parts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from sim import plan, simulate
+from validate.stagefit import EFFICIENCY_GRID, fit_all, fit_line
+from validate.stages import StageOp, hop_latencies, stage_ops
+
+R, C, T, K, F = 20e-6, 40e-6, 10e-6, 30e-6, 50e-6
+
+
+def true_profile(toy):
+    """The toy profile with every stage parameter a fit can recover set to a known value."""
+    g = replace(toy.gpu, sync_read=R, sync_copy=C, sync_transform=T, sync_kernel=K, sync_free=F,
+                kernel_launch_overhead=7e-6, compute_efficiency=EFFICIENCY_GRID[20],
+                compute_memory_overlap=1.0, sync_latency=0.0)
+    st = replace(toy.storage, request_latency=60e-6, read_bandwidth=2e9, queue_depth=4,
+                 max_request_size=1 << 30)
+    tr = replace(toy.transfer, host_to_gpu_latency=3e-6, host_to_gpu_bandwidth=20e9,
+                 transform_latency=12e-6, transform_bandwidth=100e9)
+    return replace(toy, gpu=g, storage=st, transfer=tr)
+
+
+def layers(n=12):
+    from workloads import Op, Tensor, chain, single
+
+    sizes = [4 << 10, 64 << 10, 1 << 20, 8 << 20]
+    return single(chain("cal", [Op(f"l{i}", "linear", int(3e8 * (i % 5 + 1)),
+                                   (Tensor(f"cal/w{i}", (sizes[i % 4] // 2,), "fp16"),),
+                                   4096, 4096) for i in range(n)]))
+
+
+def test_each_stage_fit_recovers_what_the_trace_was_simulated_with(toy_profile):
+    p = true_profile(toy_profile)
+    wl = layers()
+    runs = []
+    for pol, path in (("sequential", "via_buffer"), ("sequential", "direct"),
+                      ("preload", "via_buffer")):
+        s = plan(pol, wl, p, None, path=path)
+        runs.append((s, stage_ops(s, simulate(s, p).trace)))
+    # a start that knows none of it: the toy's own figures. (Frees are host events that only a
+    # replay records, so the free hop, and the read hop behind it, are not in a simulated trace.)
+    res = {k: v for r in fit_all(runs, toy_profile) for k, v in r.values.items()}
+    for path, want in (("gpu.sync_copy", C), ("gpu.sync_transform", T),
+                       ("storage.request_latency", 60e-6),
+                       ("storage.read_bandwidth", 2e9), ("transfer.host_to_gpu_latency", 3e-6),
+                       ("transfer.host_to_gpu_bandwidth", 20e9),
+                       ("transfer.transform_latency", 12e-6),
+                       ("transfer.transform_bandwidth", 100e9),
+                       ("gpu.compute_efficiency", EFFICIENCY_GRID[20])):
+        assert res[path] == pytest.approx(want, rel=1e-6), path
+    # kernels: the kernel hop and the launch overhead trade off only where no kernel waited
+    # for a load; their sum after a load is exact
+    assert res["gpu.sync_kernel"] + res["gpu.kernel_launch_overhead"] == pytest.approx(
+        K + 7e-6, rel=1e-6)
+
+
+def test_effective_time_adds_only_the_gap_the_model_holds_nowhere_else():
+    # a copy that waited 100 us after its read; the model's copy hop is 40 us
+    op = StageOp("copy", 3, "via_buffer/texture", 1 << 20, start=1.0001, end=1.0002,
+                 unit_free=0.5, dep_end=1.0, hop="copy<-read", granted=None)
+    hops = {"copy<-read": 40e-6}
+    assert op.hop_gap == pytest.approx(100e-6)
+    assert op.effective(hops) == pytest.approx(100e-6 + 60e-6)
+    # a kernel queued behind another one: the whole gap is its launch
+    k = StageOp("gpu", 4, "conv", 0, start=2.00005, end=2.00006, unit_free=2.0, dep_end=2.0,
+                hop="kernel<-kernel", granted=None)
+    assert k.effective(hops) == pytest.approx(60e-6)
+    # memory granted late: the wait is the model's (its pool), not the stage's
+    m = replace(op, granted=1.00009)
+    assert m.hop_gap is None and m.effective(hops) == pytest.approx(110e-6)
+
+
+def test_hop_latencies_follow_the_profile(toy_profile):
+    h = hop_latencies(toy_profile)
+    assert h["read<-free"] == 0.0 and h["copy<-read"] == toy_profile.gpu.sync_latency
+    h = hop_latencies(true_profile(toy_profile))
+    assert h["read<-free"] == R and h["kernel<-load"] == K and h["kernel<-kernel"] == 0.0
+
+
+def test_line_fit_goes_through_class_means_and_keeps_latency_non_negative():
+    rng = np.random.default_rng(1)
+    x = np.repeat([4e3, 6.4e4, 1e6, 1.6e7], 50)
+    y = (5e-5 + x / 2e9) * rng.lognormal(0.0, 0.5, x.size)
+    lat, bw = fit_line(list(zip(x, y, strict=True)), "mean")
+    # the mean of a log-normal factor with sigma 0.5 is exp(0.125)
+    assert lat == pytest.approx(5e-5 * np.exp(0.125), rel=0.15)
+    assert bw == pytest.approx(2e9 / np.exp(0.125), rel=0.15)
+    flat = fit_line([(b, 1e-5) for b in (1e3, 1e5, 1e7)], "median")
+    assert flat[0] == pytest.approx(1e-5) and flat[1] >= 1e14
+
+
+def test_check_against_baseline_and_refit_scales_the_profile(toy_profile):
+    from validate.check import Check, against_baseline, refit
+
+    def mk(t0, bw, lat, cbw):
+        reads = [{"bytes": b, "seconds": t0 + b / bw} for b in (1 << 16, 1 << 20, 1 << 25)]
+        writes = [{"bytes": b, "seconds": lat + b / cbw} for b in (1 << 16, 1 << 24)]
+        return Check({"name": "d"}, "t", "O_DIRECT", reads, writes)
+
+    base, now = mk(50e-6, 2e9, 2e-6, 50e9), mk(50e-6, 1e9, 2e-6, 50e9)
+    c = against_baseline(now, base, "p")
+    assert not c.holds and {f.what.split()[0] for f in c.drifted} == {"storage"}
+    assert against_baseline(base, base, "p").holds
+    vals = refit(now, toy_profile, base)
+    assert vals["storage.read_bandwidth"][0] == pytest.approx(
+        toy_profile.storage.read_bandwidth / 2, rel=1e-6)
+    assert vals["transfer.host_to_gpu_bandwidth"][0] == pytest.approx(
+        toy_profile.transfer.host_to_gpu_bandwidth, rel=1e-6)
+
+
+def test_an_installed_but_unregistered_vendor_library_is_explained(tmp_path):
+    from validate.device import registration_hints
+
+    vendors, lib = tmp_path / "vendors", tmp_path / "lib"
+    vendors.mkdir()
+    lib.mkdir()
+    (lib / "libnvidia-opencl.so.1").write_text("")
+    (lib / "libpocl.so.2.12.0").write_text("")
+    (vendors / "pocl.icd").write_text("libpocl.so.2.12.0\n")
+    hints = registration_hints([vendors], [lib])
+    assert len(hints) == 1 and "NVIDIA" in hints[0]
+    assert f"echo libnvidia-opencl.so.1 | sudo tee {vendors / 'nvidia.icd'}" in hints[0]
+    (vendors / "nvidia.icd").write_text("/usr/lib/libnvidia-opencl.so.1\n")
+    assert registration_hints([vendors], [lib]) == []
+
+
+def test_zoo_budgets_sit_above_the_least_a_layer_by_layer_run_needs():
+    from hwprofiles import load_profile
+    from sim.engine import simulate as sim
+    from validate.cases import ZOO_CALIBRATION, ZOO_HELD_OUT, ZooCase, case_model, zoo_schedule
+    from workloads import single
+
+    p = load_profile("snapdragon-8-gen-3")
+    names = [c.name for c in ZOO_HELD_OUT + ZOO_CALIBRATION]
+    assert len(set(names)) == len(names)
+    assert not {c.model for c in ZOO_HELD_OUT} & {c.model for c in ZOO_CALIBRATION}
+    assert {c.policy for c in ZOO_HELD_OUT} == {"preload", "sequential", "pipeline", "flashmem"}
+    c = ZooCase("mobilenetv2", "pipeline", 0.4)
+    m = case_model(c)
+    floor = sim(plan("sequential", single(m), replace(p, gpu=replace(
+        p.gpu, prefers_texture=True)), None), p, record_trace=False).metrics.peak_memory_bytes
+    s = zoo_schedule(c, p)
+    assert s.budget_bytes == int(floor + 0.4 * m.weight_bytes)
+    r = sim(s, p)
+    assert r.metrics.feasible and r.metrics.peak_memory_bytes <= s.budget_bytes
+    assert zoo_schedule(ZooCase("mobilenetv2", "preload", None), p).budget_bytes is None
+
+
+def test_replay_reads_a_load_in_parts_of_a_real_file(tmp_path):
+    from validate.reader import ALIGN, MIN_PART, BlobReader, aligned_array, write_blob_file
+
+    path = tmp_path / "w.bin"
+    n = 3 * MIN_PART + 5 * ALIGN
+    write_blob_file(path, n)
+    ref = np.fromfile(path, dtype=np.uint8)
+    r = BlobReader(path, 4)
+    try:
+        for size in (ALIGN, MIN_PART + ALIGN, n):
+            out = aligned_array(size)
+            t0, t1 = r.read_parts(0, size, out)
+            assert t1 >= t0 and np.array_equal(out[:size], ref[:size])
+    finally:
+        r.close()
+
+
+def test_stage_ops_of_a_simulated_trace_match_its_intervals(toy_profile):
+    p = true_profile(toy_profile)
+    s = plan("sequential", layers(4), p, None)
+    tr = simulate(s, p).trace
+    ops = stage_ops(s, tr)
+    assert sorted((o.resource, o.step) for o in ops if o.resource != "free") == sorted(
+        (i.resource, i.step) for i in tr.intervals)

@@ -1,0 +1,250 @@
+"""Drift check: re-measure the few figures that change from one machine start to the next
+(storage reads above all, then host->device copies) in seconds, and say whether a calibrated
+profile still holds; `calibrate --refit` fits only those figures anew.
+
+`calibrate` measures the same figures the same way right after fitting and keeps them next to
+the profile (`<profile>.check.json`, the baseline): a check compares like with like, the same
+isolated measurement on two machine starts. Without a baseline it compares with what the
+profile's own model predicts, which is coarser (the model is fitted to reads and copies made
+during replays, next to other work) and says so."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwprofiles.schema import HardwareProfile
+from hwprofiles.storage import read_time
+from sim.hardware import HardwareModel
+from validate.device import Device
+from validate.errors import ValidateError
+from validate.microbench import replay_reads
+from validate.reader import BlobReader, aligned_array, write_blob_file
+
+MiB = 1 << 20
+FORMAT = "weightstream-check"
+READ_SIZES = (64 << 10, MiB, 8 * MiB, 32 * MiB)
+WRITE_SIZES = (64 << 10, MiB, 16 * MiB)
+TOLERANCE = 0.15
+
+
+@dataclass
+class Figure:
+    """One re-measured figure and what the profile predicts for it."""
+
+    what: str
+    nbytes: int
+    predicted_s: float
+    measured_s: float
+
+    @property
+    def ratio(self) -> float:
+        """measured / predicted (above 1: slower than the profile says)."""
+        return self.measured_s / self.predicted_s if self.predicted_s > 0 else float("inf")
+
+
+@dataclass
+class Check:
+    """Measurements of one machine start, and (once compared) a profile's predictions."""
+
+    device: dict[str, Any]
+    date: str
+    storage_mode: str
+    reads: list[dict[str, float]]  # bytes, seconds (replay-style whole reads)
+    writes: list[dict[str, float]]  # bytes, seconds (host->device buffer writes)
+    profile: str = ""
+    tolerance: float = TOLERANCE
+    figures: list[Figure] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> list[Figure]:
+        return [f for f in self.figures if abs(f.ratio - 1) > self.tolerance]
+
+    @property
+    def holds(self) -> bool:
+        return not self.drifted
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["format"] = FORMAT
+        d["holds"] = self.holds
+        return d
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Check:
+        try:
+            d = json.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ValidateError(f"cannot read check file {path}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise ValidateError(f"check file {path} is not valid JSON: {exc}") from None
+        if not isinstance(d, dict) or d.pop("format", None) != FORMAT:
+            raise ValidateError(f"{path} is not a weightstream check file (missing \"format\": "
+                                f"\"{FORMAT}\"; write one with `validate check --out`)")
+        d.pop("holds", None)
+        try:
+            d["figures"] = [Figure(**f) for f in d.get("figures", [])]
+            return cls(**d)
+        except TypeError as exc:
+            raise ValidateError(f"malformed check file {path}: {exc}") from None
+
+
+def measure(dev: Device, reps: int = 7, workdir: str | Path | None = None) -> Check:
+    """Re-measure storage reads (as a replay makes them) and host->device buffer writes (from
+    the replay's staging memory) on `dev`: a few seconds."""
+    from validate.microbench import _median_event
+
+    date = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    file_bytes = 2 * max(READ_SIZES) + MiB
+    with tempfile.TemporaryDirectory(prefix="ws-check-", dir=workdir) as tmp:
+        path = Path(tmp) / "check.bin"
+        write_blob_file(path, file_bytes)
+        reader = BlobReader(path, 4)
+        try:
+            out = aligned_array(file_bytes)
+            reads = replay_reads(reader, out, READ_SIZES, reps, file_bytes)
+            mode = reader.mode
+        finally:
+            reader.close()
+    cl, writes = dev.cl, []
+    for size in WRITE_SIZES:
+        staging = dev.host_array(size)
+        buf = cl.Buffer(dev.context, cl.mem_flags.READ_WRITE, size)
+        t = _median_event(lambda b=buf, h=staging[:size]: cl.enqueue_copy(
+            dev.copy_queue, b, h, is_blocking=False), reps)
+        writes.append({"bytes": size, "seconds": float(t)})
+        dev.give_host(staging)
+    return Check(dev.info.to_dict(), date, mode, reads, writes)
+
+
+def profile_file(ref: str) -> Path:
+    """The YAML file of a profile given by name or path."""
+    from hwprofiles.loader import builtin_dir
+
+    p = Path(ref)
+    return p if p.suffix in (".yaml", ".yml") else builtin_dir() / f"{ref}.yaml"
+
+
+def load_baseline(ref: str, explicit: str | None = None) -> Check | None:
+    """The baseline of profile `ref`: `explicit`, else the one kept next to its file, else
+    None."""
+    if explicit:
+        return Check.load(explicit)
+    b = baseline_path(profile_file(ref))
+    return Check.load(b) if b.exists() else None
+
+
+def reference(check: Check, profile: HardwareProfile, ref: str, baseline: Check | None,
+              tolerance: float = TOLERANCE) -> Check:
+    """`check` against the profile's baseline where there is one, else its model."""
+    if baseline is not None:
+        return against_baseline(check, baseline, profile.name, tolerance)
+    out = compare(check, profile, tolerance)
+    out.profile = f"{profile.name} (its model: no baseline)"
+    return out
+
+
+def baseline_path(profile_file: str | Path) -> Path:
+    """Where the baseline measurements of a calibrated profile file are kept."""
+    p = Path(profile_file)
+    return p.with_name(p.stem + ".check.json")
+
+
+def against_baseline(check: Check, baseline: Check, name: str,
+                     tolerance: float = TOLERANCE) -> Check:
+    """`check` with each figure set against the same figure measured at calibration."""
+    base = {("storage", int(p["bytes"])): p["seconds"] for p in baseline.reads}
+    base |= {("host->device", int(p["bytes"])): p["seconds"] for p in baseline.writes}
+    figs = []
+    for kind, pts in (("storage", check.reads), ("host->device", check.writes)):
+        for p in pts:
+            b = base.get((kind, int(p["bytes"])))
+            if b:
+                what = "storage read" if kind == "storage" else "host->device copy"
+                figs.append(Figure(f"{what} {_size(int(p['bytes']))}", int(p["bytes"]), b,
+                                   p["seconds"]))
+    return Check(check.device, check.date, check.storage_mode, check.reads, check.writes,
+                 f"{name} (baseline measured {baseline.date})", tolerance, figs)
+
+
+def compare(check: Check, profile: HardwareProfile, tolerance: float = TOLERANCE) -> Check:
+    """`check` with each figure set against what `profile`'s model predicts for it."""
+    hw = HardwareModel(profile)
+    figs = [Figure(f"storage read {_size(p['bytes'])}", int(p["bytes"]),
+                   read_time(profile.storage, int(p["bytes"])), p["seconds"])
+            for p in check.reads]
+    figs += [Figure(f"host->device copy {_size(p['bytes'])}", int(p["bytes"]),
+                    hw.copy_time(int(p["bytes"])), p["seconds"]) for p in check.writes]
+    return Check(check.device, check.date, check.storage_mode, check.reads, check.writes,
+                 profile.name, tolerance, figs)
+
+
+def _size(n: int) -> str:
+    return f"{n / MiB:g} MiB" if n >= MiB else f"{n / 1024:g} KiB"
+
+
+def summary_lines(check: Check) -> list[str]:
+    """A Markdown table of the figures and the verdict."""
+    lines = [f"| figure | reference: {check.profile} | measured now | measured / "
+             "reference | holds |", "|---|---:|---:|---:|---|"]
+    for f in check.figures:
+        lines.append(f"| {f.what} | {f.predicted_s * 1e6:.1f} us | {f.measured_s * 1e6:.1f} us | "
+                     f"{f.ratio:.2f} | {'yes' if abs(f.ratio - 1) <= check.tolerance else 'NO'} |")
+    return lines
+
+
+def verdict(check: Check) -> str:
+    """One sentence: does the profile still hold on this machine start, and what to do if not."""
+    if check.holds:
+        return (f"profile {check.profile} holds: every re-measured figure is within "
+                f"{check.tolerance:.0%} of its prediction")
+    worst = max(check.drifted, key=lambda f: abs(f.ratio - 1))
+    kinds = sorted({f.what.split(" ")[0] for f in check.drifted})
+    name = check.profile.split(" ")[0]
+    return (f"profile {check.profile} has drifted: {len(check.drifted)} of {len(check.figures)} "
+            f"figures off by more than {check.tolerance:.0%} ({', '.join(kinds)}; worst "
+            f"{worst.what}: {worst.ratio:.2f}x the reference); refit them with `weightstream "
+            f"validate calibrate --refit CHECK.json --base {name} --out NEW.yaml`")
+
+
+def refit(check: Check, profile: HardwareProfile, baseline: Check | None = None
+          ) -> dict[str, tuple[float, str]]:
+    """Profile field -> (value, what was measured) for the drifting figures. With the baseline
+    of the profile's calibration, each field is scaled by how much its figure changed (the
+    profile's values come from replays and stay consistent with its other fields); without
+    it, the fields are the check's own fits."""
+    from validate.fit import fit_latency_bandwidth
+
+    out: dict[str, tuple[float, str]] = {}
+    pairs = (("storage", "reads", "storage.request_latency", "storage.read_bandwidth"),
+             ("copies", "writes", "transfer.host_to_gpu_latency",
+              "transfer.host_to_gpu_bandwidth"))
+    for what, attr, lat_f, bw_f in pairs:
+        now = fit_latency_bandwidth([p["bytes"] for p in getattr(check, attr)],
+                                    [p["seconds"] for p in getattr(check, attr)])
+        how = f"re-measured by `validate check` {check.date} ({what}); {now.note()}"
+        if baseline is None:
+            out[lat_f] = (now.latency, how)
+            out[bw_f] = (now.bandwidth, how)
+            continue
+        was = fit_latency_bandwidth([p["bytes"] for p in getattr(baseline, attr)],
+                                    [p["seconds"] for p in getattr(baseline, attr)])
+        sec, lat_n = lat_f.split(".")
+        bw_n = bw_f.split(".")[1]
+        old_lat = getattr(getattr(profile, sec), lat_n)
+        old_bw = getattr(getattr(profile, sec), bw_n)
+        lat_ratio = now.latency / was.latency if was.latency > 0 else 1.0
+        bw_ratio = now.bandwidth / was.bandwidth
+        out[lat_f] = (old_lat * lat_ratio, f"{how}: the calibrated value x {lat_ratio:.3g}, the "
+                      f"change since the baseline of {baseline.date}")
+        out[bw_f] = (old_bw * bw_ratio, f"{how}: the calibrated value x {bw_ratio:.3g}, the "
+                     f"change since the baseline of {baseline.date}")
+    return out
+

@@ -1,0 +1,295 @@
+"""Fit each stage of the timing model on its own, from the per-op times of calibration replays
+(`validate.stages`), and check it on ops it was not fitted on.
+
+Every stage's measured ops are split before fitting: every `CHECK_EVERY`-th op (in replay and
+step order) goes to the check set, the rest to the fit set; the check set never sets a number.
+- hops (sync / dispatch gaps), per hop kind: the mean gap where the dependency held the stage
+  back (the slowest 5% left out: a stray scheduler delay is not the hop's cost);
+- storage: request latency + bytes / bandwidth on the reads made while no kernel ran, together
+  with the microbenchmark's replay-style reads; `storage.compute_contention` from the reads at
+  least 30% overlapped by kernels;
+- copy and transform: latency + bytes / bandwidth on their durations (profiling events);
+- kernels: launch overhead, compute efficiency, compute/memory overlap and the kernel hop, by a
+  grid search on the effective kernel times (event + the launch gap before it), with the
+  microbenchmarked peak rates and read bandwidths.
+The end-to-end latency of the calibration replays is then a check of the whole, never a fit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from hwprofiles.schema import HOPS, HardwareProfile
+from hwprofiles.storage import read_time
+from sim.hardware import HardwareModel
+from sim.schedule import Load, Schedule
+from validate.fit import Fit
+from validate.stages import HOP_OF, StageOp, hop_latencies
+
+CHECK_EVERY = 4  # every 4th op of each stage is held out of its fit
+TRIM = 0.95  # hop gaps: the slowest 5% are left out of the mean
+OVERLAP_GRID = (0.001, 0.25, 0.5, 0.75, 1.0)
+EFFICIENCY_GRID = tuple(float(x) for x in np.geomspace(0.02, 1.0, 30))
+FLAT_BANDWIDTH = 1e15  # bytes/s: "no measurable size dependence"
+KERNEL_HOP_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)  # x the measured kernel hop
+
+
+@dataclass
+class StageResult:
+    """One stage's fit: the profile fields it set, and its error on the fit and check ops."""
+
+    stage: str
+    values: dict[str, float]
+    how: str
+    fit_n: int = 0
+    fit_mape: float = math.nan
+    check_n: int = 0
+    check_mape: float = math.nan
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def note(self) -> str:
+        return (f"{self.how}; fit MAPE {self.fit_mape:.1%} over {self.fit_n} ops, check MAPE "
+                f"{self.check_mape:.1%} over {self.check_n} held-out ops")
+
+
+def split(items: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """(fit, check): every CHECK_EVERY-th item (from the second) to the check set."""
+    fit = [x for i, x in enumerate(items) if i % CHECK_EVERY != 1]
+    check = [x for i, x in enumerate(items) if i % CHECK_EVERY == 1]
+    return fit, check
+
+
+def _mape(pred: np.ndarray, meas: np.ndarray) -> float:
+    ok = meas > 0
+    return float(np.mean(np.abs(pred[ok] / meas[ok] - 1))) if ok.any() else math.nan
+
+
+def trimmed_mean(values: Sequence[float], keep: float = TRIM) -> float:
+    """Mean of the smallest `keep` fraction of `values` (at least one)."""
+    v = np.sort(np.asarray(values, float))
+    return float(np.mean(v[:max(1, int(len(v) * keep))])) if len(v) else 0.0
+
+
+def fit_hops(ops: Sequence[StageOp]) -> list[StageResult]:
+    """Per hop kind (`gpu.sync_<hop>`): the trimmed mean of the fit gaps; checked as the mean
+    absolute error against the held-out gaps, relative to their mean (gaps scatter widely, so
+    a per-gap relative error would be dominated by the shortest ones)."""
+    gaps: dict[str, list[float]] = {}
+    for o in ops:
+        g = o.hop_gap
+        if o.hop in HOP_OF and g is not None:
+            gaps.setdefault(HOP_OF[o.hop], []).append(max(0.0, g))
+    out = []
+    for hop in HOPS:
+        v = gaps.get(hop, [])
+        if len(v) < 3:
+            continue
+        fit, check = split(v)
+        h = trimmed_mean(fit)
+        r = StageResult(f"hop {hop}", {f"gpu.sync_{hop}": h},
+                        f"mean of the measured {hop} hop gaps (slowest 5% left out)")
+        for name, pts in (("fit", fit), ("check", check)):
+            a = np.asarray(pts)
+            err = float(np.mean(np.abs(a - h)) / max(np.mean(a), 1e-12)) if len(a) else math.nan
+            setattr(r, f"{name}_n", len(a))
+            setattr(r, f"{name}_mape", err)
+        r.extra = {"median_s": float(np.median(v)), "p90_s": float(np.percentile(v, 90))}
+        out.append(r)
+    return out
+
+
+def size_classes(pts: Sequence[tuple[float, float]], stat: str = "mean"
+                 ) -> list[tuple[float, float, int]]:
+    """(mean bytes, mean or median seconds, count) of the points in each power-of-two size
+    class."""
+    groups: dict[int, list[tuple[float, float]]] = {}
+    for b, t in pts:
+        groups.setdefault(int(math.log2(max(b, 1.0))), []).append((b, t))
+    agg = np.mean if stat == "mean" else np.median
+    return [(float(np.mean([b for b, _ in g])), float(agg([t for _, t in g])), len(g))
+            for _, g in sorted(groups.items())]
+
+
+def fit_line(pts: Sequence[tuple[float, float]], stat: str = "mean") -> tuple[float, float]:
+    """(latency, bandwidth) of latency + bytes / bandwidth through the size classes' means
+    (or medians): relative least squares, each class weighted by the root of its count,
+    latency >= 0."""
+    bins = size_classes(pts, stat)
+    x = np.array([b[0] for b in bins])
+    y = np.array([b[1] for b in bins])
+    w = np.sqrt(np.array([b[2] for b in bins], float))
+    if len(bins) >= 2:
+        a_mat = np.stack([w / y, w * x / y], axis=1)
+        (a, k), *_ = np.linalg.lstsq(a_mat, w, rcond=None)
+        if a >= 0 and k > 0:
+            return float(a), float(1 / k)
+        if a > 0:  # no growth with size to be seen: a fixed cost (bandwidth beyond measuring)
+            return float(np.sum(w * w) / np.sum(w * w / y)), FLAT_BANDWIDTH
+    r = x / y  # through the origin
+    k = float(np.sum(w * w * r) / np.sum(w * w * r * r))
+    return 0.0, 1 / k
+
+
+def _line(stage: str, fields: tuple[str, str], pts: Sequence[tuple[float, float]],
+          how: str, extra_fit: Sequence[tuple[float, float]] = (), stat: str = "median"
+          ) -> StageResult | None:
+    """latency + bytes / bandwidth on (bytes, seconds) points, fitted on the fit split."""
+    if len(pts) < 3:
+        return None
+    fit, check = split(pts)
+    lat, bw = fit_line(list(fit) + list(extra_fit), stat)
+    f = Fit(lat, bw, 0.0, len(fit))
+    r = StageResult(stage, {fields[0]: f.latency, fields[1]: f.bandwidth}, how)
+    for name, sel in (("fit", fit), ("check", check)):
+        x, y = np.array([p[0] for p in sel]), np.array([p[1] for p in sel])
+        setattr(r, f"{name}_n", len(sel))
+        setattr(r, f"{name}_mape", _mape(f.latency + x / f.bandwidth, y) if len(sel) else math.nan)
+    return r
+
+
+def busy_overlap(op: StageOp, kernels: Sequence[StageOp]) -> float:
+    """Seconds of `op` during which the compute unit ran one of `kernels`."""
+    return sum(max(0.0, min(op.end, k.end) - max(op.start, k.start)) for k in kernels)
+
+
+def contention_estimate(reads: Sequence[tuple[float, float, float]]) -> float:
+    """`storage.compute_contention` from reads that overlapped compute: each (measured seconds,
+    seconds the storage model predicts alone, seconds of overlap) solved for k in
+    `sim.engine.contended`; the median over reads at least 30% overlapped, at least 1."""
+    ks = []
+    for meas, alone, busy in reads:
+        if meas <= 0 or busy < 0.3 * meas:
+            continue
+        if meas <= alone:
+            ks.append(1.0)
+        elif busy + alone - meas > 1e-12 and busy < meas:
+            ks.append(busy / (busy + alone - meas))
+        else:  # slowed over its whole length
+            ks.append(meas / alone)
+    return float(min(4.0, max(1.0, np.median(ks)))) if ks else 1.0
+
+
+def fit_storage(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: HardwareProfile,
+                microbench_reads: Sequence[tuple[float, float]]) -> list[StageResult]:
+    """Storage request latency and bandwidth, then the contention factor (see module doc)."""
+    quiet, overlapped = [], []
+    for _, ops in runs:
+        kernels = [o for o in ops if o.resource == "gpu"]
+        for o in ops:
+            if o.resource == "storage" and o.duration > 0:
+                busy = busy_overlap(o, kernels)
+                (quiet if busy < 0.1 * o.duration else overlapped).append(
+                    (o.nbytes, o.duration, busy))
+    r = _line("storage", ("storage.request_latency", "storage.read_bandwidth"),
+              [(b, d) for b, d, _ in quiet],
+              f"reads of the weight file made while no kernel ran, with {len(microbench_reads)} "
+              "replay-style microbenchmark reads: latency + bytes / bandwidth through each size "
+              "class's mean (a read's tail delays add up in a schedule)", microbench_reads,
+              "mean")
+    if r is None:
+        return []
+    spec = replace(profile.storage, request_latency=r.values["storage.request_latency"],
+                   read_bandwidth=r.values["storage.read_bandwidth"])
+    over = [(d, read_time(spec, int(b)), busy) for b, d, busy in overlapped]
+    k = contention_estimate(over)
+    n = sum(1 for m, _, busy in over if busy >= 0.3 * m)
+    c = StageResult("storage contention", {"storage.compute_contention": k},
+                    f"median slowdown of the {n} reads at least 30% overlapped by kernels "
+                    "against the storage fit (1: none seen)")
+    return [r, c]
+
+
+def fit_kernels(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: HardwareProfile,
+                hops: dict[str, float]) -> StageResult | None:
+    """Launch overhead, compute efficiency, compute/memory overlap and the kernel hop (see
+    module doc); returns the result with per-op-kind check errors in `extra`."""
+    items = []
+    for s, ops in runs:
+        loc = {t: st.dst for st in s.steps if isinstance(st, Load) for t in st.tensors}
+        for o in ops:
+            if o.resource == "gpu":
+                items.append((s.steps[o.step], s.tensor_bytes, loc, o))
+    if len(items) < 3:
+        return None
+    fit, check = split(items)
+    base_hop = hops.get("kernel<-load", 0.0)
+    best: tuple | None = None
+    cache: dict[tuple[float, float], np.ndarray] = {}
+
+    def roofline(o: float, eff: float, sel: Sequence) -> np.ndarray:
+        p = replace(profile, gpu=replace(profile.gpu, compute_memory_overlap=o,
+                                         compute_efficiency=eff, kernel_launch_overhead=0.0))
+        hw = HardwareModel(p)
+        return np.array([hw.compute_time(st, tb, loc) for st, tb, loc, _ in sel])
+
+    for f in KERNEL_HOP_GRID:  # the shape with the least mean relative error
+        hk = dict(hops, **{"kernel<-load": base_hop * f})
+        meas = np.array([o.effective(hk) for *_, o in fit])
+        for o in OVERLAP_GRID:
+            for eff in EFFICIENCY_GRID:
+                if (o, eff) not in cache:
+                    cache[(o, eff)] = roofline(o, eff, fit)
+                base = cache[(o, eff)]
+                for c in np.percentile(meas - base, (10, 20, 30, 40, 50, 60)):
+                    c = max(0.0, float(c))
+                    err = _mape(c + base, meas)
+                    if best is None or err < best[0]:
+                        best = (err, o, eff, c, base_hop * f)
+    assert best is not None
+    err, o, eff, c, hop = best
+    r = StageResult("kernels", {"gpu.compute_memory_overlap": o, "gpu.compute_efficiency": eff,
+                                "gpu.kernel_launch_overhead": c, "gpu.sync_kernel": hop},
+                    "effective kernel times (profiling event + launch gap): grid search over "
+                    "compute/memory overlap, compute efficiency and the kernel hop (least mean "
+                    "relative error), launch overhead from percentiles of the residual",
+                    len(fit), err)
+    hk = dict(hops, **{"kernel<-load": hop})
+    pred = c + roofline(o, eff, check)
+    meas = np.array([x.effective(hk) for *_, x in check])
+    r.check_n, r.check_mape = len(check), _mape(pred, meas)
+    kinds: dict[str, list[float]] = {}
+    for (st, *_), p, m in zip(check, pred, meas, strict=True):
+        if m > 0:
+            kinds.setdefault(st.kind, []).append(abs(p / m - 1))
+    r.extra = {"check_by_kind": {k: (float(np.mean(v)), len(v)) for k, v in kinds.items()}}
+    return r
+
+
+def fit_all(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: HardwareProfile,
+            microbench_reads: Sequence[tuple[float, float]] = ()) -> list[StageResult]:
+    """Every stage in turn (hops first: the others' readiness depends on them)."""
+    results = fit_hops([o for _, ops in runs for o in ops])
+    p = _with(profile, {k: v for r in results for k, v in r.values.items()})
+    results += fit_storage(runs, p, microbench_reads)
+    copies = [(o.nbytes, o.duration) for _, ops in runs for o in ops if o.resource == "copy"]
+    r = _line("copy", ("transfer.host_to_gpu_latency", "transfer.host_to_gpu_bandwidth"), copies,
+              "copy durations (profiling events): latency + bytes / bandwidth through each size "
+              "class's median")
+    if r:
+        results.append(r)
+    tr = [(o.nbytes, o.duration) for _, ops in runs for o in ops if o.resource == "transform"]
+    r = _line("transform", ("transfer.transform_latency", "transfer.transform_bandwidth"), tr,
+              "buffer->image transform durations (profiling events): latency + bytes / "
+              "bandwidth through each size class's median")
+    if r:
+        results.append(r)
+    p = _with(p, {k: v for r in results for k, v in r.values.items()})
+    k = fit_kernels(runs, p, hop_latencies(p))
+    if k:
+        results.append(k)
+    return results
+
+
+def _with(profile: HardwareProfile, values: dict[str, Any]) -> HardwareProfile:
+    """`profile` with some dotted fields replaced."""
+    secs: dict[str, dict[str, Any]] = {}
+    for path, v in values.items():
+        sec, name = path.split(".", 1)
+        secs.setdefault(sec, {})[name] = v
+    return replace(profile, **{sec: replace(getattr(profile, sec), **kw)
+                               for sec, kw in secs.items()})
