@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, str] = {
     "sweep": "experiments.cli_sweep:sweep",
     "plot": "experiments.cli_sweep:plot",
     "capacity": "experiments.cli_sweep:capacity",
+    "tune": "experiments.cli_tune:tune",
+    "report": "experiments.cli_report:report",
     "validate": "validate.cli:validate",
 }
 

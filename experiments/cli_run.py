@@ -106,7 +106,8 @@ def summary_lines(m: Any) -> list[str]:
 @click.option("--runtime-set", "runtime_overrides", multiple=True,
               help="runtime override key=value, e.g. weights.holding=mmap")
 @click.option("--budget", help="memory budget, e.g. 512MiB (default: unlimited)")
-@click.option("--dtype", default="fp16", show_default=True, help="fp32 | fp16 | int8 | int4")
+@click.option("--dtype", default="fp16", show_default=True, help="weight format (fp16, int8, int4, q4_0, q8_0, q4_k, awq-g128, fp8, ...) or mixed "
+                   "precision per layer group, e.g. 'q4_0,lm_head=q6_k'")
 @click.option("--set", "overrides", multiple=True, help="profile override key=value")
 @click.option("--option", "options", multiple=True, help="policy option key=value (depth=3)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")

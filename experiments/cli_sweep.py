@@ -37,8 +37,11 @@ def format_table(rows: list[list[str]]) -> str:
               help="show a progress bar on stderr")
 @click.option("--plots/--no-plots", default=True, show_default=True,
               help="write tradeoff.png and tradeoff.svg into the results directory")
+@click.option("--report", "html_report", is_flag=True,
+              help="also write report.html (interactive, needs plotly) into the results directory")
 def sweep(spec_ref: str, out_dir: str, workers: int | None, scheduler: str | None,
-          dask_timeout: float, retry_errors: bool, progress: bool, plots: bool) -> None:
+          dask_timeout: float, retry_errors: bool, progress: bool, plots: bool,
+          html_report: bool) -> None:
     """Run every run of a sweep spec not yet stored in OUT, then plot and summarise.
 
     SPEC is a YAML file or the name of a built-in spec ('default'). Re-running the same
@@ -88,6 +91,10 @@ def sweep(spec_ref: str, out_dir: str, workers: int | None, scheduler: str | Non
                    f"{out_dir}; --no-retry keeps them)", err=True)
     if plots:
         _write_plots(df, Path(out_dir), spec.name, fresh=out.executed > 0)
+    if html_report and not df.empty:
+        from experiments.report import write_report
+
+        click.echo(f"Report: {write_report(out_dir, Path(out_dir) / 'report.html')}")
 
 
 def _quiet_dask_logs() -> None:
@@ -143,7 +150,9 @@ def plot(results_dir: str, kind: str, out_file: str | None, title: str | None) -
 @click.option("--latency-target", required=True, help="latency to meet, e.g. 50ms")
 @click.option("--runtime", "runtime_ref", default="ideal", show_default=True,
               help="runtime profile name or YAML file")
-@click.option("--dtype", default="fp16", show_default=True, help="fp32 | fp16 | int8 | int4")
+@click.option("--dtype", default="fp16", show_default=True,
+              help="weight format (fp16, int8, int4, q4_0, q8_0, q4_k, awq-g128, fp8, ...) or mixed "
+                   "precision per layer group, e.g. 'q4_0,lm_head=q6_k'")
 @click.option("--set", "overrides", multiple=True, help="profile override key=value")
 @click.option("--option", "options", multiple=True,
               help="policy option key=value (applied to every policy that has it)")

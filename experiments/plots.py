@@ -21,7 +21,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from experiments.errors import ExperimentError
 from experiments.store import is_error
@@ -308,5 +308,38 @@ def plot_gantt(trace: Any, path: str | Path, title: str | None = None) -> Path:
     mem.set_xlim(0, end * 1.01 if end > 0 else 1)
     if title:
         ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_convergence(curves: pd.DataFrame, path: str | Path, spec: Any) -> Path:
+    """Best feasible objective found (or hypervolume, for several objectives) versus the
+    number of evaluations, for the sampler's search and the equal-budget grid."""
+    path = check_image_path(path)
+    fig = Figure(figsize=(6.4, 3.8))
+    ax = fig.subplots()
+    styles = {"search": ("#2ca02c", "-", spec.sampler), "grid": ("#7f7f7f", "--", "grid")}
+    for search, g in curves.groupby("search", sort=False):
+        color, ls, label = styles.get(str(search), ("#1f77b4", "-", str(search)))
+        g = g.sort_values("evaluation")
+        y = g["best"].astype(float)
+        metric = spec.objectives[0].metric
+        if not spec.multi and metric.endswith("_s"):
+            y = y * 1e3
+        elif not spec.multi and metric.endswith("_bytes"):
+            y = y / MIB
+        ax.step(g["evaluation"], y, where="post", color=color, ls=ls, lw=1.6, label=label)
+    if spec.multi:
+        ax.set_ylabel("hypervolume of feasible trials (higher is better)", fontsize=8)
+    else:
+        o = spec.objectives[0]
+        unit = " (ms)" if o.metric.endswith("_s") else " (MiB)" if o.metric.endswith("_bytes") else ""
+        ax.set_ylabel(f"best {o.metric}{unit} ({o.direction})", fontsize=8)
+    ax.set_xlabel("evaluations", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=8, frameon=False)
+    ax.set_title(f"tune {spec.name}: best found vs evaluations", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)

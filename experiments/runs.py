@@ -190,8 +190,10 @@ def budget_groups(spec: SweepSpec) -> list[BudgetGroup]:
             for d in spec.dtypes]
 
 
-def execute_run(run: RunSpec) -> dict[str, Any]:
-    """Plan and simulate one run; any failure becomes the row's `error`, never an exception."""
+def execute_run(run: RunSpec, workloads: dict[tuple[str, str], Any] | None = None) -> dict[str, Any]:
+    """Plan and simulate one run; any failure becomes the row's `error`, never an exception.
+    `workloads` is a caller-owned cache of built workloads (by workload ref and dtype), for
+    callers that run many configurations of one workload (tune workers)."""
     from sim import plan, simulate
 
     t0 = time.perf_counter()
@@ -199,7 +201,12 @@ def execute_run(run: RunSpec) -> dict[str, Any]:
     error: str | None = None
     lb: float | None = None
     try:
-        wl = load_workload(run.workload, run.dtype)
+        cache_key = (json.dumps(run.workload.to_dict(), sort_keys=True), run.dtype)
+        wl = workloads.get(cache_key) if workloads is not None else None
+        if wl is None:
+            wl = load_workload(run.workload, run.dtype)
+            if workloads is not None:
+                workloads[cache_key] = wl
         prof = load_profile_ref(run.profile)
         rt = load_runtime_ref(run.runtime)
         sched = plan(run.policy.name, wl, prof, run.budget_bytes, rt, **dict(run.policy.options))
@@ -241,3 +248,29 @@ def _lower_bound(wl: Any, prof: Any, budget: int | None, runtime: Any = None) ->
         return float(lower_bound(wl, prof, budget, runtime=runtime))
     except Exception:
         return None
+
+
+def run_of_row(row: Any) -> RunSpec:
+    """The RunSpec of a stored results row (sweep or tune), from its input columns, so a run
+    can be simulated again (e.g. for its Gantt timeline)."""
+    import pandas as pd
+
+    from experiments.spec import PolicyRef, ProfileRef, WorkloadRef
+
+    def get(k: str) -> Any:
+        v = row.get(k)
+        return None if v is None or (not isinstance(v, list | tuple) and pd.isna(v)) else v
+
+    w = WorkloadRef(str(get("workload_kind")), str(get("workload_ref")), str(get("model")),
+                    tuple(sorted(json.loads(get("workload_args") or "{}").items())))
+    p = ProfileRef(str(get("profile_name")), str(get("profile")),
+                   tuple(json.loads(get("profile_overrides") or "[]")))
+    pol = PolicyRef(str(get("policy_name")), str(get("policy")),
+                    tuple(sorted(json.loads(get("policy_options") or "{}").items())))
+    rt = IDEAL_REF
+    if get("runtime_name") is not None:
+        rt = ProfileRef(str(get("runtime_name")), str(get("runtime") or get("runtime_name")),
+                        tuple(json.loads(get("runtime_overrides") or "[]")))
+    budget = get("budget_bytes")
+    return RunSpec(w, p, pol, str(get("dtype")), None if budget is None else int(budget),
+                   bool(get("auto_budget") or False), rt, str(get("series") or ""))

@@ -16,7 +16,7 @@ message that names the key and the valid choices, not after an hour of simulatio
       - {name: pipeline, options: {depth: 2}}
       - {name: flashmem, runtime: flashmem}  # a policy pinned to one runtime
     budgets: {auto: 6}                       # or a list: [64MiB, 256MiB, unlimited]
-    dtypes: [fp16]
+    dtypes: [fp16, q4_0, "q4_0,lm_head=q6_k"]   # weight formats or mixed precision
 """
 
 from __future__ import annotations
@@ -370,16 +370,27 @@ def _budgets(data: Mapping[str, Any]) -> Budgets:
 
 
 def _dtypes(data: Mapping[str, Any]) -> tuple[str, ...]:
-    from workloads.model import DTYPE_BITS
+    """Weight formats or mixed precisions ('q4_0,lm_head=q6_k', or a mapping with 'base'),
+    in canonical form."""
+    from workloads.formats import list_formats
+    from workloads.model import WorkloadError
+    from workloads.precision import parse_precision
 
     items = _axis(data, "dtypes", required=False) if "dtypes" in data else list(DEFAULT_DTYPES)
     if not items:
-        raise ExperimentError("'dtypes' is empty; give at least one of " + ", ".join(DTYPE_BITS))
+        raise ExperimentError("'dtypes' is empty; give at least one of "
+                              + ", ".join(list_formats(examples=True)))
+    out = []
     for d in items:
-        if not isinstance(d, str) or d not in DTYPE_BITS:
-            raise ExperimentError(f"unknown dtype {d!r} in 'dtypes'{_hint(str(d), list(DTYPE_BITS))}; "
-                                  f"valid dtypes: {', '.join(DTYPE_BITS)}")
-    return tuple(dict.fromkeys(str(d) for d in items))
+        if not isinstance(d, str):
+            raise ExperimentError(f"bad entry {d!r} in 'dtypes': expected a format name such as "
+                                  "fp16 or q4_0")
+        try:
+            out.append(parse_precision(d).name)
+        except WorkloadError as exc:
+            hint = _hint(str(d), list_formats(examples=True)) if isinstance(d, str) else ""
+            raise ExperimentError(f"bad entry {d!r} in 'dtypes'{hint}: {exc}") from None
+    return tuple(dict.fromkeys(out))
 
 
 def _unique(labels: list[str], what: str) -> None:

@@ -27,7 +27,7 @@ import simpy
 from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
 from hwprofiles.units import format_bytes, format_time
-from sim.hardware import IDEAL, HardwareModel
+from sim.hardware import IDEAL, HardwareModel, unstated_formats
 from sim.memory import PRIO_COMPUTE, PRIO_LOAD, Activations, MemoryPool
 from sim.metrics import Metrics
 from sim.pagecache import PageCache
@@ -458,7 +458,7 @@ def simulate(schedule: Schedule, profile: HardwareProfile, *, budget: int | None
         compute_s=r.compute_s, gpu_stall_s=r.stall,
         utilisation={k: (v / latency if latency > 0 else 0.0) for k, v in r.busy.items()},
         energy_j=energy, sim_events=r.env.scheduled, steps=len(schedule.steps),
-        meta=dict(schedule.meta),
+        meta=_meta(schedule, runtime),
         runtime=runtime.name, init_s=init,
         exec_s=(inv_end[0] - init) if inv_end else 0.0,
         init_breakdown_s=init_breakdown(r.stages, init),
@@ -472,6 +472,17 @@ def simulate(schedule: Schedule, profile: HardwareProfile, *, budget: int | None
     trace = Trace(sorted(r.intervals, key=lambda i: (i.start, i.resource, i.step)),
                   list(r.pool.timeline), "sim")
     return SimResult(metrics, trace)
+
+
+def _meta(schedule: Schedule, runtime: RuntimeProfile) -> dict[str, object]:
+    """The schedule's metadata, plus the quantized formats the runtime states no kernel
+    efficiency for (they ran at its op-class efficiency alone)."""
+    meta = dict(schedule.meta)
+    if not runtime.is_neutral:
+        unstated = unstated_formats(runtime, (s for s in schedule.steps if isinstance(s, Compute)))
+        if unstated:
+            meta["runtime_unstated_formats"] = ", ".join(unstated)
+    return meta
 
 
 def init_breakdown(stages: list[tuple[str, float, float]], init: float) -> dict[str, float]:

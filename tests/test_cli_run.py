@@ -55,7 +55,8 @@ def test_infeasible_budget_names_the_smallest_feasible_budget():
     (["--profile", "pixel-99", "--policy", "pipeline"], ["pixel-99", "valid profiles"]),
     (["--policy", "warp"], ["warp", "valid policies", "pipeline"]),
     (["--policy", "pipeline", "--budget", "12 parsecs"], ["12 parsecs", "valid units"]),
-    (["--policy", "pipeline", "--dtype", "fp8"], ["fp8", "fp16"]),
+    (["--policy", "pipeline", "--dtype", "fp6"], ["fp6", "fp16", "q4_0", "awq-gN"]),
+    (["--policy", "pipeline", "--dtype", "q4_0,head=q8_0"], ["head", "lm_head", "ffn"]),
 ])
 def test_bad_input_exits_2_with_choices(args, words):
     r = invoke(*args)

@@ -24,7 +24,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from workloads.model import Model, WorkloadError, check_dtype
+from workloads.formats import GROUP_SIZES
+from workloads.model import Model, WorkloadError
+from workloads.precision import parse_precision
 from workloads.zoo.layers import ACT_FLOPS, GraphBuilder
 from workloads.zoo.llm import LMConfig, decoder_lm
 from workloads.zoo.transformer import (
@@ -233,7 +235,7 @@ def load_hf_config(path_or_dict: str | Path | Mapping[str, Any], dtype: str = "f
                    name: str | None = None, tokens: int = 128) -> Model:
     """A Model from a config.json (path, folder or dict); `tokens` for text models (the
     encoder's and the decoder's tokens for T5; the decoder's for Whisper)."""
-    check_dtype(dtype)
+    prec = parse_precision(dtype)
     cfg = read_config(path_or_dict)
     check_input(cfg)
     mt = check_family(cfg)
@@ -249,11 +251,16 @@ def load_hf_config(path_or_dict: str | Path | Mapping[str, Any], dtype: str = "f
         method = quant.get("quant_method", "?")
         bits = quant.get("bits") or quant.get("w_bit") or ("4/8" if method == "bitsandbytes"
                                                            else "?")
+        group = quant.get("group_size") or quant.get("q_group_size")
+        hint = (f"{method}-g{group}" if method in ("awq", "gptq") and bits == 4
+                and group in GROUP_SIZES else "int4 or int8")
         warnings.append(f"the checkpoint is quantized ({method}, {bits} bits): the config gives "
-                        f"the unpacked shapes; weights are built in {dtype} (pass --dtype int4 "
-                        "or int8 to match the stored bytes)")
+                        f"the unpacked shapes; weights are built in {prec.name} (pass --dtype "
+                        f"{hint} to match the stored bytes)")
     try:
-        model = BUILDERS[mt](_Fields(cfg, warnings), name, dtype, tokens)
+        model = BUILDERS[mt](_Fields(cfg, warnings), name, prec.base, tokens)
+        if prec.mixed:
+            model = model.with_dtype(prec.name)
     except (TypeError, ValueError, KeyError) as exc:
         if isinstance(exc, WorkloadError):
             raise
