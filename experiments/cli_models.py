@@ -138,7 +138,10 @@ def import_cmd(file: Path, dtype: str | None, dims: tuple[str, ...], branches: t
     from workloads.model import WorkloadError
     from workloads.model_file import load_model_file
     from workloads.onnx_import import parse_dims
+    from workloads.precision import parse_precision
 
+    if dtype is not None:
+        parse_precision(dtype)  # a bad --dtype is reported before the file is read
     picks: dict[str, str] = {}
     for b in branches:
         node, _, which = b.rpartition("=")

@@ -172,7 +172,7 @@ for cmd, args in (("run", RUN[:1]), ("capacity", CAP[:1])):
                                     "snapdragon-8-gen-3", "--policy", "warp",
                                     *pol[2:]], r"warp.*valid policies")
     case("names", f"{cmd}-dtype", [*args, "--model", "mobilenetv2", "--profile",
-                                   "snapdragon-8-gen-3", *pol, "--dtype", "fp8"], r"fp8.*fp16")
+                                   "snapdragon-8-gen-3", *pol, "--dtype", "fp6"], r"fp6.*fp16")
     case("names", f"{cmd}-model-and-workload", [*args, "--model", "gpt2", "--workload",
                                                 "camera-app", "--profile", "snapdragon-8-gen-3",
                                                 *pol], r"exactly one of --model")
@@ -195,7 +195,7 @@ case("names", "workload-llm-pattern-on-cnn", ["run", "--workload", "resnet50-p8-
                                               "--profile", "snapdragon-8-gen-3", "--policy",
                                               "sequential"], r"resnet50-p8-d8")
 case("names", "models-show", ["models", "show", "resnet-5"], r"resnet-5.*resnet50")
-case("names", "models-show-dtype", ["models", "show", "gpt2", "--dtype", "fp8"], r"fp8")
+case("names", "models-show-dtype", ["models", "show", "gpt2", "--dtype", "fp6"], r"fp6")
 case("names", "models-list-dtype", ["models", "list", "--dtype", "int3"], r"int3")
 case("names", "models-unknown-cmd", ["models", "frobnicate"], r"frobnicate")
 case("names", "profiles-show", ["profiles", "show", "pixel-99"], r"pixel-99.*valid profiles")
@@ -504,7 +504,7 @@ for name, (content, expect) in ONNX_DEFECTS.items():
 case("onnx", "folder", ["models", "import", "d.onnx"], r"d.onnx", {"d.onnx/x": "x"})
 case("onnx", "wrong-extension", ["models", "import", "m.txt"], r"expected a .onnx file",
      {"m.txt": "x"})
-case("onnx", "dtype", ["models", "import", "m.onnx", "--dtype", "fp8"], r"fp8",
+case("onnx", "dtype", ["models", "import", "m.onnx", "--dtype", "fp6"], r"fp6",
      {"m.onnx": b"x"})
 
 # --- Hugging Face config.json -------------------------------------------------------------------
@@ -587,7 +587,7 @@ SCHEDULE_DEFECTS: dict[str, tuple[object, str]] = {
     "compute-twice": (sched(step(4, op="l0", weights=["m/w1"])), r"computed twice"),
     "invocation-range": (sched(step(1, invocation=3)), r"invocation 3 out of range"),
     "invocation-neg": (sched(step(1, invocation=-1)), r"steps\[1\]\.invocation"),
-    "dtype-unknown": (sched(step(1, dtype="fp8")), r"unknown dtype 'fp8'"),
+    "dtype-unknown": (sched(step(1, dtype="fp6")), r"unknown dtype .fp6."),
     "path-unknown": (sched(step(0, path="teleport")), r"unknown path 'teleport'"),
     "dst-unknown": (sched(step(0, dst="disk")), r"unknown destination 'disk'"),
     "id-wrong": (sched(step(2, id=7)), r"has id 7"),
@@ -657,8 +657,8 @@ SPEC_DEFECTS: dict[str, tuple[object, str]] = {
     "policy-key": (spec(policies=[{"name": "pipeline", "opts": {}}]), r"unknown key 'opts'"),
     "duplicate-labels": (spec(policies=["sequential", "sequential"]),
                          r"duplicate policy labels"),
-    "dtype-unknown": (spec(dtypes=["fp8"]), r"unknown dtype 'fp8'"),
-    "dtype-list": (spec(dtypes=[["fp16"]]), r"unknown dtype"),
+    "dtype-unknown": (spec(dtypes=["fp6"]), r"fp6"),
+    "dtype-list": (spec(dtypes=[["fp16"]]), r"expected a format name"),
     "dtypes-empty": (spec(dtypes=[]), r"'dtypes' is empty"),
     "duplicate-key": (spec() + "name: again\n", r"twice"),
     "list": ("- a\n- b\n", r"must be a mapping"),
