@@ -457,7 +457,8 @@ def run_tune(spec: TuneSpec, out_dir: str | Path, storage: str | None = None,
     for study in studies.values():
         optuna_fail_stale(study)
         fail_unstarted(spec, study)
-    runner = make_runner(workers, scheduler)
+    # with a Dask scheduler, `workers` is how many trial loops share the study on the cluster
+    runner = make_runner(None if scheduler else workers, scheduler)
     executed: dict[str, int] = {}
     try:
         for search in studies:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import ScheduleError
-from workloads.model import DTYPE_BITS
+from workloads.formats import FormatError, get_format
 
 PATHS = ("direct", "via_buffer")
 # meta entries that are wall-clock measurements of planning, not properties of the plan
@@ -399,9 +399,10 @@ def validate_schedule(s: Schedule, expected_ops: dict[int, Iterable[str]] | None
                 raise ScheduleError(f"step {pos}: op {step.op!r} of invocation {step.invocation} "
                                     "is computed twice")
             done.add(key)
-            if step.dtype not in DTYPE_BITS:
-                raise ScheduleError(f"step {pos} (compute {step.op}): unknown dtype "
-                                    f"{step.dtype!r}; valid dtypes: {', '.join(DTYPE_BITS)}")
+            try:
+                get_format(step.dtype)
+            except FormatError as exc:
+                raise ScheduleError(f"step {pos} (compute {step.op}): {exc}") from None
             for attr in ("flops", "input_bytes", "output_bytes", "workspace_bytes", "state_bytes"):
                 if getattr(step, attr) < 0:
                     raise ScheduleError(f"step {pos} (compute {step.op}): negative {attr}")

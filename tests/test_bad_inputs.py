@@ -587,7 +587,7 @@ SCHEDULE_DEFECTS: dict[str, tuple[object, str]] = {
     "compute-twice": (sched(step(4, op="l0", weights=["m/w1"])), r"computed twice"),
     "invocation-range": (sched(step(1, invocation=3)), r"invocation 3 out of range"),
     "invocation-neg": (sched(step(1, invocation=-1)), r"steps\[1\]\.invocation"),
-    "dtype-unknown": (sched(step(1, dtype="fp6")), r"unknown dtype .fp6."),
+    "dtype-unknown": (sched(step(1, dtype="fp6")), r"unknown format .fp6."),
     "path-unknown": (sched(step(0, path="teleport")), r"unknown path 'teleport'"),
     "dst-unknown": (sched(step(0, dst="disk")), r"unknown destination 'disk'"),
     "id-wrong": (sched(step(2, id=7)), r"has id 7"),
