@@ -382,9 +382,9 @@ def _dtypes(data: Mapping[str, Any]) -> tuple[str, ...]:
                               + ", ".join(list_formats(examples=True)))
     out = []
     for d in items:
-        if not isinstance(d, str):
+        if not isinstance(d, str | Mapping):
             raise ExperimentError(f"bad entry {d!r} in 'dtypes': expected a format name such as "
-                                  "fp16 or q4_0")
+                                  "fp16 or q4_0, or a mapping {base: q4_0, lm_head: q8_0}")
         try:
             out.append(parse_precision(d).name)
         except WorkloadError as exc:
