@@ -7,6 +7,7 @@ files, impossible budgets) are printed as one clear message with exit code 2, ne
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -21,6 +22,8 @@ SUBCOMMANDS: dict[str, str] = {
     "sweep": "experiments.cli_sweep:sweep",
     "plot": "experiments.cli_sweep:plot",
     "capacity": "experiments.cli_sweep:capacity",
+    "tune": "experiments.cli_tune:tune",
+    "report": "experiments.cli_report:report",
     "validate": "validate.cli:validate",
 }
 
@@ -59,6 +62,12 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except user_errors() as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except OSError as exc:  # a file operation no command anticipated: still one line
+            if exc.errno == errno.EPIPE:
+                raise
+            where = f" {exc.filename}" if exc.filename else ""
+            click.echo(f"error: cannot access{where}: {exc.strerror or exc}", err=True)
             sys.exit(2)
 
 

@@ -11,7 +11,8 @@ from rich.table import Table
 
 from hwprofiles.units import format_bytes
 
-DTYPES = click.Choice(["fp32", "fp16", "int8", "int4"])
+DTYPE_HELP = ("weight format (fp16, int4, q4_0, q8_0, q4_k, awq-g128, fp8, ...) or mixed "
+              "precision per layer group, e.g. 'q4_0,lm_head=q6_k'")
 
 
 def _console() -> Console:
@@ -23,9 +24,10 @@ def _count(n: int) -> str:
     return f"{n / 1e9:.3f}B" if n >= 1e9 else f"{n / 1e6:.2f}M"
 
 
-def print_summary(model, top: int) -> None:
-    """Totals, then the largest tensors and layers (which set the smallest streaming budget)."""
-    from workloads.summary import summarize
+def print_summary(model, top: int, formats: bool = True) -> None:
+    """Totals, then the largest tensors and layers (which set the smallest streaming budget),
+    the bytes per layer group and, with `formats`, the weight bytes in every format."""
+    from workloads.summary import format_sizes, group_sizes, summarize
 
     s = summarize(model, top)
     con = _console()
@@ -58,6 +60,21 @@ def print_summary(model, top: int) -> None:
     for name, kind, wbytes, flops in s.largest_layers:
         t.add_row(name, kind, format_bytes(wbytes), f"{flops / 1e9:.3f}")
     con.print(t)
+    t = Table(title="weights by layer group", title_justify="left")
+    for col in ("group", "params", "format", "bytes"):
+        t.add_column(col, justify="right" if col in ("params", "bytes") else "left")
+    for group, params, fmts, nbytes in group_sizes(model):
+        t.add_row(group, _count(params), fmts, format_bytes(nbytes))
+    con.print(t)
+    if formats:
+        t = Table(title="weight bytes per format (every layer in it; 1-D tensors stay fp16; "
+                        "scales, zero points and indices included)", title_justify="left")
+        for col in ("format", "family", "bits/param", "bytes"):
+            t.add_column(col, justify="left" if col in ("format", "family") else "right")
+        for f in format_sizes(model):
+            t.add_row(f.format, f.family, f"{f.bits_per_param:.3f}",
+                      f"{format_bytes(f.weight_bytes)} ({f.weight_bytes:,})")
+        con.print(t)
 
 
 @click.group()
@@ -66,8 +83,7 @@ def models() -> None:
 
 
 @models.command("list")
-@click.option("--dtype", type=DTYPES, default="fp16", show_default=True,
-              help="dtype for the size column")
+@click.option("--dtype", default="fp16", show_default=True, help=DTYPE_HELP)
 def list_cmd(dtype: str) -> None:
     """One row per zoo model: family, params, size in DTYPE, GFLOPs of one inference."""
     from workloads.zoo import ZOO, get_model
@@ -87,10 +103,10 @@ def list_cmd(dtype: str) -> None:
 
 @models.command("show")
 @click.argument("name")
-@click.option("--dtype", type=DTYPES, default="fp16", show_default=True)
+@click.option("--dtype", default="fp16", show_default=True, help=DTYPE_HELP)
 @click.option("--top", default=5, show_default=True, help="how many tensors / layers to list")
 def show(name: str, dtype: str, top: int) -> None:
-    """Totals and largest tensors / layers of zoo model NAME."""
+    """Totals, largest tensors / layers, bytes per layer group and per format of model NAME."""
     from workloads.zoo import get_model
 
     print_summary(get_model(name, dtype), top)
@@ -98,8 +114,9 @@ def show(name: str, dtype: str, top: int) -> None:
 
 @models.command("import")
 @click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
-@click.option("--dtype", type=DTYPES, default=None,
-              help="convert weights to this dtype (default: as stored / fp16 for configs)")
+@click.option("--dtype", default=None,
+              help="convert weights to this format or mixed precision (default: as stored / "
+                   "fp16 for configs)")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=VALUE",
               help="ONNX: value of a symbolic input dim, e.g. --dim height=640 (repeatable; "
                    "INPUT:AXIS=VALUE for an unnamed dim)")
@@ -121,7 +138,10 @@ def import_cmd(file: Path, dtype: str | None, dims: tuple[str, ...], branches: t
     from workloads.model import WorkloadError
     from workloads.model_file import load_model_file
     from workloads.onnx_import import parse_dims
+    from workloads.precision import parse_precision
 
+    if dtype is not None:
+        parse_precision(dtype)  # a bad --dtype is reported before the file is read
     picks: dict[str, str] = {}
     for b in branches:
         node, _, which = b.rpartition("=")

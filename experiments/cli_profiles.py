@@ -8,6 +8,7 @@ group, which prints `error: ...` and exits 2; `check` instead lists every proble
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -80,14 +81,19 @@ def check_cmd(file: str) -> None:
     """Check profile FILE; list every problem (field, expected, found); exit 1 if any."""
     problems = check_file(file)
     if not problems:
-        click.echo(f"OK: {file}")
+        name = load_profile(file).name
+        stem = Path(file).stem
+        note = (f" (named {name!r}, not {stem!r} like its file: results are labelled {name!r})"
+                if name != stem else "")
+        click.echo(f"OK: {file}{note}")
         return
     print_problems(file, problems)
     sys.exit(1)
 
 
 def print_problems(file: str, problems: list[str]) -> None:
-    """The `check` listing: one line per problem (field, expected, found)."""
-    click.echo(f"{file}: {len(problems)} problem(s)")
+    """The `check` listing: an `error:` line, then one line per problem (field, expected,
+    found)."""
+    click.echo(f"error: {file}: {len(problems)} problem(s)")
     for problem in problems:
         click.echo(f"  - {problem}")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+import time
 from typing import Any
 
 import click
 import yaml
 
+from experiments.outputs import check_output, write_output
 from hwprofiles.units import format_bytes, format_time, parse_bytes
 
 # sim.ENGINES (kept here so `--help` does not import the simulator)
@@ -19,11 +22,18 @@ def parse_options(items: tuple[str, ...]) -> dict[str, Any]:
     """`key=value` policy options; values parsed as YAML scalars (3, auto, true)."""
     out: dict[str, Any] = {}
     for item in items:
-        if "=" not in item:
+        if "=" not in item or not item.split("=", 1)[0].strip():
             raise click.BadParameter(f"{item!r} must look like key=value, e.g. depth=3",
                                      param_hint="--option")
         k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        try:
+            value = yaml.safe_load(v)
+        except yaml.YAMLError:
+            value = v  # not a YAML scalar: the policy checks the text
+        if isinstance(value, float) and not math.isfinite(value):
+            raise click.BadParameter(f"{item!r}: {k.strip()} must be a finite number",
+                                     param_hint="--option")
+        out[k.strip()] = value
     return out
 
 
@@ -34,6 +44,20 @@ def resolve(model: str | None, workload: str | None, dtype: str):
     if bool(model) == bool(workload):
         raise click.UsageError("give exactly one of --model NAME or --workload NAME")
     return resolve_workload(model or workload, dtype)
+
+
+def _refuse_with_schedule(model: str | None, workload: str | None, options: tuple[str, ...],
+                          dtype: str) -> None:
+    """A saved schedule fixes the workload, its dtype and the policy's options: options that
+    would choose them again are refused rather than silently ignored."""
+    given = [name for name, v in (("--model", model), ("--workload", workload),
+                                  ("--option", options)) if v]
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("dtype") is not click.core.ParameterSource.DEFAULT:
+        given.append("--dtype")
+    if given:
+        raise click.UsageError(f"{', '.join(given)} cannot be used with --schedule: the saved "
+                               "schedule fixes the workload, dtype and policy options")
 
 
 def _split(parts: dict[str, Any]) -> str:
@@ -81,13 +105,14 @@ def summary_lines(m: Any) -> list[str]:
 @click.option("--model", help="zoo model name (one inference)")
 @click.option("--workload", help="scenario name, e.g. llama-3.2-1b-p128-d32")
 @click.option("--profile", "profile_ref", required=True, help="profile name or YAML file")
-@click.option("--policy", required=True, help="preload | sequential | pipeline | flashmem")
+@click.option("--policy", help="preload | sequential | pipeline | flashmem (not with --schedule)")
 @click.option("--runtime", "runtime_ref", default="ideal", show_default=True,
               help="runtime profile name or YAML file (`weightstream runtimes list`)")
 @click.option("--runtime-set", "runtime_overrides", multiple=True,
               help="runtime override key=value, e.g. weights.holding=mmap")
 @click.option("--budget", help="memory budget, e.g. 512MiB (default: unlimited)")
-@click.option("--dtype", default="fp16", show_default=True, help="fp32 | fp16 | int8 | int4")
+@click.option("--dtype", default="fp16", show_default=True, help="weight format (fp16, int8, int4, q4_0, q8_0, q4_k, awq-g128, fp8, ...) or mixed "
+                   "precision per layer group, e.g. 'q4_0,lm_head=q6_k'")
 @click.option("--set", "overrides", multiple=True, help="profile override key=value")
 @click.option("--option", "options", multiple=True, help="policy option key=value (depth=3)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
@@ -102,39 +127,63 @@ def summary_lines(m: Any) -> list[str]:
                    "refuse those; simpy: always the engine")
 @click.option("--schedule", "schedule_path", type=click.Path(dir_okay=False),
               help="simulate a saved schedule instead of planning one")
-def run(model: str | None, workload: str | None, profile_ref: str, policy: str,
+@click.option("--timings", is_flag=True,
+              help="add wall-clock planning times ('timing' in --json, meta of --save-schedule);"
+                   " without it the output is byte-identical between runs")
+def run(model: str | None, workload: str | None, profile_ref: str, policy: str | None,
         runtime_ref: str, runtime_overrides: tuple[str, ...], budget: str | None, dtype: str,
         overrides: tuple[str, ...], options: tuple[str, ...],
         as_json: bool, trace_path: str | None, gantt_path: str | None,
-        save_schedule: str | None, schedule_path: str | None, engine: str) -> None:
+        save_schedule: str | None, schedule_path: str | None, timings: bool,
+        engine: str) -> None:
     """Plan WORKLOAD with POLICY on PROFILE under BUDGET and simulate it."""
     from hwprofiles import load_profile
     from hwprofiles.loader import load_runtime
     from sim import plan, simulate
     from sim.capacity import min_feasible_budget
     from sim.policies import get_policy
-    from sim.schedule import Schedule, validate_schedule
+    from sim.schedule import TIMING_META, Schedule, validate_schedule
 
+    if schedule_path:
+        _refuse_with_schedule(model, workload, options, dtype)
+    elif not policy:
+        raise click.UsageError("Missing option '--policy' (or give --schedule FILE)")
+    if timings and not (as_json or save_schedule):
+        raise click.UsageError("--timings adds to --json or --save-schedule; give one of them")
+    if gantt_path:
+        from experiments.plots import check_image_path
+
+        check_image_path(gantt_path)
+    for path, option in ((trace_path, "--trace"), (gantt_path, "--gantt"),
+                         (save_schedule, "--save-schedule")):
+        check_output(path, option)
     prof = load_profile(profile_ref, overrides)
     rt = load_runtime(runtime_ref, runtime_overrides)
     budget_bytes = parse_bytes(budget) if budget is not None else None
     if budget_bytes is not None and budget_bytes <= 0:
         raise click.BadParameter(f"budget must be positive, found {budget!r}", param_hint="--budget")
-    get_policy(policy)
+    if policy:
+        get_policy(policy)
     opts = parse_options(options)
     wl = None
+    t0 = time.perf_counter()
     if schedule_path:
         sched = Schedule.load(schedule_path)
         validate_schedule(sched)
+        if policy and policy != sched.policy:
+            raise click.UsageError(f"--policy {policy} conflicts with the schedule, which was "
+                                   f"planned by {sched.policy}; drop --policy")
+        policy = sched.policy
         if budget_bytes is None:
             budget_bytes = sched.budget_bytes
     else:
         wl = resolve(model, workload, dtype)
         sched = plan(policy, wl, prof, budget_bytes, rt, **opts)
     if save_schedule:
-        sched.save(save_schedule)
+        write_output(save_schedule, "--save-schedule", lambda p: sched.save(p, timings))
     result = simulate(sched, prof, budget=budget_bytes, runtime=rt, engine=engine,
                       record_trace=bool(trace_path or gantt_path))
+    wall_s = time.perf_counter() - t0
     m = result.metrics
     if not m.feasible and wl is not None and budget_bytes is not None \
             and m.memory_outcome != "killed":
@@ -145,13 +194,17 @@ def run(model: str | None, workload: str | None, profile_ref: str, policy: str,
                    f"{format_bytes(need)} ({need} bytes) is needed. ({m.error})")
         m.meta["min_feasible_budget_bytes"] = need
     if trace_path:
-        result.trace.save_chrome(trace_path)
+        write_output(trace_path, "--trace", result.trace.save_chrome)
     if gantt_path:
         from experiments.plots import plot_gantt
 
         plot_gantt(result.trace, gantt_path, title=" / ".join(summary_lines(m)[0:1]))
     if as_json:
-        click.echo(json.dumps(m.to_dict(), default=float))
+        d = m.to_dict()
+        timing = {k: d["meta"].pop(k) for k in TIMING_META if k in d["meta"]}
+        if timings:
+            d["timing"] = {**timing, "wall_s": wall_s}
+        click.echo(json.dumps(d, default=float))
     elif m.feasible:
         click.echo("\n".join(summary_lines(m)))
     else:

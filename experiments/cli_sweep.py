@@ -10,6 +10,7 @@ import click
 
 from experiments.cli_run import ENGINES
 from experiments.errors import ExperimentError
+from experiments.runners import DASK_TIMEOUT_S
 
 PLOT_KINDS = ("tradeoff", "pareto", "speedup")
 
@@ -29,39 +30,101 @@ def format_table(rows: list[list[str]]) -> str:
 @click.option("--workers", type=int,
               help="worker processes (default: one per core; 1 = run in this process)")
 @click.option("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
+@click.option("--dask-timeout", type=float, default=DASK_TIMEOUT_S, show_default=True,
+              help="seconds to reach the Dask scheduler and to wait for a worker")
+@click.option("--retry-errors/--no-retry", default=True, show_default=True,
+              help="run again the runs stored as errors, or keep their error rows")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="show a progress bar on stderr")
 @click.option("--plots/--no-plots", default=True, show_default=True,
               help="write tradeoff.png and tradeoff.svg into the results directory")
+@click.option("--report", "html_report", is_flag=True,
+              help="also write report.html (interactive, needs plotly) into the results directory")
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="auto: the exact evaluator, the SimPy engine where only it is exact; "
                    "evaluator: refuse those (rows become errors); simpy: always the engine")
 def sweep(spec_ref: str, out_dir: str, workers: int | None, scheduler: str | None,
-          progress: bool, plots: bool, engine: str) -> None:
+          dask_timeout: float, retry_errors: bool, progress: bool, plots: bool,
+          html_report: bool, engine: str) -> None:
     """Run every run of a sweep spec not yet stored in OUT, then plot and summarise.
 
     SPEC is a YAML file or the name of a built-in spec ('default'). Re-running the same
-    command after an interruption executes only the missing runs.
+    command after an interruption executes only the missing runs (and the runs stored as
+    errors, unless --no-retry). SIGINT/SIGTERM save the finished runs, stop the workers and
+    exit 130/143. Several sweeps may write into one OUT at the same time.
     """
-    from experiments.plots import plot_tradeoff
+    from experiments.errors import Interrupted
+    from experiments.runners import make_runner
+    from experiments.signals import stop_on_signals
     from experiments.spec import load_spec
-    from experiments.summary import feasible_rows, summarise, summary_table
+    from experiments.summary import summarise, summary_table
     from experiments.sweep import run_sweep
 
+    if not out_dir.strip():
+        raise ExperimentError("--out is empty; give a results directory, e.g. --out results")
+    given = click.get_current_context().get_parameter_source("dask_timeout")
+    if not scheduler and given is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--dask-timeout applies only with --scheduler ADDRESS")
     spec = load_spec(spec_ref)
+    runner = make_runner(workers, scheduler, dask_timeout)
+    if scheduler:
+        _quiet_dask_logs()
     click.echo(f"sweep {spec.name}: {spec.size_hint} -> {out_dir}", err=True)
-    out = run_sweep(spec, out_dir, workers=workers, scheduler=scheduler, progress=progress,
-                    engine=engine)
+    ok = False
+    with stop_on_signals():
+        try:
+            out = run_sweep(spec, out_dir, runner, progress=progress, retry_errors=retry_errors,
+                            engine=engine)
+            ok = True
+        except Interrupted as exc:
+            click.echo(f"error: stopped by {exc.name}: the finished runs are saved in {out_dir}; "
+                       "run the same command again to resume", err=True)
+            sys.exit(128 + exc.signum)
+        finally:
+            runner.close() if ok else runner.abort()
     df = out.results
-    if plots and not feasible_rows(df).empty:
-        for ext in ("png", "svg"):
-            plot_tradeoff(df, Path(out_dir) / f"tradeoff.{ext}", title=f"sweep {spec.name}")
-    if not df.empty:
-        click.echo(format_table(summary_table(summarise(df))))
+    summary = summarise(df) if not df.empty else df
+    if not summary.empty:
+        click.echo(format_table(summary_table(summary)))
     click.echo(f"{out.total} runs: {out.executed} executed, {out.skipped} already stored, "
                f"{out.failed - out.errors} infeasible (budget below what the policy runs in), "
                f"{out.errors} errors; {out.wall_s:.1f} s. "
                f"Results: {Path(out_dir) / 'results.parquet'}")
+    if out.errors:
+        first = df.loc[df["status"] == "error", "error"].iloc[0]
+        click.echo(f"  first error: {first}\n  (error runs are run again by the next sweep into "
+                   f"{out_dir}; --no-retry keeps them)", err=True)
+    if plots:
+        _write_plots(df, Path(out_dir), spec.name, fresh=out.executed > 0)
+    if html_report and not df.empty:
+        from experiments.report import write_report
+
+        click.echo(f"Report: {write_report(out_dir, Path(out_dir) / 'report.html')}")
+
+
+def _quiet_dask_logs() -> None:
+    """Dask logs every lost worker and connection with a traceback; the sweep reports those
+    itself (error rows, one `error:` line), so only Dask's critical messages are shown."""
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+def _write_plots(df, out: Path, name: str, fresh: bool) -> None:
+    """tradeoff.png/.svg in the results directory; kept as they are when no run was added
+    since they were drawn (so a complete, read-only directory needs no write)."""
+    from experiments.plots import plot_tradeoff
+    from experiments.summary import feasible_rows
+
+    if feasible_rows(df).empty:
+        return
+    paths = [out / f"tradeoff.{ext}" for ext in ("png", "svg")]
+    stamp = [p for p in (out / "results.parquet",) if p.exists()]
+    if not fresh and stamp and all(p.exists() and p.stat().st_mtime >= stamp[0].stat().st_mtime
+                                   for p in paths):
+        return
+    for path in paths:
+        plot_tradeoff(df, path, title=f"sweep {name}")
 
 
 @click.command()
@@ -92,7 +155,9 @@ def plot(results_dir: str, kind: str, out_file: str | None, title: str | None) -
 @click.option("--latency-target", required=True, help="latency to meet, e.g. 50ms")
 @click.option("--runtime", "runtime_ref", default="ideal", show_default=True,
               help="runtime profile name or YAML file")
-@click.option("--dtype", default="fp16", show_default=True, help="fp32 | fp16 | int8 | int4")
+@click.option("--dtype", default="fp16", show_default=True,
+              help="weight format (fp16, int8, int4, q4_0, q8_0, q4_k, awq-g128, fp8, ...) or mixed "
+                   "precision per layer group, e.g. 'q4_0,lm_head=q6_k'")
 @click.option("--set", "overrides", multiple=True, help="profile override key=value")
 @click.option("--option", "options", multiple=True,
               help="policy option key=value (applied to every policy that has it)")

@@ -12,8 +12,6 @@ threads and leaves no open figures behind.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,9 +21,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from experiments.errors import ExperimentError
+from experiments.store import is_error
 from experiments.summary import feasible_rows, pareto_front, summarise
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -37,10 +36,12 @@ MEMORY_CATEGORIES = ("weights", "staging", "activations", "workspace", "kv")
 MEMORY_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#8172b3", "#937860")
 POLICY_STYLE = {"preload": ("o", "#7f7f7f"), "sequential": ("s", "#1f77b4"),
                 "pipeline": ("^", "#ff7f0e"), "flashmem": ("D", "#2ca02c")}
+DTYPE_LINES = ("-", "--", "-.", ":")  # one line style per dtype, in the order of the results
 EXTRA_COLORS = ("#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 
 
-def _check_path(path: str | Path) -> Path:
+def check_image_path(path: str | Path) -> Path:
+    """`path` as a Path if its extension names a format we write, else an ExperimentError."""
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise ExperimentError(f"cannot tell the image format of {str(path)!r}; use one of "
@@ -48,18 +49,28 @@ def _check_path(path: str | Path) -> Path:
     return path
 
 
+# no creation date, a fixed id salt: the same figure gives the same bytes on every run
+METADATA = {".svg": {"Date": None}, ".pdf": {"CreationDate": None}, ".png": {}}
+SVG_SALT = "weightstream"
+
+
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write `fig` to `path` (format from the extension) via a temporary file + rename."""
-    path = _check_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `fig` to `path` (format from the extension, reproducible bytes) via a temporary
+    file + rename; a file-system failure is an ExperimentError naming the path."""
+    from matplotlib import rc_context
+
+    from experiments.store import atomic_write
+
+    path = check_image_path(path)
     FigureCanvasAgg(fig)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        fig.savefig(tmp, format=path.suffix.lower()[1:], dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    ext = path.suffix.lower()
+
+    def write(tmp: Path) -> None:
+        with rc_context({"svg.hashsalt": SVG_SALT}):
+            fig.savefig(tmp, format=ext[1:], dpi=120, bbox_inches="tight",
+                        metadata=METADATA[ext])
+
+    atomic_write(path, write, "write the plot")
     return path
 
 
@@ -123,46 +134,65 @@ def _series_label(policy: str, dtype: str, multi_dtype: bool) -> str:
 
 
 def _prepare(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows to plot: every run that gave a result (error rows are not results)."""
     if df.empty:
         raise ExperimentError("no results to plot")
-    return df
+    errors = is_error(df)
+    if errors.all():
+        first = df["error"].dropna().iloc[0] if "error" in df and df["error"].notna().any() else "?"
+        raise ExperimentError(f"no results to plot: all {len(df)} stored runs are errors "
+                              f"(first: {first}); fix the cause and run the sweep again")
+    return df[~errors].reset_index(drop=True)
 
 
 def _faceted_setup(df: pd.DataFrame, path: str | Path):
     """Shared start of the faceted plots: checked path, prepared rows, feasible rows, the
     figure with one cell per (model, profile), and a marker/colour per policy."""
-    _check_path(path)
+    check_image_path(path)
     df = _prepare(df)
     fig, cells, _, _ = _facets(df)
     names = dict(zip(df["policy"], df["policy_name"], strict=False))
     return df, feasible_rows(df), fig, cells, _style(list(dict.fromkeys(df["policy"])), names)
 
 
-def _finish(fig: Figure, axes: list[Axes], title: str | None, path: str | Path) -> Path:
-    """Shared end of every plot: legend, title, save."""
+def _decorate(fig: Figure, axes: list[Axes], title: str | None) -> None:
+    """Shared end of the faceted plots: legend and title."""
     _legend(fig, axes)
     if title:
         fig.suptitle(title, fontsize=10)
+
+
+def _finish(fig: Figure, axes: list[Axes], title: str | None, path: str | Path) -> Path:
+    """Legend, title, save."""
+    _decorate(fig, axes, title)
     return save_figure(fig, path)
 
 
 def plot_tradeoff(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
-    """Latency vs memory budget per policy, faceted by model and profile."""
-    df, ok, fig, cells, style = _faceted_setup(df, path)
-    multi = df["dtype"].nunique() > 1
+    """Latency vs memory budget per policy, faceted by model and profile; with several dtypes
+    each dtype has its own line style and its own lower bound."""
+    check_image_path(path)
+    return save_figure(tradeoff_figure(df, title), path)
+
+
+def tradeoff_figure(df: pd.DataFrame, title: str | None = None) -> Figure:
+    """The figure `plot_tradeoff` saves."""
+    df, ok, fig, cells, style = _faceted_setup(df, "x.png")
+    dtypes = list(dict.fromkeys(df["dtype"]))
+    multi = len(dtypes) > 1
+    dash = {dt: DTYPE_LINES[i % len(DTYPE_LINES)] for i, dt in enumerate(dtypes)}
     for (m, p), ax in cells.items():
         f = ok[(ok["model"] == m) & (ok["profile"] == p)]
         for (pol, dt), g in f.groupby(["policy", "dtype"], sort=False):
             g = g.sort_values("eff_budget")
             marker, color = style[pol]
-            ls = "-" if not multi or dt == df["dtype"].iloc[0] else "--"
             ax.plot(g["eff_budget"] / MIB, g["latency_s"] * 1e3, marker=marker, color=color,
-                    ls=ls, ms=4, lw=1.3, label=_series_label(pol, dt, multi))
-        if "lower_bound_s" in f and f["lower_bound_s"].notna().any():
-            lb = (f.dropna(subset=["lower_bound_s"]).groupby("eff_budget")["lower_bound_s"].min()
-                  .sort_index())
-            ax.plot(lb.index / MIB, lb.values * 1e3, color="black", ls=":", lw=1,
-                    label="lower bound")
+                    ls=dash[dt], ms=4, lw=1.3, label=_series_label(pol, dt, multi))
+        if "lower_bound_s" in f:
+            for dt, g in f.dropna(subset=["lower_bound_s"]).groupby("dtype", sort=False):
+                lb = g.groupby("eff_budget")["lower_bound_s"].min().sort_index()
+                ax.plot(lb.index / MIB, lb.values * 1e3, color="black", ls=dash[dt], lw=0.8,
+                        alpha=0.6, label=_series_label("lower bound", dt, multi))
         if f.empty:
             ax.text(0.5, 0.5, "no feasible run", ha="center", va="center",
                     transform=ax.transAxes, fontsize=8)
@@ -171,7 +201,8 @@ def plot_tradeoff(df: pd.DataFrame, path: str | Path, title: str | None = None) 
         ax.set_xlabel("memory budget (MiB)", fontsize=8)
         ax.set_ylabel("latency (ms)", fontsize=8)
         ax.set_ylim(bottom=0)
-    return _finish(fig, list(cells.values()), title, path)
+    _decorate(fig, list(cells.values()), title)
+    return fig
 
 
 def plot_pareto(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
@@ -195,7 +226,7 @@ def plot_pareto(df: pd.DataFrame, path: str | Path, title: str | None = None) ->
 
 def plot_speedup(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
     """Speedup and memory reduction versus preload at each policy's knee, per model/profile."""
-    _check_path(path)
+    check_image_path(path)
     s = summarise(_prepare(df))
     s = s[s["policy_name"] != "preload"]
     if s.empty or s["speedup"].isna().all():
@@ -240,7 +271,7 @@ def plot_results(df: pd.DataFrame, kind: str, path: str | Path, title: str | Non
 
 def plot_gantt(trace: Any, path: str | Path, title: str | None = None) -> Path:
     """Gantt timeline of one run: a lane per resource and the memory in use stacked by category."""
-    _check_path(path)
+    check_image_path(path)
     fig = Figure(figsize=(11, 4.6))
     ax, mem = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2.2, 1.3]})
     scale = 1e3
@@ -277,5 +308,38 @@ def plot_gantt(trace: Any, path: str | Path, title: str | None = None) -> Path:
     mem.set_xlim(0, end * 1.01 if end > 0 else 1)
     if title:
         ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_convergence(curves: pd.DataFrame, path: str | Path, spec: Any) -> Path:
+    """Best feasible objective found (or hypervolume, for several objectives) versus the
+    number of evaluations, for the sampler's search and the equal-budget grid."""
+    path = check_image_path(path)
+    fig = Figure(figsize=(6.4, 3.8))
+    ax = fig.subplots()
+    styles = {"search": ("#2ca02c", "-", spec.sampler), "grid": ("#7f7f7f", "--", "grid")}
+    for search, g in curves.groupby("search", sort=False):
+        color, ls, label = styles.get(str(search), ("#1f77b4", "-", str(search)))
+        g = g.sort_values("evaluation")
+        y = g["best"].astype(float)
+        metric = spec.objectives[0].metric
+        if not spec.multi and metric.endswith("_s"):
+            y = y * 1e3
+        elif not spec.multi and metric.endswith("_bytes"):
+            y = y / MIB
+        ax.step(g["evaluation"], y, where="post", color=color, ls=ls, lw=1.6, label=label)
+    if spec.multi:
+        ax.set_ylabel("hypervolume of feasible trials (higher is better)", fontsize=8)
+    else:
+        o = spec.objectives[0]
+        unit = " (ms)" if o.metric.endswith("_s") else " (MiB)" if o.metric.endswith("_bytes") else ""
+        ax.set_ylabel(f"best {o.metric}{unit} ({o.direction})", fontsize=8)
+    ax.set_xlabel("evaluations", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=8, frameon=False)
+    ax.set_title(f"tune {spec.name}: best found vs evaluations", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -191,15 +191,63 @@ def budget_groups(spec: SweepSpec) -> list[BudgetGroup]:
             for d in spec.dtypes]
 
 
-def execute_run(run: RunSpec) -> dict[str, Any]:
-    """Plan and simulate one run; any failure becomes the row's `error`, never an exception."""
-    return execute_runs([run])[0]
+def execute_run(run: RunSpec, workloads: dict[tuple[str, str], Any] | None = None) -> dict[str, Any]:
+    """Plan and simulate one run; any failure becomes the row's `error`, never an exception.
+    `workloads` is a caller-owned cache of built workloads (by workload ref and dtype), for
+    callers that run many configurations of one workload (tune workers)."""
+    return execute_runs([run], workloads)[0]
 
 
-def execute_runs(runs: list[RunSpec]) -> list[dict[str, Any]]:
+def execute_runs(runs: list[RunSpec], workloads: dict[tuple[str, str], Any] | None = None
+                 ) -> list[dict[str, Any]]:
     """Plan and simulate a chunk of runs, sharing the work they have in common (the built
     workload, the planning problem, budget-free schedules: see experiments.shared)."""
     from experiments.shared import Shared
 
-    shared = Shared()
+    shared = Shared(workloads)
     return [shared.execute(r) for r in runs]
+
+
+def error_row(run: RunSpec, message: str, wall_s: float | None = None) -> dict[str, Any]:
+    """The row of a run that raised or never returned: its inputs, status 'error' and the
+    message. The store keeps it for the record and the next sweep runs it again."""
+    row: dict[str, Any] = run.input_columns()
+    row.update(feasible=False, status="error", error=message, lower_bound_s=None, wall_s=wall_s)
+    return row
+
+
+def _lower_bound(wl: Any, prof: Any, budget: int | None, runtime: Any = None) -> float | None:
+    try:
+        from sim.bounds import lower_bound
+    except ImportError:
+        return None
+    try:
+        return float(lower_bound(wl, prof, budget, runtime=runtime))
+    except Exception:
+        return None
+
+
+def run_of_row(row: Any) -> RunSpec:
+    """The RunSpec of a stored results row (sweep or tune), from its input columns, so a run
+    can be simulated again (e.g. for its Gantt timeline)."""
+    import pandas as pd
+
+    from experiments.spec import PolicyRef, ProfileRef, WorkloadRef
+
+    def get(k: str) -> Any:
+        v = row.get(k)
+        return None if v is None or (not isinstance(v, list | tuple) and pd.isna(v)) else v
+
+    w = WorkloadRef(str(get("workload_kind")), str(get("workload_ref")), str(get("model")),
+                    tuple(sorted(json.loads(get("workload_args") or "{}").items())))
+    p = ProfileRef(str(get("profile_name")), str(get("profile")),
+                   tuple(json.loads(get("profile_overrides") or "[]")))
+    pol = PolicyRef(str(get("policy_name")), str(get("policy")),
+                    tuple(sorted(json.loads(get("policy_options") or "{}").items())))
+    rt = IDEAL_REF
+    if get("runtime_name") is not None:
+        rt = ProfileRef(str(get("runtime_name")), str(get("runtime") or get("runtime_name")),
+                        tuple(json.loads(get("runtime_overrides") or "[]")))
+    budget = get("budget_bytes")
+    return RunSpec(w, p, pol, str(get("dtype")), None if budget is None else int(budget),
+                   bool(get("auto_budget") or False), rt, str(get("series") or ""))

@@ -28,8 +28,9 @@ from hwprofiles.units import format_bytes
 class Shared:
     """Caches for a chunk of runs (none outlives the chunk: no state between sweeps)."""
 
-    def __init__(self) -> None:
-        self.workloads: dict[tuple[str, str], Any] = {}
+    def __init__(self, workloads: dict[tuple[str, str], Any] | None = None) -> None:
+        # built workloads by (workload ref, dtype): a caller may keep them across chunks
+        self.workloads: dict[tuple[str, str], Any] = {} if workloads is None else workloads
         self.profiles: dict[ProfileRef, Any] = {}
         self.runtimes: dict[ProfileRef, Any] = {}
         self.problems: dict[tuple, Any] = {}  # (workload, profile, runtime) -> budget-free
@@ -37,7 +38,7 @@ class Shared:
         self.free: dict[tuple, tuple[Any, Any]] = {}  # budget-free schedule and its result
 
     def workload(self, ref: WorkloadRef, dtype: str) -> Any:
-        key = (_key(ref), dtype)
+        key = (json.dumps(ref.to_dict(), sort_keys=True), dtype)
         if key not in self.workloads:
             self.workloads[key] = load_workload(ref, dtype)
         return self.workloads[key]
@@ -75,12 +76,12 @@ class Shared:
     def execute(self, run: Any) -> dict[str, Any]:
         """Plan and simulate one run into its results row; a failure becomes the row's
         `error`, never an exception."""
+        from experiments.runs import error_row
         from sim.bounds import lower_bound
 
         t0 = time.perf_counter()
         row: dict[str, Any] = run.input_columns()
         error: str | None = None
-        crashed = False
         lb: float | None = None
         budget = run.budget_bytes
         try:
@@ -105,16 +106,15 @@ class Shared:
             error = m.error
             lb = m.meta.get("lower_bound_s")
         except Exception as exc:  # one failing run must not stop the sweep
-            error = f"{type(exc).__name__}: {exc}"
-            crashed = True
-        if lb is None and not crashed:
+            return error_row(run, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
+        if lb is None:
             try:
                 lb = float(lower_bound(wl, prof, budget, problem, rt))
             except Exception:  # the bound is a courtesy column: never fail a run over it
                 lb = None
         row["feasible"] = bool(row.get("feasible", False)) and error is None
-        # ok | infeasible (the budget is below what the policy can run in) | error (bad input)
-        row["status"] = "ok" if row["feasible"] else ("error" if crashed else "infeasible")
+        # ok | infeasible (the budget is below what the policy can run in) | error (it raised)
+        row["status"] = "ok" if row["feasible"] else "infeasible"
         row["error"] = error
         row["lower_bound_s"] = lb
         row["wall_s"] = time.perf_counter() - t0

@@ -16,7 +16,7 @@ message that names the key and the valid choices, not after an hour of simulatio
       - {name: pipeline, options: {depth: 2}}
       - {name: flashmem, runtime: flashmem}  # a policy pinned to one runtime
     budgets: {auto: 6}                       # or a list: [64MiB, 256MiB, unlimited]
-    dtypes: [fp16]
+    dtypes: [fp16, q4_0, "q4_0,lm_head=q6_k"]   # weight formats or mixed precision
 """
 
 from __future__ import annotations
@@ -62,9 +62,13 @@ def digest_of(obj: Any, n: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
 
 
-def _canon(value: Any) -> Any:
-    """A JSON-stable form of an option or argument value."""
-    return json.loads(json.dumps(value, sort_keys=True, default=str))
+def _canon(value: Any, where: str = "value") -> Any:
+    """A JSON-stable form of an option or argument value (non-finite numbers refused)."""
+    try:
+        return json.loads(json.dumps(value, sort_keys=True, default=str, allow_nan=False))
+    except ValueError:
+        raise ExperimentError(f"{where} holds a number that is not finite (.nan or .inf): "
+                              f"{value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -237,7 +241,7 @@ def _workloads(data: Mapping[str, Any], check_names: bool,
                     raise ExperimentError(f"factory {fac!r} must look like 'package.module:function'")
                 name = str(e.get("name") or fac.split(":")[1])
                 ref = WorkloadRef("factory", fac, str(e.get("label") or name),
-                                  tuple(sorted(_canon(dict(args)).items())))
+                                  tuple(sorted(_canon(dict(args), f"'args' of {name!r}").items())))
             else:
                 if not e.get("name"):
                     raise ExperimentError(f"{kind} entry {e!r} needs a 'name'")
@@ -323,7 +327,7 @@ def _policies(data: Mapping[str, Any], check_names: bool,
                 if k not in known:
                     raise ExperimentError(f"policy {name!r} has no option {k!r}; valid options: "
                                           f"{', '.join(known) or 'none'}")
-        options = tuple(sorted(_canon(dict(opts)).items()))
+        options = tuple(sorted(_canon(dict(opts), f"'options' of policy {name!r}").items()))
         label = str(e.get("label") or (name if not options else
                                        f"{name}({','.join(f'{k}={v}' for k, v in options)})"))
         runtime = None
@@ -366,16 +370,27 @@ def _budgets(data: Mapping[str, Any]) -> Budgets:
 
 
 def _dtypes(data: Mapping[str, Any]) -> tuple[str, ...]:
-    from workloads.model import DTYPE_BITS
+    """Weight formats or mixed precisions ('q4_0,lm_head=q6_k', or a mapping with 'base'),
+    in canonical form."""
+    from workloads.formats import list_formats
+    from workloads.model import WorkloadError
+    from workloads.precision import parse_precision
 
     items = _axis(data, "dtypes", required=False) if "dtypes" in data else list(DEFAULT_DTYPES)
     if not items:
-        raise ExperimentError("'dtypes' is empty; give at least one of " + ", ".join(DTYPE_BITS))
+        raise ExperimentError("'dtypes' is empty; give at least one of "
+                              + ", ".join(list_formats(examples=True)))
+    out = []
     for d in items:
-        if d not in DTYPE_BITS:
-            raise ExperimentError(f"unknown dtype {d!r} in 'dtypes'{_hint(str(d), list(DTYPE_BITS))}; "
-                                  f"valid dtypes: {', '.join(DTYPE_BITS)}")
-    return tuple(dict.fromkeys(str(d) for d in items))
+        if not isinstance(d, str | Mapping):
+            raise ExperimentError(f"bad entry {d!r} in 'dtypes': expected a format name such as "
+                                  "fp16 or q4_0, or a mapping {base: q4_0, lm_head: q8_0}")
+        try:
+            out.append(parse_precision(d).name)
+        except WorkloadError as exc:
+            hint = _hint(str(d), list_formats(examples=True)) if isinstance(d, str) else ""
+            raise ExperimentError(f"bad entry {d!r} in 'dtypes'{hint}: {exc}") from None
+    return tuple(dict.fromkeys(out))
 
 
 def _unique(labels: list[str], what: str) -> None:
@@ -402,7 +417,7 @@ def parse_spec(data: Any, check_names: bool = True, default_name: str = "sweep",
         policies=_policies(data, check_names, base),
         budgets=_budgets(data),
         dtypes=_dtypes(data),
-        source=_canon(dict(data)),
+        source=_canon(dict(data), "the sweep spec"),
     )
 
 
@@ -422,11 +437,16 @@ def load_spec(ref: str, check_names: bool = True) -> SweepSpec:
         else:
             raise ExperimentError(f"sweep spec {ref!r} is neither a file nor a built-in spec; "
                                   f"built-in specs: {', '.join(builtins)}")
+    from hwprofiles.loader import load_yaml, yaml_problem
+
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ExperimentError(f"sweep spec {path} is not valid YAML: {exc}") from None
+        raise ExperimentError(f"sweep spec {path} is not valid YAML{yaml_problem(exc)}") from None
     except OSError as exc:
         raise ExperimentError(f"cannot read sweep spec {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ExperimentError(f"sweep spec {path} is not UTF-8 text (byte {exc.start}: "
+                              f"{exc.reason})") from None
     return parse_spec(data, check_names, default_name=path.stem, base=path.parent)
 

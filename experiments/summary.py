@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from experiments.store import is_error
 from hwprofiles.units import format_bytes, format_time
 
 GROUP = ["model", "profile", "dtype"]
@@ -18,14 +19,15 @@ KNEE_TOL = 0.10  # the knee: the smallest budget whose latency is within 10 % of
 def effective_budget(df: pd.DataFrame) -> pd.Series:
     """Budget in bytes; an unlimited run counts at the memory it actually used."""
     b = df["budget_bytes"].astype("Float64") if "budget_bytes" in df else pd.Series(np.nan, df.index)
-    return b.fillna(df["peak_memory_bytes"].astype("Float64")).astype(float)
+    peak = df["peak_memory_bytes"] if "peak_memory_bytes" in df else pd.Series(np.nan, df.index)
+    return b.fillna(peak.astype("Float64")).astype(float)
 
 
 def feasible_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Rows of runs that completed within their budget, with an `eff_budget` column."""
-    if df.empty:
-        return df.assign(eff_budget=pd.Series(dtype=float))
-    ok = df[df["feasible"].astype(bool)].copy()
+    if df.empty or "feasible" not in df:
+        return df.iloc[0:0].assign(eff_budget=pd.Series(dtype=float))
+    ok = df[df["feasible"].fillna(False).astype(bool) & ~is_error(df)].copy()
     ok["eff_budget"] = effective_budget(ok)
     return ok
 
@@ -44,7 +46,11 @@ def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 def summarise(df: pd.DataFrame, knee_tol: float = KNEE_TOL) -> pd.DataFrame:
     """One row per (model, profile, dtype, policy) with best latency, min budget, knee and
-    speedup / memory reduction at the knee versus the best feasible preload run."""
+    speedup / memory reduction at the knee versus the best feasible preload run. Error rows
+    (runs that raised) are not results and are left out."""
+    df = df[~is_error(df)] if not df.empty else df
+    if df.empty:
+        return pd.DataFrame()
     ok = feasible_rows(df)
     rows = []
     for keys, g in df.groupby([*GROUP, "policy"], sort=True, dropna=False):

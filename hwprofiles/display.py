@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hwprofiles import units
-from hwprofiles.runtime import RUNTIME_FIELDS, RuntimeProfile, runtime_value
+from hwprofiles.runtime import FORMAT_KEYS, RUNTIME_FIELDS, RuntimeProfile, runtime_value
 from hwprofiles.schema import FIELDS, HardwareProfile, get_path
 
 
@@ -77,6 +77,8 @@ def runtime_rows(rt: RuntimeProfile) -> list[FieldRow]:
     for path in RUNTIME_FIELDS:
         src = rt.sources.get(path)
         value = runtime_value(rt, path)
+        if src is None and path.rsplit(".", 1)[-1] in FORMAT_KEYS:
+            continue  # per-format-family figures: listed only where a runtime states them
         if src is None:
             rows.append(FieldRow(path, "-" if value in (None, (), 0.0) else
                                  format_value(path, value, RUNTIME_FIELDS),

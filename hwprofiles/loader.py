@@ -109,6 +109,9 @@ def _parse_value(kind: str, raw: Any) -> Any:
         if raw <= 0:
             raise ValueError("a positive whole number")
         return raw
+    if kind in ("factor", "fraction", "number") and isinstance(raw, float) \
+            and not math.isfinite(raw):
+        raise ValueError(f"{_describe(kind)} (a finite number)")
     if kind == "factor":
         if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 1:
             raise ValueError("a factor of at least 1")
@@ -336,18 +339,89 @@ def list_profiles(schema: Schema = HARDWARE) -> list[str]:
     return sorted(p.stem for p in builtin_dir(schema).glob("*.yaml"))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (PyYAML would
+    silently keep the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                continue  # an unhashable key: the base constructor reports it
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML like yaml.safe_load, refusing a key given twice in one mapping."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """' at line L, column C: what' for a YAML parse error (one line, no parser internals)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{where}: {what}"
+
+
 def _read_yaml(path: Path, noun: str = "profile") -> Any:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ProfileError(f"cannot read {noun} file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{noun} file {path} is not UTF-8 text (byte {exc.start}: "
+                           f"{exc.reason}); save it as UTF-8 YAML") from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = getattr(exc, "problem", None) or str(exc)
-        raise ProfileError(f"{noun} file {path} is not valid YAML{where}: {what}") from None
+        raise ProfileError(f"{noun} file {path} is not valid YAML{yaml_problem(exc)}") from None
+
+
+def _locate(ref: str, base_dir: Path | None = None, schema: Schema = HARDWARE) -> Path:
+    """The YAML file a profile reference names: a path (relative to `base_dir` first) or the
+    name of a shipped profile."""
+    noun = schema.noun
+    if not isinstance(ref, str) or not ref.strip():
+        raise ProfileError(f"a {noun} reference must be a name or a .yaml path, found {ref!r}")
+    path = Path(ref)
+    if base_dir is not None and not path.is_absolute() and (base_dir / path).exists() \
+            and path.suffix in (".yaml", ".yml"):
+        path = base_dir / path
+    if path.suffix in (".yaml", ".yml") and path.is_dir():
+        raise ProfileError(f"{noun} file {ref} is a folder, not a YAML file")
+    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+        builtin = builtin_dir(schema) / f"{ref}.yaml"
+        if "/" in ref or not builtin.exists():
+            if path.suffix in (".yaml", ".yml"):
+                raise ProfileError(f"{noun} file {ref} does not exist")
+            raise ProfileError(
+                f"unknown {noun} {ref!r}; valid {noun}s: {', '.join(list_profiles(schema))} "
+                "(or a path to a .yaml file)")
+        path = builtin
+    return path
+
+
+def _name_problems(path: Path, data: Mapping[str, Any], schema: Schema = HARDWARE
+                   ) -> list[Problem]:
+    """A user file must not carry the name of a shipped profile: its results would be labelled
+    as that profile's (a copy, or `extends` without a `name:` of its own)."""
+    name = data.get("name")
+    shipped = list_profiles(schema)
+    if not isinstance(name, str) or name not in shipped:
+        return []
+    if path.resolve() == (builtin_dir(schema) / f"{name}.yaml").resolve():
+        return []
+    own = path.stem if path.stem not in shipped else f"my-{path.stem}"
+    return [Problem("name", f"a name of its own (this file is not the shipped {schema.noun} "
+                            f"{name!r}; e.g. name: {own})", repr(name))]
 
 
 def _resolve(ref: str, seen: tuple[str, ...] = (), base_dir: Path | None = None,
@@ -355,19 +429,7 @@ def _resolve(ref: str, seen: tuple[str, ...] = (), base_dir: Path | None = None,
     """Raw merged mapping of a profile name or file, following `extends` chains; a relative
     file path in `extends` is looked up next to the file that names it first."""
     noun = schema.noun
-    path = Path(ref)
-    if base_dir is not None and not path.is_absolute() and (base_dir / path).exists() \
-            and path.suffix in (".yaml", ".yml"):
-        path = base_dir / path
-    if not (path.suffix in (".yaml", ".yml") and path.exists()):
-        builtin = builtin_dir(schema) / f"{ref}.yaml"
-        if not builtin.exists():
-            if path.suffix in (".yaml", ".yml"):
-                raise ProfileError(f"{noun} file {ref} does not exist")
-            raise ProfileError(
-                f"unknown {noun} {ref!r}; valid {noun}s: {', '.join(list_profiles(schema))} "
-                "(or a path to a .yaml file)")
-        path = builtin
+    path = _locate(ref, base_dir, schema)
     key = str(path.resolve())
     if key in seen:
         raise ProfileError(f"{noun} {ref!r} extends itself through {' -> '.join(seen)}")
@@ -401,11 +463,17 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str],
         if path not in fields:
             raise ProfileError(f"unknown {schema.noun} field {path!r} in override; valid fields: "
                                f"{', '.join(fields)}")
-        value: Any = yaml.safe_load(raw) if raw else raw
+        try:
+            value: Any = yaml.safe_load(raw) if raw else raw
+        except yaml.YAMLError:
+            value = raw  # not a YAML scalar: the field's check names what was expected
         node = out
         parts = path.split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ProfileError(f"cannot override {path}: {'.'.join(parts[:i + 1])} in the "
+                                   f"{schema.noun} is not a mapping of fields")
         if fields[path] == "text":
             node[parts[-1]] = str(value)
         else:
@@ -419,10 +487,12 @@ def load_checked(ref: str, overrides: Iterable[str] = (), schema: Schema = HARDW
     ProfileError listing every problem."""
     overrides = list(overrides)
     data = _resolve(ref, schema=schema)
+    problems = _name_problems(_locate(ref, schema=schema), data, schema)
     if overrides:
         data = apply_overrides(data, overrides, schema)
         data["name"] = f"{data.get('name', ref)}+" + ",".join(overrides)
-    values, sources, problems = check_dict(data, schema)
+    values, sources, more = check_dict(data, schema)
+    problems += more
     if problems:
         raise ProfileError(f"{schema.noun} {ref!r} has {len(problems)} problem(s):\n  - "
                            + "\n  - ".join(map(str, problems)), [str(p) for p in problems])
@@ -438,9 +508,10 @@ def check_file(path: str, schema: Schema = HARDWARE) -> list[str]:
     """Every problem of a profile file (empty list = valid), `extends` resolved."""
     try:
         data = _resolve(path, schema=schema)
+        problems = _name_problems(_locate(path, schema=schema), data, schema)
     except ProfileError as exc:
         return [str(exc)]
-    return [str(p) for p in check_dict(data, schema)[2]]
+    return [str(p) for p in problems + check_dict(data, schema)[2]]
 
 
 RUNTIME = Schema("runtime", RUNTIME_FIELDS, RUNTIME_SECTIONS, "runtimes")

@@ -24,6 +24,10 @@ PROGRAM_KEYS = ("kind", "shape", "runtime")
 # ops a runtime may fuse into the kernel before them (see workloads.fusion)
 FUSION_RULES = ("conv_bn", "elementwise", "attention")
 DTYPE_KEYS = ("fp32", "fp16", "int8", "int4")
+# weight-format families (workloads.formats) a runtime may state kernel efficiencies for; a
+# format's kernels take its family's figure, else its bit-width dtype's (q4_0 -> int4)
+FORMAT_KEYS = ("fp8", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "k-quant", "awq", "gptq")
+EFFICIENCY_KEYS = (*DTYPE_KEYS, *FORMAT_KEYS)
 
 RUNTIME_FIELDS: dict[str, str] = {
     "weights.holding": f"choice:{'|'.join(HOLDING)}?",
@@ -44,8 +48,8 @@ RUNTIME_FIELDS: dict[str, str] = {
     "dispatch.per_kernel": "time?",
     "fusion.rules": f"list:{'|'.join(FUSION_RULES)}?",
     **{f"efficiency.{c}": "ratio?" for c in OP_CLASSES},
-    **{f"dtype_efficiency.{d}": "ratio?" for d in DTYPE_KEYS},
-    **{f"kernel_efficiency.{c}.{d}": "ratio?" for c in OP_CLASSES for d in DTYPE_KEYS},
+    **{f"dtype_efficiency.{d}": "ratio?" for d in EFFICIENCY_KEYS},
+    **{f"kernel_efficiency.{c}.{d}": "ratio?" for c in OP_CLASSES for d in EFFICIENCY_KEYS},
 }
 RUNTIME_SECTIONS = ("weights", "load", "init", "dispatch", "fusion", "efficiency",
                     "dtype_efficiency", "kernel_efficiency")
@@ -101,12 +105,22 @@ class RuntimeProfile:
     sources: dict[str, Source] = field(default_factory=dict, compare=False)
     extends: str | None = None
 
-    def efficiency_for(self, op_class: str, dtype: str) -> float:
-        """Factor on the hardware roofline for a kernel of `op_class` in `dtype`."""
-        both = self.kernel_efficiency.get(f"{op_class}.{dtype}")
-        if both is not None:
-            return both
-        return self.efficiency.get(op_class, 1.0) * self.dtype_efficiency.get(dtype, 1.0)
+    def efficiency_for(self, op_class: str, dtype: str, *fallbacks: str) -> float:
+        """Factor on the hardware roofline for a kernel of `op_class` in `dtype`: the first of
+        `dtype`, `fallbacks` (a weight format's family, then its bit-width dtype) that this
+        runtime states a kernel or dtype efficiency for; else the op class's alone."""
+        for key in (dtype, *fallbacks):
+            both = self.kernel_efficiency.get(f"{op_class}.{key}")
+            if both is not None:
+                return both
+            if key in self.dtype_efficiency:
+                return self.efficiency.get(op_class, 1.0) * self.dtype_efficiency[key]
+        return self.efficiency.get(op_class, 1.0)
+
+    def states_dtype(self, op_class: str, *keys: str) -> bool:
+        """Whether this runtime gives a per-dtype figure for `op_class` under any of `keys`."""
+        return any(f"{op_class}.{k}" in self.kernel_efficiency or k in self.dtype_efficiency
+                   for k in keys)
 
     @property
     def program_cost(self) -> float:

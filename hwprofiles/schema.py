@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DTYPES = ("fp32", "fp16", "int8", "int4")
+DTYPES = ("fp32", "fp16", "int8", "int4", "fp8")
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,8 @@ class GpuSpec:
         return self.sync_latency if v is None else v
 
     def flops_for(self, dtype: str) -> float:
-        """Peak rate for a compute dtype; int4 runs at the int8 rate, else fp16, if not given."""
+        """Peak rate for a compute dtype; int4 runs at the int8 rate, else fp16 (so does fp8
+        where the GPU has no fp8 rate), if not given."""
         for d in (dtype, "int8" if dtype == "int4" else dtype, "fp16", "fp32"):
             if d in self.peak_flops:
                 return self.peak_flops[d]
@@ -170,6 +171,8 @@ class HardwareProfile:
             del out["gpu.sync_latency"]  # likewise
         if out["storage.compute_contention"] == 1.0:
             del out["storage.compute_contention"]  # likewise
+        if out["gpu.peak_flops.fp8"] is None:
+            del out["gpu.peak_flops.fp8"]  # likewise
         for path in HOP_FIELDS:
             if out[path] is None:
                 del out[path]  # likewise
@@ -210,6 +213,7 @@ FIELDS: dict[str, str] = {
     "gpu.peak_flops.fp16": "rate",
     "gpu.peak_flops.int8": "rate?",
     "gpu.peak_flops.int4": "rate?",
+    "gpu.peak_flops.fp8": "rate?",
     "gpu.compute_efficiency": "fraction",
     "gpu.memory_bandwidth": "bandwidth",
     "gpu.texture_read_efficiency": "fraction",

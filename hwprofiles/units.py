@@ -41,7 +41,11 @@ def _parse(text: object, table: dict[str, float], what: str, examples: str) -> f
     if isinstance(text, int | float):
         if table.get("") is None:
             raise UnitError(f"expected {what} with a unit such as {examples}, found bare number {text!r}")
-        return float(text)
+        try:
+            value = float(text)
+        except OverflowError:
+            raise UnitError(f"{what} {str(text)[:20]}... is too large") from None
+        return _finite(value, text, table, what)
     if not isinstance(text, str):
         raise UnitError(f"expected {what} such as {examples}, found {text!r}")
     m = _RE.match(text)
@@ -51,10 +55,16 @@ def _parse(text: object, table: dict[str, float], what: str, examples: str) -> f
     if unit not in table:
         units = ", ".join(sorted({k for k in table if k}))
         raise UnitError(f"unknown unit {m.group(2)!r} in {text!r} for {what}; valid units: {units}")
-    result = value * table[unit]
-    if not math.isfinite(result):
-        raise UnitError(f"{what} {text!r} is not finite")
-    return result
+    return _finite(value * table[unit], text, table, what)
+
+
+def _finite(value: float, text: object, table: dict[str, float], what: str) -> float:
+    """`value` if it is a finite number (and a size below 8 EiB), else a UnitError."""
+    if not math.isfinite(value):
+        raise UnitError(f"{what} {text!r} is not a finite number")
+    if table is SIZE_UNITS and abs(value) >= 2**63:
+        raise UnitError(f"{what} {text!r} is too large (more than 8 EiB)")
+    return value
 
 
 def parse_bytes(text: object) -> int:

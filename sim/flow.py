@@ -30,6 +30,7 @@ from sim.hardware import HardwareModel
 from sim.lowering import kind_class
 from sim.memory import Activations
 from sim.schedule import Compute, Free, Load, Schedule
+from workloads.formats import compute_dtype, runtime_keys
 
 LOAD, COMPUTE, FREE = 0, 1, 2
 # post-stage actions: ("free", category, bytes) | ("move", bytes) staging -> weights |
@@ -185,7 +186,8 @@ def kernel_times(hw: HardwareModel, flops: Sequence[int], dtypes: Sequence[str],
     if n == 0:
         return []
     g, rt = hw.profile.gpu, hw.runtime
-    peak = {d: g.flops_for(d) * g.compute_efficiency for d in set(dtypes)}
+    # a weight format runs at its compute dtype's peak and its runtime keys' efficiency
+    peak = {d: g.flops_for(compute_dtype(d)) * g.compute_efficiency for d in set(dtypes)}
     t_flops = np.array(flops, dtype=np.float64) / np.array([peak[d] for d in dtypes])
     t_mem = np.array(act_bytes, dtype=np.float64) / g.memory_bandwidth
     bw = {"texture": hw.weight_read_bandwidth("texture"),
@@ -195,7 +197,8 @@ def kernel_times(hw: HardwareModel, flops: Sequence[int], dtypes: Sequence[str],
         nb = [w[j] if len(w) > j else 0 for w in weight_bytes]
         rate = [bw[loc[j]] if len(loc) > j else 1.0 for loc in locations]
         t_mem = t_mem + np.array(nb, dtype=np.float64) / np.array(rate)
-    effs = {key: rt.efficiency_for(*key) for key in set(zip(classes, dtypes, strict=True))}
+    effs = {(c, d): rt.efficiency_for(c, *runtime_keys(d))
+            for c, d in set(zip(classes, dtypes, strict=True))}
     eff = np.array([effs[k] for k in zip(classes, dtypes, strict=True)])
     hi, lo = np.maximum(t_flops, t_mem), np.minimum(t_flops, t_mem)
     t = g.kernel_launch_overhead + hi / eff + (1.0 - g.compute_memory_overlap) * lo / eff

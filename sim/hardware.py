@@ -5,7 +5,7 @@
 - host->GPU copy: latency + B / copy bandwidth;
 - buffer->texture transform: transform latency + B / transform bandwidth;
 - compute (roofline): launch overhead + max(t_flops, t_mem) + (1 - overlap) x min(t_flops, t_mem)
-  with t_flops = FLOPs / (peak[dtype] x efficiency), t_mem = weight bytes / (DRAM bandwidth x
+  with t_flops = FLOPs / (peak[compute dtype of the op's weight format] x efficiency), t_mem = weight bytes / (DRAM bandwidth x
   texture-or-buffer read efficiency) + activation bytes / DRAM bandwidth, and overlap =
   `gpu.compute_memory_overlap` (1, the default: the plain roofline max; near 0: the sum, as on
   a CPU kernel that reads its weights and then computes).
@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from hwprofiles.runtime import RuntimeProfile
@@ -21,6 +21,7 @@ from hwprofiles.schema import HardwareProfile
 from hwprofiles.storage import read_time
 from sim.lowering import kind_class
 from sim.schedule import Compute
+from workloads.formats import compute_dtype, runtime_keys
 
 IDEAL = RuntimeProfile("ideal")
 
@@ -81,15 +82,16 @@ class HardwareModel:
     def compute_time(self, step: Compute, tensor_bytes: Mapping[str, int],
                      location: Mapping[str, str]) -> float:
         """Roofline time of one op; `location` maps each weight to 'texture' or 'buffer'.
-        The runtime scales the roofline by its efficiency for the op's class and dtype and adds
-        its dispatch cost."""
+        The runtime scales the roofline by its efficiency for the op's class and dtype (a weight
+        format's family first, then its bit-width dtype: `Format.runtime_keys`) and adds its
+        dispatch cost."""
         g = self.profile.gpu
-        t_flops = step.flops / (g.flops_for(step.dtype) * g.compute_efficiency)
+        t_flops = step.flops / (g.flops_for(compute_dtype(step.dtype)) * g.compute_efficiency)
         t_mem = (step.input_bytes + step.output_bytes) / g.memory_bandwidth
         for t in step.weights:
             t_mem += tensor_bytes[t] / self.weight_read_bandwidth(location.get(t, "buffer"))
         rt = self.runtime
-        eff = rt.efficiency_for(step.op_class or kind_class(step.kind), step.dtype)
+        eff = rt.efficiency_for(step.op_class or kind_class(step.kind), *runtime_keys(step.dtype))
         t = (g.kernel_launch_overhead + max(t_flops, t_mem) / eff
              + (1.0 - g.compute_memory_overlap) * min(t_flops, t_mem) / eff)
         return t + rt.dispatch if rt.dispatch else t
@@ -109,3 +111,20 @@ class HardwareModel:
         if path == "via_buffer" and dst == "texture":
             stages["transform"] = self.transform_time(nbytes)
         return stages
+
+
+def unstated_formats(runtime: RuntimeProfile, steps: Iterable[Compute]) -> list[str]:
+    """Quantized weight formats whose kernels `runtime` gives per-dtype figures for other
+    dtypes of the same op class but none for the format (its family or bit-width dtype): they
+    run at the class efficiency alone, which the run's metadata then says."""
+    out: dict[str, None] = {}
+    for step in steps:
+        cls = step.op_class or kind_class(step.kind)
+        keys = runtime_keys(step.dtype)
+        if keys[0] in ("fp32", "fp16", "int8", "int4"):
+            continue  # float and integer formats: the runtime's own dtype rules
+        states_others = bool(runtime.dtype_efficiency) or any(
+            k.startswith(f"{cls}.") for k in runtime.kernel_efficiency)
+        if states_others and not runtime.states_dtype(cls, *keys):
+            out[f"{step.dtype} ({cls})"] = None
+    return list(out)

@@ -10,6 +10,7 @@ import numpy as np
 
 from hwprofiles.units import format_bytes, format_time
 from sim.flow import COMPUTE, FREE, Prepared
+from sim.hardware import unstated_formats
 from sim.memory import CATEGORIES, Peaks, time_average
 from sim.metrics import Metrics
 
@@ -115,7 +116,7 @@ def assemble(p: Prepared, budget: int | None, rec: RunRecord, executor: str,
         compute_s=rec.compute_s, gpu_stall_s=rec.stall_s,
         utilisation={k: (v / latency if latency > 0 else 0.0) for k, v in rec.busy.items()},
         energy_j=energy, sim_events=rec.events, steps=len(steps),
-        meta=dict(schedule.meta),
+        meta=_meta(p),
         runtime=runtime.name, init_s=init,
         exec_s=(inv_end[0] - init) if inv_end else 0.0,
         init_breakdown_s=init_breakdown(rec.stages, init),
@@ -125,3 +126,15 @@ def assemble(p: Prepared, budget: int | None, rec: RunRecord, executor: str,
         page_faults=rec.page_faults, refault_bytes=rec.refault_bytes,
         evicted_bytes=rec.evicted_bytes, executor=executor, executor_note=note,
     )
+
+
+def _meta(p: Prepared) -> dict[str, object]:
+    """The schedule's metadata, plus the quantized formats the runtime states no kernel
+    efficiency for (they ran at its op-class efficiency alone)."""
+    meta = dict(p.schedule.meta)
+    if not p.runtime.is_neutral:
+        computes = [p.schedule.steps[c] for c in p.compute_ids]
+        unstated = unstated_formats(p.runtime, computes)  # type: ignore[arg-type]
+        if unstated:
+            meta["runtime_unstated_formats"] = ", ".join(unstated)
+    return meta

@@ -16,15 +16,21 @@ Rules (checked by `validate_schedule`):
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
+import os
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from sim.errors import ScheduleError
+from workloads.formats import FormatError, get_format
 
 PATHS = ("direct", "via_buffer")
+# meta entries that are wall-clock measurements of planning, not properties of the plan
+TIMING_META = ("plan_time_s", "solver_wall_s")
 DESTINATIONS = ("texture", "buffer")
 FORMAT_VERSION = 1
 
@@ -136,7 +142,9 @@ class Schedule:
         return sum(s.flops for s in self.of_kind(Compute))
 
     # --- JSON --------------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, timings: bool = False) -> dict[str, Any]:
+        """JSON-ready form; wall-clock planning times (`TIMING_META`) only with `timings`, so
+        the same plan gives byte-identical files."""
         steps = []
         for s in self.steps:
             d = asdict(s)
@@ -147,65 +155,189 @@ class Schedule:
         return {
             "format": "weightstream-schedule", "version": FORMAT_VERSION,
             "policy": self.policy, "workload": self.workload, "profile": self.profile,
-            "runtime": self.runtime, "budget_bytes": self.budget_bytes, "tensor_bytes": self.tensor_bytes,
-            "invocations": [asdict(i) for i in self.invocations], "meta": self.meta,
+            "runtime": self.runtime, "budget_bytes": self.budget_bytes,
+            "tensor_bytes": self.tensor_bytes,
+            "invocations": [asdict(i) for i in self.invocations],
+            "meta": self.meta if timings else without_timings(self.meta),
             "steps": steps,
         }
 
-    def save(self, path: str | Path) -> None:
-        """Write as JSON (atomically: a temp file renamed into place)."""
+    def save(self, path: str | Path, timings: bool = False) -> None:
+        """Write as JSON (atomically: a temp file renamed into place; nothing is left behind
+        if the write fails)."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), separators=(",", ":")))
-        tmp.replace(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(self.to_dict(timings), separators=(",", ":")))
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     @classmethod
     def from_dict(cls, data: Any) -> Schedule:
+        """A Schedule from its JSON form; every malformed field raises ScheduleError naming
+        its path (`steps[4].flops: expected a whole number >= 0, found 'lots'`)."""
         if not isinstance(data, dict) or data.get("format") != "weightstream-schedule":
             raise ScheduleError("not a weightstream schedule (missing \"format\": "
                                 "\"weightstream-schedule\")")
-        try:
-            steps: list[Step] = []
-            for i, raw in enumerate(data["steps"]):
-                raw = dict(raw)
-                kind = raw.pop("step", None)
-                if kind not in _KINDS:
-                    raise ScheduleError(f"step {i}: unknown step type {kind!r}; valid types: "
-                                        f"{', '.join(_KINDS)}")
-                for key in ("after", "inputs", "tensors", "weights"):
-                    if key in raw:
-                        raw[key] = tuple(raw[key])
-                try:
-                    steps.append(_KINDS[kind](**raw))
-                except TypeError as exc:
-                    raise ScheduleError(f"step {i} ({kind}): {exc}") from None
-            return cls(
-                policy=str(data["policy"]), workload=str(data["workload"]),
-                profile=str(data["profile"]), budget_bytes=data.get("budget_bytes"),
-                tensor_bytes={str(k): int(v) for k, v in data["tensor_bytes"].items()},
-                invocations=[InvocationInfo(**i) for i in data["invocations"]],
-                steps=steps, meta=dict(data.get("meta") or {}),
-                runtime=str(data.get("runtime", "ideal")),
-            )
-        except KeyError as exc:
-            raise ScheduleError(f"schedule is missing the field {exc.args[0]!r}") from None
-        except ScheduleError:
-            raise
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise ScheduleError(f"malformed schedule: {exc}") from None
+        _check_keys(data, _TOP_REQUIRED,
+                    (*_TOP_REQUIRED, "version", "runtime", "budget_bytes", "meta"), "schedule")
+        version = data.get("version", FORMAT_VERSION)
+        if version != FORMAT_VERSION or isinstance(version, bool):
+            raise ScheduleError(f"version: this weightstream reads schedule format version "
+                                f"{FORMAT_VERSION}, found {version!r}")
+        for key in ("policy", "workload", "profile"):
+            _field(data[key], "text", key)
+        runtime = _field(data.get("runtime", "ideal"), "text", "runtime")
+        budget = data.get("budget_bytes")
+        if budget is not None:
+            _field(budget, "size", "budget_bytes")
+            if budget == 0:
+                raise ScheduleError("budget_bytes: expected a positive size or null (no "
+                                    "budget), found 0")
+        tb = data["tensor_bytes"]
+        if not isinstance(tb, dict):
+            raise ScheduleError(f"tensor_bytes: expected a mapping of tensor name to bytes, "
+                                f"found {_found(tb)}")
+        tensor_bytes = {str(k): _field(v, "size", f"tensor_bytes[{k!r}]") for k, v in tb.items()}
+        invs = data["invocations"]
+        if not isinstance(invs, list) or not invs:
+            raise ScheduleError(f"invocations: expected a non-empty list, found {_found(invs)}")
+        invocations = []
+        for i, inv in enumerate(invs):
+            where = f"invocations[{i}]"
+            if not isinstance(inv, dict):
+                raise ScheduleError(f"{where}: expected {{label, model}}, found {_found(inv)}")
+            _check_keys(inv, ("label", "model"), ("label", "model"), where)
+            invocations.append(InvocationInfo(_field(inv["label"], "text", f"{where}.label"),
+                                              _field(inv["model"], "text", f"{where}.model")))
+        meta = data.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise ScheduleError(f"meta: expected a mapping, found {_found(meta)}")
+        raw_steps = data["steps"]
+        if not isinstance(raw_steps, list) or not raw_steps:
+            raise ScheduleError(f"steps: expected a non-empty list of steps, found "
+                                f"{_found(raw_steps)}")
+        steps = [_step(raw, i) for i, raw in enumerate(raw_steps)]
+        return cls(policy=data["policy"], workload=data["workload"], profile=data["profile"],
+                   budget_bytes=budget, tensor_bytes=tensor_bytes, invocations=invocations,
+                   steps=steps, meta=meta, runtime=runtime)
 
     @classmethod
     def load(cls, path: str | Path) -> Schedule:
         """Read a schedule JSON file; malformed files raise ScheduleError naming the problem."""
         try:
-            text = Path(path).read_text()
+            text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ScheduleError(f"cannot read schedule file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ScheduleError(f"schedule file {path} is not UTF-8 text (byte {exc.start}: "
+                                f"{exc.reason})") from None
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
+            data = json.loads(text, parse_constant=_no_constant)
+        except (json.JSONDecodeError, ValueError) as exc:
             raise ScheduleError(f"schedule file {path} is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ScheduleError as exc:
+            raise ScheduleError(f"schedule file {path}: {exc}") from None
+
+
+_TOP_REQUIRED = ("format", "policy", "workload", "profile", "tensor_bytes", "invocations",
+                 "steps")
+# field -> kind, for every field of every step type
+_STEP_FIELDS = {"id": "index", "after": "refs", "inputs": "refs", "tensors": "names",
+                "weights": "names", "bytes": "size", "flops": "size", "input_bytes": "size",
+                "output_bytes": "size", "workspace_bytes": "size", "state_bytes": "size",
+                "path": "text", "dst": "text", "src": "text", "op": "text", "kind": "text",
+                "dtype": "text", "invocation": "index", "layout": "mapping?",
+                "op_class": "text?"}
+_EXPECTED = {"index": "a whole number >= 0", "size": "a whole number >= 0",
+             "text": "a non-empty text", "text?": "a text", "refs": "a list of step ids",
+             "names": "a list of tensor names", "mapping?": "a mapping or null"}
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a schedule may hold (only finite numbers)")
+
+
+def _found(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_keys(d: dict[str, Any], required: Iterable[str], valid: Iterable[str],
+                where: str) -> None:
+    valid = tuple(valid)
+    for k in required:
+        if k not in d:
+            raise ScheduleError(f"{where} is missing the field {k!r}")
+    unknown = [k for k in d if k not in valid]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ScheduleError(f"{where}: unknown field {unknown[0]!r}{hint}; valid fields: "
+                            f"{', '.join(valid)}")
+
+
+def _whole(value: Any) -> int | None:
+    """`value` as an int if it is a whole number (1e9 written as a float counts), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _field(value: Any, kind: str, where: str) -> Any:
+    """`value` checked (and normalised) as a field of `kind`; ScheduleError naming `where`."""
+    if kind in ("index", "size"):
+        n = _whole(value)
+        if n is None or n < 0:
+            raise ScheduleError(f"{where}: expected {_EXPECTED[kind]}, found {_found(value)}")
+        return n
+    if kind == "text":
+        if not isinstance(value, str) or not value:
+            raise ScheduleError(f"{where}: expected {_EXPECTED[kind]}, found {_found(value)}")
+        return value
+    if kind == "text?":
+        if not isinstance(value, str):
+            raise ScheduleError(f"{where}: expected {_EXPECTED[kind]}, found {_found(value)}")
+        return value
+    if kind == "mapping?":
+        if value is not None and not isinstance(value, dict):
+            raise ScheduleError(f"{where}: expected {_EXPECTED[kind]}, found {_found(value)}")
+        return value
+    if not isinstance(value, list):
+        raise ScheduleError(f"{where}: expected {_EXPECTED[kind]}, found {_found(value)}")
+    item = "index" if kind == "refs" else "text"
+    return tuple(_field(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+
+
+def _step(raw: Any, i: int) -> Step:
+    where = f"steps[{i}]"
+    if not isinstance(raw, dict):
+        raise ScheduleError(f"{where}: expected a step mapping, found {_found(raw)}")
+    kind = raw.get("step")
+    if kind not in _KINDS:
+        raise ScheduleError(f"{where}: unknown step type {kind!r}; valid types: "
+                            f"{', '.join(_KINDS)}")
+    cls = _KINDS[kind]
+    names = [f.name for f in fields(cls)]
+    required = [f.name for f in fields(cls) if f.default is MISSING]
+    _check_keys({k: v for k, v in raw.items() if k != "step"}, required, names,
+                f"{where} ({kind})")
+    values = {k: _field(v, _STEP_FIELDS[k], f"{where}.{k}") for k, v in raw.items()
+              if k != "step"}
+    return cls(**values)
+
+
+def without_timings(meta: dict[str, Any]) -> dict[str, Any]:
+    """`meta` without its wall-clock entries (`TIMING_META`)."""
+    return {k: v for k, v in meta.items() if k not in TIMING_META}
 
 
 def _check_refs(step: Step, refs: Iterable[int], what: str) -> None:
@@ -234,6 +366,7 @@ def validate_schedule(s: Schedule, expected_ops: dict[int, Iterable[str]] | None
     kinds: list[type] = []
     tensor_bytes = s.tensor_bytes
     ninv = len(s.invocations)
+    known_dtypes: set[str] = set()  # weight formats already checked
     for pos, step in enumerate(s.steps):
         if step.id != pos:
             raise ScheduleError(f"step at position {pos} has id {step.id}; ids must be 0..n-1 "
@@ -256,6 +389,12 @@ def validate_schedule(s: Schedule, expected_ops: dict[int, Iterable[str]] | None
                 raise ScheduleError(f"step {pos}: op {step.op!r} of invocation {step.invocation} "
                                     "is computed twice")
             done.add(key)
+            if step.dtype not in known_dtypes:
+                try:
+                    get_format(step.dtype)
+                except FormatError as exc:
+                    raise ScheduleError(f"step {pos} (compute {step.op}): {exc}") from None
+                known_dtypes.add(step.dtype)
             if min(step.flops, step.input_bytes, step.output_bytes, step.workspace_bytes,
                    step.state_bytes) < 0:
                 for attr in ("flops", "input_bytes", "output_bytes", "workspace_bytes",
@@ -311,6 +450,9 @@ def validate_schedule(s: Schedule, expected_ops: dict[int, Iterable[str]] | None
                 del users[t]
         else:
             raise ScheduleError(f"step {pos}: unknown step type {type(step).__name__}")
+    if not done:
+        raise ScheduleError("the schedule computes nothing (no compute step): there is no "
+                            "inference to simulate")
     if expected_ops is not None:
         for inv, ops in expected_ops.items():
             missing = [o for o in ops if (inv, o) not in done]

@@ -55,7 +55,8 @@ def test_infeasible_budget_names_the_smallest_feasible_budget():
     (["--profile", "pixel-99", "--policy", "pipeline"], ["pixel-99", "valid profiles"]),
     (["--policy", "warp"], ["warp", "valid policies", "pipeline"]),
     (["--policy", "pipeline", "--budget", "12 parsecs"], ["12 parsecs", "valid units"]),
-    (["--policy", "pipeline", "--dtype", "fp8"], ["fp8", "fp16"]),
+    (["--policy", "pipeline", "--dtype", "fp6"], ["fp6", "fp16", "q4_0", "awq-gN"]),
+    (["--policy", "pipeline", "--dtype", "q4_0,head=q8_0"], ["head", "lm_head", "ffn"]),
 ])
 def test_bad_input_exits_2_with_choices(args, words):
     r = invoke(*args)
@@ -63,3 +64,13 @@ def test_bad_input_exits_2_with_choices(args, words):
     assert "Traceback" not in r.output and not isinstance(r.exception, ValueError)
     for w in words:
         assert w in r.output
+
+
+def test_output_folders_are_created(tmp_path):
+    """--trace / --save-schedule / --gantt into folders that do not exist yet: created."""
+    paths = [tmp_path / "a" / "t.json", tmp_path / "b" / "c" / "s.json", tmp_path / "d" / "g.svg"]
+    r = invoke("--policy", "sequential", "--trace", str(paths[0]), "--save-schedule",
+               str(paths[1]), "--gantt", str(paths[2]))
+    assert r.exit_code == 0, r.output
+    assert all(p.stat().st_size > 100 for p in paths)
+    assert not [p for p in tmp_path.rglob("*.tmp")]

@@ -89,7 +89,7 @@ def random_schedule(rng: random.Random, n_steps: int) -> Schedule:
                 if computes else []
             cid = s.add(Compute, op=f"op{len(computes)}", invocation=rng.randrange(invs),
                         kind=rng.choice(["linear", "conv", "add", "attention"]),
-                        dtype=rng.choice(["fp16", "fp32", "int8"]),
+                        dtype=rng.choice(["fp16", "fp32", "int8", "q4_0", "q4_k"]),
                         flops=rng.choice([0, 10**6, 10**9, 10**11]), weights=weights,
                         input_bytes=rng.randint(0, 10**6), output_bytes=rng.randint(1, 10**7),
                         workspace_bytes=rng.choice([0, 0, 10**5]),

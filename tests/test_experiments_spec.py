@@ -53,7 +53,8 @@ def test_parse_and_expand():
     (spec(budgets=["-3MiB"]), ["must be positive"]),
     (spec(budgets={"auto": 0}), ["auto: N"]),
     (spec(budgets={"automatic": 4}), ["unknown key 'automatic'", "auto"]),
-    (spec(dtypes=["fp8"]), ["unknown dtype 'fp8'", "fp16"]),
+    (spec(dtypes=["fp6"]), ["unknown format 'fp6'", "fp16", "q4_0"]),
+    (spec(dtypes=["q4_0,lmhead=q8_0"]), ["lmhead", "lm_head"]),
     (spec(models=["resnet-50"]), ["unknown model 'resnet-50'", "resnet50"]),
     (spec(policies=["sequential", "sequential"]), ["duplicate policy labels"]),
     ([1, 2], ["must be a mapping"]),
@@ -102,6 +103,12 @@ def test_auto_budget_points():
     auto = {groups[0].key: BudgetPoints(groups[0].key, (10, 20, 40), 10, 40)}
     runs = expand(s, auto)
     assert sorted({r.budget_bytes for r in runs}) == [10, 20, 40] and len(runs) == 6
+
+
+def test_dtypes_accept_formats_and_mixed_precision_in_canonical_form():
+    s = parse_spec(spec(dtypes=["q4_0", "q4_0,lm_head=q4_0", {"base": "q4_0", "lm_head": "q8_0"},
+                                "awq-g64"]))
+    assert s.dtypes == ("q4_0", "q4_0,lm_head=q8_0", "awq-g64")
 
 
 def test_model_files_in_a_spec(tmp_path):

@@ -20,8 +20,11 @@ EXPECTED = {"snapdragon-8-gen-2", "snapdragon-8-gen-3", "snapdragon-8-gen-3-ufs3
 
 
 def base_yaml() -> dict:
-    """A complete, valid profile as a raw mapping (the 8 Gen 3 file, without extends)."""
-    return yaml.safe_load((builtin_dir() / "snapdragon-8-gen-3.yaml").read_text())
+    """A complete, valid profile as a raw mapping (the 8 Gen 3 file, without extends, under a
+    name of its own: a user file may not pass for a shipped profile)."""
+    data = yaml.safe_load((builtin_dir() / "snapdragon-8-gen-3.yaml").read_text())
+    data["name"] = "my-phone"
+    return data
 
 
 def write(tmp_path: Path, data, name: str = "p.yaml") -> Path:
@@ -290,13 +293,13 @@ def test_check_negative_and_zero_values(tmp_path):
 def test_check_unknown_keys(tmp_path):
     data = base_yaml()
     data["storage"]["colour"] = "blue"
-    data["gpu"]["peak_flops"]["fp8"] = {"value": "11 TFLOPS", "source": "x"}
+    data["gpu"]["peak_flops"]["bf16"] = {"value": "11 TFLOPS", "source": "x"}
     data["vendor"] = "acme"
     data["dram"]["bandwidth"]["sauce"] = "typo of source"
     probs = problems_of(tmp_path, data)
     assert len(probs) == 4, probs
     joined = "\n".join(probs)
-    for path in ("storage.colour", "gpu.peak_flops.fp8", "vendor", "dram.bandwidth"):
+    for path in ("storage.colour", "gpu.peak_flops.bf16", "vendor", "dram.bandwidth"):
         assert path in joined
     assert "read_bandwidth" in next(p for p in probs if p.startswith("storage.colour"))
 

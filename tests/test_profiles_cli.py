@@ -98,6 +98,7 @@ def test_check_ok(run, name):
 
 def test_check_lists_every_problem_and_exits_1(run, tmp_path):
     data = yaml.safe_load((builtin_dir() / "tensor-g3.yaml").read_text())
+    data["name"] = "bad"
     del data["gpu"]["max_alloc"]
     data["storage"]["read_bandwidth"]["value"] = "2100 MB"
     data["dram"]["bandwidth"]["value"] = "-68 GB/s"

@@ -119,5 +119,5 @@ def test_unknown_names_list_valid_choices(name):
 
 
 def test_bad_dtype_rejected():
-    with pytest.raises(WorkloadError, match="valid dtypes"):
+    with pytest.raises(WorkloadError, match="valid formats"):
         resolve_workload("resnet50", "int2")

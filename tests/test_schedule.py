@@ -73,7 +73,8 @@ def test_wrong_bytes_and_forward_refs_rejected():
     ('{"format": "other"}', "not a weightstream schedule"),
     ('{"format": "weightstream-schedule", "steps": []}', "missing the field"),
     ('{"format": "weightstream-schedule", "policy": "p", "workload": "w", "profile": "x",'
-     ' "tensor_bytes": {}, "invocations": [], "steps": [{"step": "teleport", "id": 0}]}',
+     ' "tensor_bytes": {}, "invocations": [{"label": "m", "model": "m"}],'
+     ' "steps": [{"step": "teleport", "id": 0}]}',
      "unknown step type 'teleport'"),
 ])
 def test_malformed_files_rejected(tmp_path, text, match):

@@ -149,7 +149,9 @@ def test_make_runner_choices():
     assert isinstance(make_runner(1), SerialRunner)
     assert isinstance(make_runner(None), AutoRunner)
     assert isinstance(make_runner(2), PoolRunner)
-    assert isinstance(make_runner(3, "tcp://127.0.0.1:1"), DaskRunner)
+    assert isinstance(make_runner(None, "tcp://127.0.0.1:1"), DaskRunner)
+    with pytest.raises(ExperimentError, match="--workers and --scheduler"):
+        make_runner(3, "tcp://127.0.0.1:1")
     r = CliRunner().invoke(main, ["sweep", "default", "--workers", "0", "--no-progress",
                                   "--out", "/nonexistent/never"])
     assert r.exit_code == 2 and "--workers must be at least 1" in r.output

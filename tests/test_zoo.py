@@ -170,7 +170,7 @@ def test_unknown_names_and_options_rejected():
         get_model("resnet51")
     with pytest.raises(WorkloadError, match="does not take seq"):
         get_model("gpt2", seq=3)
-    with pytest.raises(WorkloadError, match="valid dtypes"):
+    with pytest.raises(WorkloadError, match="valid formats"):
         get_model("gpt2", "bf16")
 
 

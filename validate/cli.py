@@ -207,7 +207,7 @@ def _refit(base: str, check_file: str, out: str, name: str | None) -> None:
               help="measured trace + latency as JSON")
 @click.option("--chrome", type=click.Path(dir_okay=False), default=None,
               help="also write a Chrome/Perfetto trace")
-@click.option("--queue-depth", type=int, default=4, show_default=True)
+@click.option("--queue-depth", type=click.IntRange(min=1), default=4, show_default=True)
 def replay(schedule_file: str, spec: str | None, scale: float, weights_dir: str | None,
            out: str | None, chrome: str | None, queue_depth: int) -> None:
     """Execute a saved Schedule on a real OpenCL device and measure its timeline."""

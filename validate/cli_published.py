@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -59,6 +60,9 @@ def published(table: str | None, role: str, plot_path: str | None, as_json: bool
     from validate.published import evaluate, load_table, plot, summarise
     from validate.published import fit_runtime as fit
 
+    if plot_path and Path(plot_path).suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise ValidateError(f"cannot tell the image format of {plot_path!r}; use .png, .svg "
+                            "or .pdf")
     rows = load_table(table)
     if fit_runtime:
         if not params:

@@ -18,12 +18,15 @@ unknown activation) goes into `Model.warnings`.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from workloads.model import Model, WorkloadError, check_dtype
+from workloads.formats import GROUP_SIZES
+from workloads.model import Model, WorkloadError
+from workloads.precision import parse_precision
 from workloads.zoo.layers import ACT_FLOPS, GraphBuilder
 from workloads.zoo.llm import LMConfig, decoder_lm
 from workloads.zoo.transformer import (
@@ -91,14 +94,65 @@ def read_config(path_or_dict: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     if path.is_dir():
         path = path / "config.json"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except FileNotFoundError:
         raise WorkloadError(f"config file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise WorkloadError(f"cannot read config file {path}: {exc.strerror}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
         raise WorkloadError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise WorkloadError(f"{path}: a config.json must hold a JSON object")
     return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a config may hold (only finite numbers)")
+
+
+# fields that set how many layers / experts are built: past these limits (far above any
+# published model) a value is a typo, and building it would take hours and all the memory
+STRUCTURE_LIMITS = {**dict.fromkeys(("num_hidden_layers", "n_layer", "num_layers",
+                                     "num_decoder_layers", "encoder_layers", "decoder_layers"),
+                                    10_000),
+                    **dict.fromkeys(("num_local_experts", "num_experts"), 4096)}
+
+
+def check_input(cfg: Mapping[str, Any]) -> None:
+    """Refuse, at the entry point, values no config may hold: a non-finite number anywhere,
+    layer or expert counts past `STRUCTURE_LIMITS`, a patch larger than the image, attention
+    layer kinds other than global / local."""
+    bad = _non_finite(cfg)
+    if bad:
+        raise WorkloadError(f"config field {bad} is not a finite number")
+    for key, limit in STRUCTURE_LIMITS.items():
+        v = cfg.get(key)
+        if isinstance(v, int) and not isinstance(v, bool) and v > limit:
+            raise WorkloadError(f"config field {key!r} = {v} is more than weightstream builds "
+                                f"(at most {limit:,})")
+    image, patch = cfg.get("image_size"), cfg.get("patch_size")
+    if isinstance(image, int) and isinstance(patch, int) and 0 < image < patch:
+        raise WorkloadError(f"config: patch_size {patch} is larger than image_size {image}: "
+                            "the image has no patch")
+    kinds = cfg.get("attention_layers")
+    if kinds is not None and (not isinstance(kinds, list)
+                              or any(k not in ("global", "local") for k in kinds)):
+        raise WorkloadError(f"config field 'attention_layers' must be a list of 'global' / "
+                            f"'local', found {kinds!r}")
+
+
+def _non_finite(obj: Any, where: str = "") -> str | None:
+    """Path of the first NaN or infinite number in `obj`, or None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return repr(where or "value")
+    items = obj.items() if isinstance(obj, Mapping) else (
+        enumerate(obj) if isinstance(obj, list) else ())
+    for k, v in items:
+        found = _non_finite(v, f"{where}.{k}" if where and isinstance(obj, Mapping) else
+                            (f"{where}[{k}]" if where else str(k)))
+        if found:
+            return found
+    return None
 
 
 class _Fields:
@@ -181,8 +235,9 @@ def load_hf_config(path_or_dict: str | Path | Mapping[str, Any], dtype: str = "f
                    name: str | None = None, tokens: int = 128) -> Model:
     """A Model from a config.json (path, folder or dict); `tokens` for text models (the
     encoder's and the decoder's tokens for T5; the decoder's for Whisper)."""
-    check_dtype(dtype)
+    prec = parse_precision(dtype)
     cfg = read_config(path_or_dict)
+    check_input(cfg)
     mt = check_family(cfg)
     if name is None:  # the checkpoint's name, else the folder's (or a renamed file's stem)
         src = "" if isinstance(path_or_dict, Mapping) else Path(path_or_dict)
@@ -196,11 +251,16 @@ def load_hf_config(path_or_dict: str | Path | Mapping[str, Any], dtype: str = "f
         method = quant.get("quant_method", "?")
         bits = quant.get("bits") or quant.get("w_bit") or ("4/8" if method == "bitsandbytes"
                                                            else "?")
+        group = quant.get("group_size") or quant.get("q_group_size")
+        hint = (f"{method}-g{group}" if method in ("awq", "gptq") and bits == 4
+                and group in GROUP_SIZES else "int4 or int8")
         warnings.append(f"the checkpoint is quantized ({method}, {bits} bits): the config gives "
-                        f"the unpacked shapes; weights are built in {dtype} (pass --dtype int4 "
-                        "or int8 to match the stored bytes)")
+                        f"the unpacked shapes; weights are built in {prec.name} (pass --dtype "
+                        f"{hint} to match the stored bytes)")
     try:
-        model = BUILDERS[mt](_Fields(cfg, warnings), name, dtype, tokens)
+        model = BUILDERS[mt](_Fields(cfg, warnings), name, prec.base, tokens)
+        if prec.mixed:
+            model = model.with_dtype(prec.name)
     except (TypeError, ValueError, KeyError) as exc:
         if isinstance(exc, WorkloadError):
             raise

@@ -1,9 +1,10 @@
 """The Model type: a networkx graph of ops with weights, FLOPs and activation sizes.
 
-Sizes are kept as element counts and turned into bytes by dtype, so one architecture serves
-fp32, fp16, int8 and int4 (bit-width is a design-space axis). Quantized weights carry the bytes
-of their scales: one fp16 scale per group of `group_size` elements (int4 default 128 elements
-per group; int8 default one scale per output channel, i.e. per row of the first axis).
+Sizes are kept as element counts and turned into bytes by weight format (`workloads.formats`),
+so one architecture serves fp32, fp16, int8, int4 and the quantized formats people deploy
+(GGUF q4_0 / q8_0 / k-quants, AWQ / GPTQ int4, fp8): bit-width is a design-space axis. A
+quantized tensor's bytes include its scales, zero points and indices. A model-level precision
+may also be mixed per layer group (`workloads.precision`: 'q4_0,lm_head=q6_k').
 """
 
 from __future__ import annotations
@@ -16,21 +17,30 @@ from functools import cached_property, lru_cache
 import networkx as nx
 import numpy as np
 
+from workloads.formats import FormatError, get_format
+
 DTYPE_BITS: dict[str, int] = {"fp32": 32, "fp16": 16, "int8": 8, "int4": 4}
-QUANTIZED = ("int8", "int4")
-SCALE_BYTES = 2  # one fp16 scale per quantization group
-DEFAULT_INT4_GROUP = 128
 
 
 class WorkloadError(ValueError):
     """Bad model, workload or importer input; the message names the problem and valid choices."""
 
 
+def check_format(name: str) -> str:
+    """Return `name` if it is a known weight format, else raise WorkloadError listing them."""
+    try:
+        get_format(name)
+    except FormatError as exc:
+        raise WorkloadError(str(exc)) from None
+    return name
+
+
 def check_dtype(dtype: str) -> str:
-    """Return `dtype` if known, else raise WorkloadError listing the valid dtypes."""
-    if dtype not in DTYPE_BITS:
-        raise WorkloadError(f"unknown dtype {dtype!r}; valid dtypes: {', '.join(DTYPE_BITS)}")
-    return dtype
+    """The canonical form of a model precision: a format name or a mixed-precision spec such as
+    'q4_0,lm_head=q6_k'; WorkloadError (listing the valid choices) if it is neither."""
+    from workloads.precision import parse_precision
+
+    return parse_precision(dtype).name
 
 
 def activation_dtype(weight_dtype: str) -> str:
@@ -39,10 +49,10 @@ def activation_dtype(weight_dtype: str) -> str:
 
 
 def storage_dtype(dtype: str, shape: tuple[int, ...]) -> str:
-    """The dtype a tensor of `shape` is stored in when its model is in `dtype`: quantized dtypes
-    apply to matrices and kernels, while 1-D tensors (biases, norm scales) stay fp16, as
+    """The format a tensor of `shape` is stored in when its layer is in `dtype`: quantized
+    formats apply to matrices and kernels, while 1-D tensors (biases, norm scales) stay fp16, as
     weight-quantization schemes (GPTQ, AWQ, llama.cpp Q4) keep them."""
-    return "fp16" if dtype in QUANTIZED and len(shape) < 2 else dtype
+    return "fp16" if get_format(dtype).quantized and len(shape) < 2 else dtype
 
 
 def elem_bytes(dtype: str) -> float:
@@ -55,8 +65,8 @@ class Tensor:
 
     name: str
     shape: tuple[int, ...]
-    dtype: str = "fp16"
-    group_size: int = 0  # quantization group; 0 = the dtype's default
+    dtype: str = "fp16"  # a weight format name (workloads.formats)
+    group_size: int = 0  # quantization group overriding the format's; 0 = the format's own
     _nbytes: int = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -64,33 +74,34 @@ class Tensor:
             if not isinstance(d, int) or d <= 0:
                 raise WorkloadError(f"tensor {self.name!r} has a non-positive dimension: "
                                     f"{self.shape}")
-        if self.dtype not in DTYPE_BITS:
-            check_dtype(self.dtype)
-        object.__setattr__(self, "_nbytes", math.ceil(self.numel * DTYPE_BITS[self.dtype] / 8)
-                           + self.scale_count * SCALE_BYTES)
+        check_format(self.dtype)
+        object.__setattr__(self, "_nbytes", self.format.nbytes(self.shape))
 
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
 
     @property
+    def format(self):
+        """The tensor's weight format (with `group_size` applied where it is set)."""
+        fmt = get_format(self.dtype)
+        if self.group_size and fmt.quantized and fmt.grouping != "tensor":
+            grouping = "flat" if fmt.grouping == "channel" else fmt.grouping
+            fmt = replace(fmt, grouping=grouping, group=self.group_size)
+        return fmt
+
+    @property
     def scale_count(self) -> int:
-        """Number of quantization scales stored with the tensor (0 for float dtypes)."""
-        if self.dtype not in QUANTIZED:
-            return 0
-        if self.group_size:
-            return math.ceil(self.numel / self.group_size)
-        if self.dtype == "int4":
-            return math.ceil(self.numel / DEFAULT_INT4_GROUP)
-        return self.shape[0] if len(self.shape) > 1 else 1
+        """Number of quantization groups (scales) stored with the tensor (0 for float formats)."""
+        return self.format.groups(self.shape)
 
     @property
     def nbytes(self) -> int:
-        """Bytes on flash and in memory, quantization scales included."""
+        """Bytes on flash and in memory, quantization scales, zero points and indices included."""
         return self._nbytes
 
     def with_dtype(self, dtype: str) -> Tensor:
-        return replace(self, dtype=check_dtype(dtype))
+        return replace(self, dtype=check_format(dtype))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +134,7 @@ class Op:
                 if getattr(self, attr) < 0:
                     raise WorkloadError(f"op {self.name!r}: {attr} is negative "
                                         f"({getattr(self, attr)})")
-        if self.dtype not in DTYPE_BITS:
-            check_dtype(self.dtype)
+        check_format(self.dtype)
         e = elem_bytes(activation_dtype(self.dtype))
         object.__setattr__(self, "_bytes", (
             math.ceil(self.input_elems * e), math.ceil(self.output_elems * e),
@@ -155,12 +165,12 @@ class Op:
         return self._bytes[3]
 
     def with_dtype(self, dtype: str, tensor_dtypes: Mapping[str, str] | None = None) -> Op:
-        """This op with weights (and compute) in `dtype` (see `storage_dtype`); `tensor_dtypes`
-        overrides per tensor."""
+        """This op with weights (and compute) in format `dtype` (see `storage_dtype`);
+        `tensor_dtypes` overrides per tensor."""
         tensor_dtypes = tensor_dtypes or {}
         weights = tuple(t.with_dtype(tensor_dtypes.get(t.name) or storage_dtype(dtype, t.shape))
                         for t in self.weights)
-        return replace(self, dtype=dtype, weights=weights)
+        return replace(self, dtype=check_format(dtype), weights=weights)
 
 
 @dataclass(frozen=True)
@@ -307,11 +317,21 @@ class Model:
         return {t.dtype for t in self.tensors.values()}
 
     def with_dtype(self, dtype: str, tensor_dtypes: Mapping[str, str] | None = None) -> Model:
-        """A copy with every weight in `dtype` (and per-tensor overrides from `tensor_dtypes`)."""
-        check_dtype(dtype)
-        for d in (tensor_dtypes or {}).values():
-            check_dtype(d)
-        ops = [self._by_name[n].with_dtype(dtype, tensor_dtypes) for n in self.insertion_order]
+        """A copy in precision `dtype`: one format ('q4_0') or mixed per layer group
+        ('q4_0,lm_head=q6_k'); `tensor_dtypes` overrides single tensors by full name."""
+        from workloads.precision import op_group, parse_precision, tensor_groups
+
+        prec = parse_precision(dtype)
+        tensor_dtypes = {k: check_format(v) for k, v in (tensor_dtypes or {}).items()}
+        old = [self._by_name[n] for n in self.insertion_order]
+        tgroup = tensor_groups(old) if prec.mixed else {}
+        ops = []
+        for op in old:
+            fmt = prec.format_for(op_group(op)) if prec.mixed else prec.base
+            per = {t.name: tensor_dtypes.get(t.name)
+                   or storage_dtype(prec.format_for(tgroup.get(t.name, "other")), t.shape)
+                   for t in op.weights}
+            ops.append(op.with_dtype(fmt, per))
         return Model(self.name, ops, self.graph.edges, family=self.family, source=self.source,
                      published_params=self.published_params, description=self.description,
                      warnings=self.warnings)

@@ -102,7 +102,7 @@ def _unknown(kind: str, name: str) -> WorkloadError:
 
 
 def _lookup(name: str, dtype: str, kind: str) -> Workload:
-    check_dtype(dtype)
+    dtype = check_dtype(dtype)
     wl = SCENARIOS[name](dtype) if name in SCENARIOS else _parse(name, dtype)
     if wl is None:
         raise _unknown(kind, name)

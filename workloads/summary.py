@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workloads.model import Model, activation_profile
+from workloads.formats import get_format, list_formats
+from workloads.model import Model, activation_profile, storage_dtype
+from workloads.precision import GROUPS, OTHER, op_group, tensor_groups
 
 
 @dataclass(frozen=True)
@@ -46,3 +48,42 @@ def summarize(model: Model, top: int = 5) -> ModelSummary:
         largest_layers=tuple((o.name, o.kind, o.weight_bytes, o.flops) for o in layers),
         published_params=model.published_params, source=model.source,
         description=model.description, warnings=tuple(getattr(model, "warnings", ())))
+
+
+@dataclass(frozen=True)
+class FormatSize:
+    """The model's weight bytes if every layer were in one format (1-D tensors stay fp16)."""
+
+    format: str
+    family: str
+    weight_bytes: int
+    bits_per_param: float
+
+
+def format_sizes(model: Model, formats: list[str] | None = None) -> list[FormatSize]:
+    """Weight bytes of `model` in each format (default: every fixed format, awq-g128 and
+    gptq-g128), scales included."""
+    out = []
+    params = model.param_count
+    for name in formats or list_formats(examples=True):
+        fmt = get_format(name)
+        total = sum(get_format(storage_dtype(name, t.shape)).nbytes(t.shape)
+                    for t in model.tensors.values())
+        out.append(FormatSize(name, fmt.family, total, 8 * total / params if params else 0.0))
+    return out
+
+
+def group_sizes(model: Model) -> list[tuple[str, int, str, int]]:
+    """Per layer group (embeddings, attention, ffn, lm_head, other): parameters, the formats of
+    its tensors and their bytes, for models with mixed precision."""
+    groups = tensor_groups(model.ops)
+    rows = []
+    for g in (*GROUPS, OTHER):
+        ts = [t for t in model.tensors.values() if groups.get(t.name) == g]
+        if ts:
+            fmts = "+".join(sorted({t.dtype for t in ts}))
+            rows.append((g, sum(t.numel for t in ts), fmts, sum(t.nbytes for t in ts)))
+    return rows
+
+
+__all__ = ["FormatSize", "ModelSummary", "format_sizes", "group_sizes", "op_group", "summarize"]

@@ -12,9 +12,7 @@ import math
 from dataclasses import dataclass
 
 from hwprofiles.schema import GpuSpec
-
-# bytes per RGBA texel: RGBA32F, RGBA16F, RGBA8, and int4 packed 8-per-uint32 in RGBA32UI
-TEXEL_BYTES = {"fp32": 16, "fp16": 8, "int8": 4, "int4": 16}
+from workloads.formats import get_format
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,9 @@ def texture_layout(nbytes: int, dtype: str, gpu: GpuSpec) -> TextureLayout:
     if nbytes > gpu.max_alloc:
         return TextureLayout("buffer", reason=f"{nbytes} bytes exceed the largest single "
                                               f"allocation ({gpu.max_alloc} bytes)")
-    texels = max(1, math.ceil(nbytes / TEXEL_BYTES.get(dtype, 8)))
+    # bytes per RGBA texel (`Format.texel_bytes`): RGBA32F, RGBA16F, RGBA8, and packed int4 or
+    # GGUF / AWQ / GPTQ blocks as raw words in RGBA32UI
+    texels = max(1, math.ceil(nbytes / get_format(dtype).texel_bytes))
     w_max, h_max = gpu.image2d_max_width, gpu.image2d_max_height
     width = min(texels, w_max)
     height = math.ceil(texels / width)

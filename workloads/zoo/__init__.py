@@ -11,7 +11,8 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from workloads.model import Model, WorkloadError, check_dtype
+from workloads.model import Model, WorkloadError
+from workloads.precision import parse_precision
 from workloads.zoo import cnn, diffusion, llm, transformer, vision
 
 
@@ -67,20 +68,23 @@ def zoo_entry(name: str) -> ZooEntry:
 
 def get_model(name: str, dtype: str = "fp16", tensor_dtypes: Mapping[str, str] | None = None,
               **kwargs: object) -> Model:
-    """Build zoo model `name` with weights in `dtype` (per-tensor overrides allowed)."""
+    """Build zoo model `name` in precision `dtype` (a format, or mixed per layer group such as
+    'q4_0,lm_head=q6_k'); `tensor_dtypes` overrides single tensors."""
     entry = zoo_entry(name)
-    check_dtype(dtype)
+    prec = parse_precision(dtype)
     bad = sorted(set(kwargs) - set(entry.options))
     if bad:
         raise WorkloadError(f"model {name!r} does not take {', '.join(bad)}; options: "
                             f"{', '.join(entry.options) or 'none'}")
-    model = entry.build(dtype=dtype, **kwargs)
+    model = entry.build(dtype=prec.base, **kwargs)
+    if prec.mixed:
+        model = model.with_dtype(prec.name)
     if tensor_dtypes:
         unknown = sorted(set(tensor_dtypes) - set(model.tensors))
         if unknown:
             raise WorkloadError(f"model {name!r} has no tensor {unknown[0]!r} "
                                 f"(names look like {next(iter(model.tensors))!r})")
-        model = model.with_dtype(dtype, tensor_dtypes)
+        model = model.with_dtype(prec.name, tensor_dtypes)
     return model
 
 
