@@ -94,6 +94,11 @@ def summary_lines(m: Any) -> list[str]:
                    "thrashed": f"over: THRASHING, {m.page_faults:,} page faults re-read "
                                f"{format_bytes(m.refault_bytes)}"}[m.memory_outcome]
         lines.append(f"  app memory     limit {format_bytes(m.memory_limit_bytes)}: {outcome}")
+    if m.ttft_s is not None:
+        tpot = (f", time per output token {format_time(m.tpot_s)} (p99 "
+                f"{format_time(m.tpot_p99_s)}), {m.tokens_per_s:.2f} tokens/s"
+                if m.tpot_s is not None else "")
+        lines.append(f"  tokens         first token after {format_time(m.ttft_s)}{tpot}")
     if m.meta.get("lower_bound_s"):
         lines.append(f"  lower bound    {format_time(m.meta['lower_bound_s'])}")
     lines.append(f"  executor       {m.executor}"

@@ -79,7 +79,7 @@ def load_flow(st: Load, hw: HardwareModel, mapped: bool, units: Mapping[str, str
     """The segments of load `st` (mapped: the runtime maps its model file, kernels read the
     page cache)."""
     b = st.bytes
-    stages = hw.load_stages(b, st.path, st.dst, len(st.tensors))
+    stages = hw.load_stages(b, st.path, st.dst, len(st.tensors), st.request_bytes)
     zero_copy = hw.profile.transfer.zero_copy
 
     g = hw.profile.gpu
@@ -271,7 +271,7 @@ def prepare(schedule: Schedule, profile: HardwareProfile, runtime: RuntimeProfil
             d = st.after if prev is None else (prev, *st.after)
             prev = i
         elif cls is Load:
-            key = (st.bytes, st.path, st.dst, len(st.tensors))
+            key = (st.bytes, st.path, st.dst, len(st.tensors), st.request_bytes)
             flow = flows.get(key)
             if flow is None:
                 flow = flows[key] = load_flow(st, hw, mapped, units)

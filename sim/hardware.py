@@ -33,8 +33,10 @@ class HardwareModel:
     profile: HardwareProfile
     runtime: RuntimeProfile = IDEAL
 
-    def read_time(self, nbytes: int) -> float:
-        return read_time(self.profile.storage, nbytes)
+    def read_time(self, nbytes: int, request_size: int | None = None) -> float:
+        """A read of `nbytes` (in pieces of `request_size`: scattered rows; None = contiguous,
+        split at the storage's largest request)."""
+        return read_time(self.profile.storage, nbytes, request_size=request_size)
 
     def fault_time(self, nbytes: int) -> float:
         """Faulting `nbytes` of evicted mmap'd pages back: readahead-sized requests, as many in
@@ -96,13 +98,14 @@ class HardwareModel:
              + (1.0 - g.compute_memory_overlap) * min(t_flops, t_mem) / eff)
         return t + rt.dispatch if rt.dispatch else t
 
-    def load_stages(self, nbytes: int, path: str, dst: str, ntensors: int = 1
-                    ) -> dict[str, float]:
+    def load_stages(self, nbytes: int, path: str, dst: str, ntensors: int = 1,
+                    request_size: int | None = None) -> dict[str, float]:
         """Durations of a load's stages (read, parse, copy, transform) for a path and
-        destination; `via_buffer` loads read the runtime's file format and parse it on the host."""
+        destination; `via_buffer` loads read the runtime's file format and parse it on the host;
+        a load of scattered pieces (gathered rows) reads them `request_size` bytes at a time."""
         zero_copy = self.profile.transfer.zero_copy
         file_bytes = self.file_bytes(nbytes, path)
-        stages = {"read": self.read_time(file_bytes), "parse": 0.0, "copy": 0.0,
+        stages = {"read": self.read_time(file_bytes, request_size), "parse": 0.0, "copy": 0.0,
                   "transform": 0.0}
         if path == "via_buffer":
             stages["parse"] = self.parse_time(file_bytes, ntensors)

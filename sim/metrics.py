@@ -22,6 +22,10 @@ class Metrics:
     papers' parameter memory). memory_outcome says what the OS did past memory_limit_bytes:
     fits, evicted (mapped weight pages dropped, never needed again), thrashed (page_faults
     re-read refault_bytes, counted in flash_bytes_read) or killed (then infeasible).
+    For token workloads (LLM prefill + decode invocations), ttft_s is the time from the start
+    to the end of the prefill (the first token), tpot_s and tpot_p99_s the mean and 99th
+    percentile of the decode steps' latencies, tokens_per_s the decode steps per second of
+    their total time; None for other workloads.
     executor says which executor computed the run (the exact one-pass evaluator or the SimPy
     engine; both give the same numbers where both apply), executor_note why the engine ran.
     """
@@ -60,6 +64,10 @@ class Metrics:
     page_faults: int = 0
     refault_bytes: int = 0
     evicted_bytes: int = 0
+    ttft_s: float | None = None  # token workloads: time to the first token (end of prefill)
+    tpot_s: float | None = None  # mean time per output token over the decode steps
+    tpot_p99_s: float | None = None  # their 99th percentile
+    tokens_per_s: float | None = None  # decode tokens per second
     executor: str = "simpy"  # evaluator | simpy: which executor produced these numbers
     executor_note: str | None = None  # why the SimPy engine ran where the evaluator was asked
 

@@ -102,6 +102,7 @@ def assemble(p: Prepared, budget: int | None, rec: RunRecord, executor: str,
     if rec.error is not None:
         error = rec.error
     peak = rec.peak
+    tokens = token_metrics([inv.label for inv in schedule.invocations], inv_end, inv_lat)
     return Metrics(
         policy=schedule.policy, workload=schedule.workload, profile=profile.name,
         budget_bytes=budget, feasible=error is None, error=error,
@@ -124,7 +125,7 @@ def assemble(p: Prepared, budget: int | None, rec: RunRecord, executor: str,
         memory_at_peak_by_category=dict(zip(CATEGORIES, peak.row[2:], strict=True)),
         memory_limit_bytes=limit, memory_outcome=outcome,
         page_faults=rec.page_faults, refault_bytes=rec.refault_bytes,
-        evicted_bytes=rec.evicted_bytes, executor=executor, executor_note=note,
+        evicted_bytes=rec.evicted_bytes, executor=executor, executor_note=note, **tokens,
     )
 
 
@@ -138,3 +139,18 @@ def _meta(p: Prepared) -> dict[str, object]:
         if unstated:
             meta["runtime_unstated_formats"] = ", ".join(unstated)
     return meta
+
+
+def token_metrics(labels: list[str], inv_end: list[float], inv_lat: list[float]
+                  ) -> dict[str, float | None]:
+    """TTFT, time per output token (mean, p99) and decode tokens/s of an LLM generation: its
+    invocations labelled prefill and decode[i] (other invocations before them count in TTFT)."""
+    if "prefill" not in labels:
+        return {}
+    out: dict[str, float | None] = {"ttft_s": inv_end[labels.index("prefill")]}
+    steps = [lat for lab, lat in zip(labels, inv_lat, strict=True) if lab.startswith("decode[")]
+    if steps:
+        total = math.fsum(steps)
+        out.update(tpot_s=total / len(steps), tpot_p99_s=float(np.percentile(steps, 99)),
+                   tokens_per_s=len(steps) / total if total > 0 else None)
+    return out

@@ -52,6 +52,7 @@ class Load:
     after: tuple[int, ...] = ()
     src: str = "flash"
     layout: dict[str, Any] | None = None  # e.g. {"image": "image2d_array", "w":.., "h":.., "layers":..}
+    request_bytes: int | None = None  # read in pieces of this size (gathered rows); None = whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +150,10 @@ class Schedule:
         for s in self.steps:
             d = asdict(s)
             d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-            if isinstance(s, Load) and s.layout is None:
-                d.pop("layout")
+            if isinstance(s, Load):
+                for key in ("layout", "request_bytes"):  # optional, left out when unset
+                    if d[key] is None:
+                        d.pop(key)
             steps.append({"step": _NAMES[type(s)], **d})
         return {
             "format": "weightstream-schedule", "version": FORMAT_VERSION,
@@ -252,10 +255,11 @@ _STEP_FIELDS = {"id": "index", "after": "refs", "inputs": "refs", "tensors": "na
                 "output_bytes": "size", "workspace_bytes": "size", "state_bytes": "size",
                 "path": "text", "dst": "text", "src": "text", "op": "text", "kind": "text",
                 "dtype": "text", "invocation": "index", "layout": "mapping?",
-                "op_class": "text?"}
+                "op_class": "text?", "request_bytes": "size?"}
 _EXPECTED = {"index": "a whole number >= 0", "size": "a whole number >= 0",
              "text": "a non-empty text", "text?": "a text", "refs": "a list of step ids",
-             "names": "a list of tensor names", "mapping?": "a mapping or null"}
+             "names": "a list of tensor names", "mapping?": "a mapping or null",
+             "size?": "a whole number > 0 or null"}
 
 
 def _no_constant(name: str) -> Any:
@@ -307,6 +311,11 @@ def _field(value: Any, kind: str, where: str) -> Any:
         if not isinstance(value, str):
             raise ScheduleError(f"{where}: expected {_EXPECTED[kind]}, found {_found(value)}")
         return value
+    if kind == "size?":
+        n = None if value is None else _whole(value)
+        if value is not None and (n is None or n <= 0):
+            raise ScheduleError(f"{where}: expected {_EXPECTED[kind]}, found {_found(value)}")
+        return n
     if kind == "mapping?":
         if value is not None and not isinstance(value, dict):
             raise ScheduleError(f"{where}: expected {_EXPECTED[kind]}, found {_found(value)}")
@@ -421,6 +430,9 @@ def validate_schedule(s: Schedule, expected_ops: dict[int, Iterable[str]] | None
                                     f"valid: {', '.join(DESTINATIONS)}")
             if step.bytes < 0:
                 raise ScheduleError(f"step {pos} (load): negative size {step.bytes}")
+            if step.request_bytes is not None and step.request_bytes <= 0:
+                raise ScheduleError(f"step {pos} (load): request_bytes must be positive, found "
+                                    f"{step.request_bytes}")
             if not step.tensors:
                 raise ScheduleError(f"step {pos} (load) loads no tensor")
             total = 0

@@ -78,12 +78,16 @@ def test_planner_matches_exhaustive_search(toy_zc, seed, n_ops, repeats, slack):
     """Zero-copy (FlashMem's premise: textures mapped from host memory): the planner's
     simulated latency equals the best of every plan the engine can run within the budget."""
     wl = small_workload(seed, n_ops, repeats)
-    budget = int(min_feasible_budget("flashmem", wl, toy_zc) * slack)
-    s = plan("flashmem", wl, toy_zc, budget, solver="cp-sat")
+    budget = int(min_feasible_budget("flashmem", wl, toy_zc, tile="off") * slack)
+    s = plan("flashmem", wl, toy_zc, budget, solver="cp-sat", tile="off")
     got = simulate(s, toy_zc).metrics
     assert got.feasible
-    assert got.latency_s == pytest.approx(exhaustive_best(wl, toy_zc, budget), rel=1e-9)
+    best = exhaustive_best(wl, toy_zc, budget)
+    assert got.latency_s == pytest.approx(best, rel=1e-9)
     assert s.meta["estimated_latency_s"] == pytest.approx(got.latency_s, rel=1e-9)
+    # weights in tiles are a choice the planner makes only where it pays
+    tiled = simulate(plan("flashmem", wl, toy_zc, budget, solver="cp-sat"), toy_zc).metrics
+    assert tiled.latency_s <= best * (1 + 1e-9)
 
 
 @pytest.mark.parametrize("seed,n_ops,repeats,slack", [
@@ -94,8 +98,8 @@ def test_planner_matches_exhaustive_search_with_staging(toy_profile, seed, n_ops
     plans whose planned memory fits (the engine can run some tighter ones), and it is never
     slower than the baselines."""
     wl = small_workload(seed, n_ops, repeats)
-    budget = int(min_feasible_budget("flashmem", wl, toy_profile) * slack)
-    s = plan("flashmem", wl, toy_profile, budget, solver="cp-sat")
+    budget = int(min_feasible_budget("flashmem", wl, toy_profile, tile="off") * slack)
+    s = plan("flashmem", wl, toy_profile, budget, solver="cp-sat", tile="off")
     got = simulate(s, toy_profile).metrics
     assert got.feasible
     assert got.latency_s == pytest.approx(
@@ -156,15 +160,48 @@ def test_texture_layouts_follow_image_limits(toy_profile):
     assert texture_layout(10 * 2**20, "int4", tiny).layers == 1  # 16-byte packed texels
 
 
-def test_oversized_tensor_streams_into_a_buffer(toy_zc):
+def test_oversized_tensor_streams_in_tiles_or_into_a_buffer(toy_zc):
     big = Tensor("b/big", (600_000, 1000), "fp16")  # 1.2 GB > 1 GiB max allocation
     small = Tensor("b/small", (1000, 1000), "fp16")
     model = Model("b", [Op("a", "linear", 10**9, (big, small), 1000, 1000)])
     wl = Workload("b", (Invocation(model, "b"),))
-    s = plan("flashmem", wl, toy_zc, None)
+    # untiled (tile=off), one allocation cannot hold it: a plain buffer
+    s = plan("flashmem", wl, toy_zc, None, tile="off")
     dst = {t: ld.dst for ld in s.loads for t in ld.tensors}
     assert dst == {"b/big": "buffer", "b/small": "texture"}
     assert all(ld.path == "direct" for ld in s.loads)
+    # tiled (the default): partial kernels, each tile one texture within the limit (the
+    # planner picks 2 tiles of the largest allocation or 5 of a quarter of it)
+    s = plan("flashmem", wl, toy_zc, None)
+    dst = {t: ld.dst for ld in s.loads for t in ld.tensors}
+    k = s.meta["tiled_ops"] and len(s.computes)
+    assert k in (2, 5)
+    assert set(dst) == {f"b/big.tile{i}of{k}" for i in range(k)} | {"b/small"}
+    assert set(dst.values()) == {"texture"}
+    assert all(s.tensor_bytes[t] <= toy_zc.gpu.max_alloc for t in dst)
+    assert sum(s.tensor_bytes[t] for t in dst if "tile" in t) == big.nbytes
+    assert [c.op for c in s.computes] == [f"a.tile{i}of{k}" for i in range(k)]
+    assert sum(c.flops for c in s.computes) == 10**9
+
+
+def test_an_lm_head_above_the_largest_allocation_is_placed_as_tiles():
+    """Qwen-7B's LM head (151,936 x 4,096 fp16 = 1.16 GiB) on an Adreno 750 (1 GiB largest
+    allocation, image2d 16,384 wide): streamed as texture tiles, each one allocation."""
+    from workloads.scenarios import resolve_workload
+
+    prof = load_profile("snapdragon-8-gen-3")
+    wl = resolve_workload("qwen-7b")
+    head = next(op for op in wl.invocations[0].model.ops if op.name == "lm_head")
+    assert head.weight_bytes > prof.gpu.max_alloc
+    s = plan("flashmem", wl, prof, 2 * 2**30)
+    tiles = [ld for ld in s.loads for t in ld.tensors if t.startswith(head.weights[0].name)]
+    assert len(tiles) >= 2 and all(ld.dst == "texture" for ld in tiles)
+    for ld in tiles:
+        for t, lay in ld.layout.items():
+            assert s.tensor_bytes[t] <= prof.gpu.max_alloc
+            assert lay["kind"] in ("image2d", "image2d_array")
+            assert lay["width"] <= prof.gpu.image2d_max_width
+    assert simulate(s, prof, record_trace=False).metrics.feasible
 
 
 def test_prefetches_next_model_during_current_tail(toy_zc):

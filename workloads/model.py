@@ -67,6 +67,9 @@ class Tensor:
     shape: tuple[int, ...]
     dtype: str = "fp16"  # a weight format name (workloads.formats)
     group_size: int = 0  # quantization group overriding the format's; 0 = the format's own
+    # bytes of one contiguous piece on flash when the tensor is read in pieces (the rows an
+    # embedding gather touches); 0 = stored contiguously
+    read_unit: int = 0
     _nbytes: int = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:

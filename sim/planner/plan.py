@@ -141,8 +141,8 @@ def makespan(problem: Problem, plan: Plan) -> float:
             if len(fresh) == 1:
                 stages = loads[fresh[0]]
             else:
-                stages = [problem.load_s(part)
-                          for part in _parts(problem, tuple(fresh), a.unit_group)]
+                stages = [problem.load_s(b, r)
+                          for b, r in _parts(problem, tuple(fresh), a.unit_group)]
             # one load for the texture tensors, one for the buffer ones (build_schedule's)
             done = ready
             for read, cp in stages:
@@ -168,23 +168,18 @@ def makespan(problem: Problem, plan: Plan) -> float:
 
 
 def _parts(problem: Problem, units: tuple[int, ...], unit_group: np.ndarray
-           ) -> tuple[int, ...]:
-    """Bytes of the texture load and of the buffer load that read these units' groups."""
+           ) -> list[tuple[int, int | None]]:
+    """(bytes, piece size) of the texture load and of the buffer load that read these units'
+    groups together (build_schedule's)."""
     groups = problem.groups
-    if len(units) == 1:
-        return groups[int(unit_group[units[0]])].parts
-    gs = dict.fromkeys(int(unit_group[k]) for k in units)
-    tex = buf = 0
-    for g in gs:
-        parts = groups[g].parts
-        # a group's parts are (texture, buffer), (texture,) or (buffer,)
-        if len(parts) == 2:
-            tex, buf = tex + parts[0], buf + parts[1]
-        elif problem.layouts[groups[g].tensors[0]].dst == "texture":
-            tex += parts[0]
-        else:
-            buf += parts[0]
-    return tuple(b for b in (tex, buf) if b)
+    out: dict[str, list] = {}
+    for g in dict.fromkeys(int(unit_group[k]) for k in units):
+        for dst, nbytes, pieces in groups[g].parts:
+            acc = out.setdefault(dst, [0, None])
+            acc[0] += nbytes
+            if pieces:
+                acc[1] = pieces if acc[1] is None else min(acc[1], pieces)
+    return [(b, r) for dst in ("texture", "buffer") if dst in out for b, r in (out[dst],)]
 
 
 def earliest_issue(problem: Problem, resident: frozenset[int],

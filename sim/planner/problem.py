@@ -35,7 +35,9 @@ class Group:
     read_s: float
     copy_s: float
     uses: list[int] = field(default_factory=list)
-    parts: tuple[int, ...] = ()  # bytes of its texture load, then of its buffer load
+    # its texture load, then its buffer load: (dst, bytes, piece size: gathered rows are read
+    # a row at a time; None = contiguous)
+    parts: tuple[tuple[str, int, int | None], ...] = ()
 
 
 @dataclass
@@ -76,13 +78,16 @@ class Problem:
             return 0
         return max(g.bytes for g in self.groups)
 
-    def load_s(self, nbytes: int) -> tuple[float, float]:
-        """(read, copy) seconds of one direct load of `nbytes` (the executors' stage times)."""
+    def load_s(self, nbytes: int, pieces: int | None = None) -> tuple[float, float]:
+        """(read, copy) seconds of one direct load of `nbytes` (read `pieces` bytes at a time:
+        gathered rows), the executors' stage times."""
         cache = self.__dict__.setdefault("_load_s", {})
-        if nbytes not in cache:
-            stages = HardwareModel(self.profile).load_stages(nbytes, "direct", "texture")
-            cache[nbytes] = (stages["read"], stages["copy"])
-        return cache[nbytes]
+        key = (nbytes, pieces)
+        if key not in cache:
+            stages = HardwareModel(self.profile).load_stages(nbytes, "direct", "texture",
+                                                             request_size=pieces)
+            cache[key] = (stages["read"], stages["copy"])
+        return cache[key]
 
     @cached_property
     def arrays(self) -> ProblemArrays:
@@ -96,7 +101,7 @@ class Problem:
             np.array([g.bytes for g in self.groups], dtype=np.int64),
             [g.read_s for g in self.groups], [g.copy_s for g in self.groups],
             [u.pos for u in self.units], [u.group for u in self.units],
-            [[self.load_s(b) for b in self.groups[u.group].parts] for u in self.units])
+            [[self.load_s(b, r) for _, b, r in self.groups[u.group].parts] for u in self.units])
 
 
 @dataclass
@@ -171,11 +176,19 @@ def build_problem(workload: Workload, profile: HardwareProfile, budget: int | No
                 owner[t] = gid
         groups[gid].uses.append(len(stream_units))
         stream_units.append(StreamUnit(len(stream_units), u.pos, gid))
+    unit_of = {n: t.read_unit for n, t in tensors.items() if t.read_unit}
     for g in groups:
-        stages = hw.load_stages(g.bytes, "direct", "texture")
+        parts = []
+        for dst in ("texture", "buffer"):
+            mine = [t for t in g.tensors if location[t] == dst]
+            if mine:
+                rows = [unit_of[t] for t in mine if t in unit_of]
+                parts.append((dst, sum(tbytes[t] for t in mine), min(rows) if rows else None))
+        g.parts = tuple(parts)
+        # as one load (the bound and the pruning use it): the contiguous reads' time
+        stages = hw.load_stages(g.bytes, "direct", "texture",
+                                request_size=min((p[2] for p in parts if p[2]), default=None))
         g.read_s, g.copy_s = stages["read"], stages["copy"]
-        g.parts = tuple(b for b in (sum(tbytes[t] for t in g.tensors if location[t] == dst)
-                                    for dst in ("texture", "buffer")) if b)
     hops = (gpu.hop("read"), gpu.hop("read"), gpu.hop("copy"), gpu.hop("kernel"))
     return Problem(workload, profile, budget, seq, compute_s, best_compute_s,
                    workload.activation_profile(),

@@ -83,9 +83,11 @@ def plan(policy: str, workload: Workload, profile: HardwareProfile, budget: int 
         options = {**options, "runtime": runtime}
     if problem is not None and "problem" in params:
         options = {**options, "problem": problem}
-    schedule = fn(workload, profile, budget, **options).schedule
+    built = fn(workload, profile, budget, **options)
+    schedule = built.schedule
     schedule.runtime = runtime.name
-    validate_schedule(schedule, expected_ops(workload))
+    # against the workload the policy planned (its ops tiled, its lookups reading rows)
+    validate_schedule(schedule, expected_ops(built.workload))
     return schedule
 
 

@@ -51,6 +51,8 @@ class Builder:
             invocations=[InvocationInfo(inv.label, inv.model.name)
                          for inv in workload.invocations])
         self._compute_ids: list[dict[str, int]] = [{} for _ in workload.invocations]
+        # tensors read in pieces from flash (gathered embedding rows): the piece size
+        self._read_unit = {n: t.read_unit for n, t in workload.tensors.items() if t.read_unit}
         self._kernels: dict[int, tuple] = {}  # per op object: what every compute of it repeats
 
     def nbytes(self, tensors: Iterable[str]) -> int:
@@ -61,9 +63,10 @@ class Builder:
         tensors = tuple(tensors)
         nbytes = self.nbytes(tensors)
         steps = self.schedule.steps
+        pieces = [u for u in (self._read_unit.get(t, 0) for t in tensors) if u]
         steps.append(Load(len(steps), tensors, nbytes, path,
                           dst or default_dst(self.profile, nbytes), tuple(after), "flash",
-                          layout))
+                          layout, min(pieces) if pieces else None))
         return len(steps) - 1
 
     def _kernel(self, op: Op) -> tuple:

@@ -9,6 +9,15 @@ across image2d_array layers or kept in a buffer when they exceed the image limit
 At run time the plan is dynamic: each load starts as soon as its issue point and the memory
 budget allow (the engine's gating), so it stays good when real durations differ.
 
+LLM-scale streaming (workloads.streaming): with `embedding="rows"` (the default) a lookup reads
+only its tokens' rows from flash, a row at a time, and the table never has to be resident; with
+`tile="auto"` (the default) a linear, matmul or convolution whose weights exceed what one
+allocation holds (`gpu.max_alloc`) or half the budget left after the activations runs as
+partial kernels over row tiles of them, and the planner picks the tile size (the largest
+allowed, a quarter of it, or none where every op fits one allocation) by the plans' estimated
+latency; `tile=N` tiles at N bytes,
+`tile="off"` never. The smallest budget is then a tile and the live activations.
+
 Planner: CP-SAT (sim.planner.cpsat) within a (deterministic) time limit, hinted by the greedy
 planner, with issue points at most `solver_lookahead` ops ahead; graphs with more than
 `solver_max_units` weighted ops use the greedy planner alone (solver="cp-sat" forces it). The best plan by
@@ -19,6 +28,7 @@ plan time and the latency lower bound.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
@@ -29,21 +39,68 @@ from sim.planner.cpsat import solve
 from sim.planner.plan import DEFAULT_LOOKAHEAD, greedy, just_in_time, makespan
 from sim.planner.problem import Problem, build_problem
 from sim.policies.builder import Builder
+from workloads.streaming import TILEABLE, gather_rows, tile_workload
 from workloads.workload import Workload
 
 SOLVERS = ("auto", "cp-sat", "greedy")
+EMBEDDINGS = ("rows", "table")
+
+
+def tile_limit(workload: Workload, profile: HardwareProfile, budget: int | None) -> int:
+    """The largest tile `tile="auto"` allows: one allocation, and half of what the budget
+    leaves after the activations (so a tile can stream in while the one before it runs)."""
+    limit = profile.gpu.max_alloc
+    if budget is not None:
+        room = (budget - max(workload.activation_profile(), default=0)) // 2
+        limit = min(limit, max(room, 1))
+    return limit
+
+
+def streamed_workload(workload: Workload, embedding: str = "rows") -> Workload:
+    """The workload flashmem plans before tiling: lookups reading rows (or whole tables)."""
+    if embedding not in EMBEDDINGS:
+        raise SimError(f"unknown flashmem embedding {embedding!r}; valid: "
+                       f"{', '.join(EMBEDDINGS)}")
+    return gather_rows(workload) if embedding == "rows" else workload
 
 
 def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = None,
              solver: str = "auto", time_limit: float = 2.0, solver_max_units: int = 48,
              lookahead: int = DEFAULT_LOOKAHEAD, solver_lookahead: int = 24,
+             embedding: str = "rows", tile: str | int = "auto",
              runtime: RuntimeProfile | None = None, problem: Problem | None = None) -> Builder:
     if solver not in SOLVERS:
         raise SimError(f"unknown flashmem solver {solver!r}; valid: {', '.join(SOLVERS)}")
     t0 = time.perf_counter()
-    if problem is None:
-        problem = build_problem(workload, profile, budget, runtime)
-    found = greedy(problem, lookahead)
+    workload = streamed_workload(workload, embedding)
+    if tile == "auto":
+        limit = tile_limit(workload, profile, budget)
+        sizes: list[int | None] = [None]
+        big = [op.weight_bytes for inv in workload.invocations for op in inv.model.ops
+               if op.kind in TILEABLE and op.weight_bytes > limit]
+        if big:
+            # untiled too, where every op's weights fit one allocation
+            sizes = ([None] if max(big) <= profile.gpu.max_alloc else []) + [
+                limit, max(1, limit // 4)]
+    elif tile == "off":
+        sizes = [None]
+    elif isinstance(tile, int) and not isinstance(tile, bool) and tile > 0:
+        sizes = [tile]
+    else:
+        raise SimError(f"flashmem tile must be 'auto', 'off' or a size in bytes > 0, found "
+                       f"{tile!r}")
+    best: tuple | None = None
+    for size in sizes:
+        wl = workload if size is None else tile_workload(workload, size)
+        if problem is not None and problem.workload is wl:
+            prob = replace(problem, budget=budget)
+        else:
+            prob = build_problem(wl, profile, budget, runtime)
+        found = greedy(prob, lookahead)
+        if best is None or (found is not None and (best[2] is None
+                                                   or found[1] < best[2][1] - 1e-15)):
+            best = (wl, prob, found, size)
+    workload, problem, found, size = best  # type: ignore[misc]
     meta: dict[str, object] = {"planner": "greedy"}
     if found is None:
         plan, est = just_in_time(problem), None
@@ -67,6 +124,10 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
                 meta["planner"] = "cp-sat"
     b = build_schedule(problem, plan)
     lb = lower_bound(workload, profile, budget, problem)
+    if size is not None:
+        meta["tile_bytes"] = size
+        meta["tiled_ops"] = sum(1 for inv in workload.invocations[:1] for op in inv.model.ops
+                                if "tile" in op.attrs)
     meta.update(estimated_latency_s=est, lower_bound_s=lb,
                 gap_to_lower_bound=(est - lb) / est if est else None,
                 plan_time_s=time.perf_counter() - t0,
