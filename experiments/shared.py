@@ -64,13 +64,15 @@ class Shared:
         return replace(self.problems[key], budget=budget)
 
     def floor(self, run: Any, wl: Any, prof: Any, rt: Any) -> int:
-        """No schedule of the run's workload fits below this (see sim.capacity)."""
-        from sim.capacity import working_set_floor
+        """No schedule the run's policy makes fits below this (see sim.capacity)."""
+        from sim.capacity import policy_floor
 
-        key = (_key(run.workload), run.dtype, run.profile, run.runtime)
+        opts = dict(run.policy.options)
+        key = (_key(run.workload), run.dtype, run.profile, run.runtime, run.policy.name,
+               json.dumps(opts, sort_keys=True, default=str))
         if key not in self.floors:
-            self.floors[key] = working_set_floor(wl, prof, rt,
-                                                 self.problem(run, wl, prof, rt, None))
+            self.floors[key] = policy_floor(run.policy.name, wl, prof, rt, opts,
+                                            self.problem(run, wl, prof, rt, None))
         return self.floors[key]
 
     def execute(self, run: Any) -> dict[str, Any]:
@@ -94,8 +96,8 @@ class Shared:
             if budget is not None and budget < floor:
                 m = _unrun(run, wl, prof, rt, budget, (
                     f"budget {format_bytes(budget)} is below the smallest working set of "
-                    f"{wl.name} on {prof.name}: {format_bytes(floor)} ({floor} bytes), the "
-                    "weights and activations one op needs at once; no schedule fits"))
+                    f"{run.policy.name} for {wl.name} on {prof.name}: {format_bytes(floor)} "
+                    f"({floor} bytes) that one op needs at once; no schedule of it fits"))
             else:
                 m = self._metrics(run, wl, prof, rt, budget, options, problem)
             metrics = m.flat()

@@ -109,3 +109,14 @@ def prefetch_bound(p: Problem, profile: HardwareProfile, budget: int | None) -> 
     st = profile.storage
     need = st.request_latency + late[k] / st.read_bandwidth
     return float((before[pos[k]] + need + least[k]).max())
+
+
+def token_read_bound(workload: Workload, budget: int) -> float:
+    """Bytes each decode step of an LLM generation must read at least: the distinct weights
+    one step uses, less what can stay resident across steps (the budget less the largest
+    activation footprint of the run); 0 if it has no decode step."""
+    steps = [inv.model for inv in workload.invocations if inv.label.startswith("decode[")]
+    if not steps:
+        return 0.0
+    act = max(workload.activation_profile(), default=0)
+    return float(max(0, max(m.weight_bytes for m in steps) - (budget - act)))

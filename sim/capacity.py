@@ -39,6 +39,32 @@ def working_set_floor(workload: Workload, profile: HardwareProfile,
     return max(need, default=1)
 
 
+def policy_floor(policy: str, workload: Workload, profile: HardwareProfile,
+                 runtime: RuntimeProfile | None = None, options: dict[str, Any] | None = None,
+                 problem: Problem | None = None) -> int:
+    """No schedule `policy` makes fits below this. Policies that load whole tensors need the
+    largest op's weights and activations at once (`working_set_floor`); flashmem, which reads
+    lookups' rows and can split weights into tiles as small as it likes, needs the activations
+    (with `tile="off"`, the largest op of the workload it streams)."""
+    options = options or {}
+    if policy != "flashmem":
+        return working_set_floor(workload, profile, runtime, problem)
+    from sim.policies.flashmem import streamed_workload
+
+    wl = streamed_workload(lower(workload, runtime or IDEAL), options.get("embedding", "rows"))
+    if options.get("tile", "auto") == "off":
+        return working_set_floor(wl, profile, runtime)
+    from sim.policies.flashmem import MIN_TILE
+
+    # the activations, and the smallest tile (or whole weights, when smaller) of the op
+    p = problem if problem is not None and problem.workload is wl else \
+        build_problem(wl, profile, None, runtime)
+    need = list(p.act_bytes)
+    for u in p.units:
+        need[u.pos] += min(p.groups[u.group].bytes, MIN_TILE)
+    return max(need, default=1)
+
+
 def min_feasible_budget(policy: str, workload: Workload, profile: HardwareProfile,
                         rel_tol: float = 0.005, runtime: RuntimeProfile | None = None,
                         engine: str = "auto", **options: Any) -> int:
@@ -48,7 +74,7 @@ def min_feasible_budget(policy: str, workload: Workload, profile: HardwareProfil
         # whether any plan fits does not depend on how hard the solver optimises it
         options = {**options, "solver": "greedy"}
     rt = runtime or IDEAL
-    lo = working_set_floor(workload, profile, rt) - 1  # infeasible for every policy
+    lo = policy_floor(policy, workload, profile, rt, options) - 1  # infeasible for the policy
     hi = None
     if policy == "flashmem":
         # loading each layer just in time needs the least memory of any flashmem plan

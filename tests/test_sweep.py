@@ -203,7 +203,8 @@ def test_sweep_shares_work_and_decides_tiny_budgets_analytically(tmp_path):
                                            progress=False).results.to_dict("records")}
     for run in expand(spec):
         row = rows[run.key]
-        if run.budget_bytes == 10**6:
+        if run.budget_bytes == 10**6 and run.policy.name != "flashmem":
+            # (flashmem can split the 10 MB layers into tiles: it plans even this budget)
             assert row["executor"] == "analytic" and "smallest working set" in row["error"]
             assert not row["feasible"]
             continue

@@ -13,9 +13,10 @@ LLM-scale streaming (workloads.streaming): with `embedding="rows"` (the default)
 only its tokens' rows from flash, a row at a time, and the table never has to be resident; with
 `tile="auto"` (the default) a linear, matmul or convolution whose weights exceed what one
 allocation holds (`gpu.max_alloc`) or half the budget left after the activations runs as
-partial kernels over row tiles of them, and the planner picks the tile size (the largest
-allowed, a quarter of it, or none where every op fits one allocation) by the plans' estimated
-latency; `tile=N` tiles at N bytes,
+partial kernels over row tiles of them; where the weights do not all fit the budget, tiles of
+a quarter of that are tried too (finer pieces fill the memory kept resident across
+invocations, e.g. across an LLM's tokens, more fully), and the planner picks the tile size by
+the plans' estimated latency (never below 256 KiB; untiled where every op fits); `tile=N` tiles at N bytes,
 `tile="off"` never. The smallest budget is then a tile and the live activations.
 
 Planner: CP-SAT (sim.planner.cpsat) within a (deterministic) time limit, hinted by the greedy
@@ -46,13 +47,17 @@ SOLVERS = ("auto", "cp-sat", "greedy")
 EMBEDDINGS = ("rows", "table")
 
 
+MIN_TILE = 256 * 1024  # bytes: smaller tiles cost more in kernel launches than they save
+
+
 def tile_limit(workload: Workload, profile: HardwareProfile, budget: int | None) -> int:
     """The largest tile `tile="auto"` allows: one allocation, and half of what the budget
-    leaves after the activations (so a tile can stream in while the one before it runs)."""
+    leaves after the activations (so a tile can stream in while the one before it runs), but
+    never below MIN_TILE."""
     limit = profile.gpu.max_alloc
     if budget is not None:
         room = (budget - max(workload.activation_profile(), default=0)) // 2
-        limit = min(limit, max(room, 1))
+        limit = min(limit, max(room, MIN_TILE))
     return limit
 
 
@@ -75,20 +80,26 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
     workload = streamed_workload(workload, embedding)
     if tile == "auto":
         limit = tile_limit(workload, profile, budget)
-        sizes: list[int | None] = [None]
-        big = [op.weight_bytes for inv in workload.invocations for op in inv.model.ops
-               if op.kind in TILEABLE and op.weight_bytes > limit]
-        if big:
-            # untiled too, where every op's weights fit one allocation
-            sizes = ([None] if max(big) <= profile.gpu.max_alloc else []) + [
-                limit, max(1, limit // 4)]
+        largest = max((op.weight_bytes for inv in workload.invocations for op in inv.model.ops
+                       if op.kind in TILEABLE), default=0)
+        # untiled where every op's weights fit one allocation and the limit; tiles at the
+        # limit; and quarter tiles where some op is larger and the weights do not all fit
+        # (finer pieces fill the memory kept resident across invocations more fully)
+        sizes: list[int | None] = []
+        if largest <= profile.gpu.max_alloc:
+            sizes.append(None)
+        if largest > limit:
+            sizes.append(limit)
+        quarter = max(MIN_TILE, limit // 4)
+        if largest > quarter and budget is not None and workload.weight_bytes > budget:
+            sizes.append(quarter)
     elif tile == "off":
         sizes = [None]
-    elif isinstance(tile, int) and not isinstance(tile, bool) and tile > 0:
+    elif isinstance(tile, int) and not isinstance(tile, bool) and tile >= MIN_TILE // 256:
         sizes = [tile]
     else:
-        raise SimError(f"flashmem tile must be 'auto', 'off' or a size in bytes > 0, found "
-                       f"{tile!r}")
+        raise SimError(f"flashmem tile must be 'auto', 'off' or a size of at least "
+                       f"{MIN_TILE // 256} bytes, found {tile!r}")
     best: tuple | None = None
     for size in sizes:
         wl = workload if size is None else tile_workload(workload, size)
