@@ -15,6 +15,12 @@ Valid for every policy under the engine's model:
 - memory-limited prefetch: when op k starts, at most budget - activations(k) bytes of the
   distinct weights that ops k, k+1, ... still use can be in memory, so the rest is read after
   op k starts (every op before k has run), and the op that uses the last of it runs after.
+
+Schedules may stream a weight in row tiles (workloads.streaming: an op whose weights' rows are
+its output rows runs as partial kernels, each after its own tile), and read only the rows an
+embedding lookup gathers: the bound is of the workload with its lookups reading rows, and an
+op of a tileable kind counts as divisible: it may run all but an arbitrarily small last piece
+before its last weight byte arrives (the terms above then add only the ops after it).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from hwprofiles.storage import read_time
 from sim.hardware import IDEAL
 from sim.lowering import lower
 from sim.planner.problem import Problem, build_problem
+from workloads.streaming import TILEABLE, gather_rows
 from workloads.workload import Workload
 
 
@@ -36,11 +43,16 @@ def lower_bound(workload: Workload, profile: HardwareProfile, budget: int | None
     can beat (`problem`: the already extracted planning problem of the same inputs)."""
     if problem is None:
         rt = runtime or IDEAL
-        problem = build_problem(lower(workload, rt), profile, budget, rt)
+        problem = build_problem(gather_rows(lower(workload, rt)), profile, budget, rt)
     p = problem
     compute = sum(p.best_compute_s)
     if not p.units:
         return compute
+    # ops k, k+1, ... still to run once unit u's last weight byte has arrived: from its own
+    # op on, or (a divisible op) from the op after it
+    after = np.concatenate((np.cumsum(p.best_compute_s[::-1])[::-1], [0.0]))
+    arr = p.arrays
+    tail = after[arr.unit_pos + divisible(p)]
     cap = float("inf") if budget is None else max(0, budget - max(p.act_bytes, default=0))
     must = _must_read(p, {g.gid: len(g.uses) for g in p.groups}, cap)
     storage = read_time(profile.storage, int(must))
@@ -48,18 +60,16 @@ def lower_bound(workload: Workload, profile: HardwareProfile, budget: int | None
         storage = max(storage, must / profile.transfer.host_to_gpu_bandwidth)
     first = p.units[0]
     first_read = p.groups[first.group].read_s
-    after = np.concatenate((np.cumsum(p.best_compute_s[::-1])[::-1], [0.0]))  # ops k, k+1..
-    critical = first_read + float(after[first.pos])
+    critical = first_read + float(tail[0]) if not divisible(p)[0] else 0.0
     # every weighted op waits for the first read of every weight it and earlier ops use (a
     # read of B bytes takes at least one request latency + B / bandwidth)
-    arr = p.arrays
     first_use = np.zeros(len(p.units), dtype=np.int64)
     seen_at = np.full(len(p.groups), len(p.units), dtype=np.int64)
     np.minimum.at(seen_at, arr.unit_group, np.arange(len(p.units)))
     first_use[seen_at] = arr.group_bytes
     st = profile.storage
     need = st.request_latency + np.cumsum(first_use) / st.read_bandwidth
-    critical = max(critical, float((need + after[arr.unit_pos]).max()))
+    critical = max(critical, float((need + tail).max()))
     # the last weighted op of each invocation waits for every read it and earlier ops need
     uses: dict[int, int] = {}
     lasts = {p.seq[u.pos].inv: u for u in p.units}
@@ -68,8 +78,17 @@ def lower_bound(workload: Workload, profile: HardwareProfile, budget: int | None
         uses[u.group] = uses.get(u.group, 0) + 1
         if u.index in ends:
             need = read_time(profile.storage, int(_must_read(p, uses, cap)))
-            critical = max(critical, need + float(after[u.pos]))
+            critical = max(critical, need + float(tail[u.index]))
     return max(compute, storage, critical, prefetch_bound(p, profile, budget))
+
+
+def divisible(p: Problem) -> np.ndarray:
+    """Per unit: 1 where its op may run in row tiles (see the module docstring), else 0."""
+    cache = p.__dict__.setdefault("_divisible", {})
+    if "d" not in cache:
+        cache["d"] = np.fromiter((p.seq[u.pos].op.kind in TILEABLE for u in p.units),
+                                 dtype=np.int64, count=len(p.units))
+    return cache["d"]
 
 
 def _must_read(p: Problem, uses: dict[int, int], cap: float) -> float:
@@ -100,7 +119,10 @@ def prefetch_bound(p: Problem, profile: HardwareProfile, budget: int | None) -> 
     counted = np.zeros(len(pos), dtype=np.int64)
     counted[last] = arr.group_bytes
     ahead = np.cumsum(counted[::-1])[::-1]
-    least = np.minimum.accumulate(best[pos][::-1])[::-1]  # cheapest weighted op from here on
+    # the least an op using the last of the weights still runs after it: its kernel, or
+    # (divisible) nothing
+    own = np.where(divisible(p) > 0, 0.0, best[pos])
+    least = np.minimum.accumulate(own[::-1])[::-1]
     late = ahead - (budget - arr.act[pos])
     k = np.flatnonzero(late > 0)
     if not k.size:

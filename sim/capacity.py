@@ -51,7 +51,9 @@ def policy_floor(policy: str, workload: Workload, profile: HardwareProfile,
         return working_set_floor(workload, profile, runtime, problem)
     from sim.policies.flashmem import streamed_workload
 
-    wl = streamed_workload(lower(workload, runtime or IDEAL), options.get("embedding", "rows"))
+    keys = ("embedding", "routing", "routing_seed", "sparsity", "bundle", "predictor_rank")
+    wl = streamed_workload(lower(workload, runtime or IDEAL),
+                           **{k: options[k] for k in keys if k in options})
     if options.get("tile", "auto") == "off":
         return working_set_floor(wl, profile, runtime)
     from sim.policies.flashmem import MIN_TILE

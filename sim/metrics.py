@@ -25,7 +25,10 @@ class Metrics:
     For token workloads (LLM prefill + decode invocations), ttft_s is the time from the start
     to the end of the prefill (the first token), tpot_s and tpot_p99_s the mean and 99th
     percentile of the decode steps' latencies, tokens_per_s the decode steps per second of
-    their total time; None for other workloads.
+    their total time; None for other workloads. expert_hit_rate (routed MoE experts) and
+    neuron_hit_rate (sparse FFN neuron bundles) are the shares of their kernels whose weights
+    were already in memory (kept resident or still loaded from an earlier use): the rest made a
+    read from flash.
     executor says which executor computed the run (the exact one-pass evaluator or the SimPy
     engine; both give the same numbers where both apply), executor_note why the engine ran.
     """
@@ -68,6 +71,8 @@ class Metrics:
     tpot_s: float | None = None  # mean time per output token over the decode steps
     tpot_p99_s: float | None = None  # their 99th percentile
     tokens_per_s: float | None = None  # decode tokens per second
+    expert_hit_rate: float | None = None  # routed MoE: expert kernels that found it loaded
+    neuron_hit_rate: float | None = None  # sparse FFN: bundle kernels that found it loaded
     executor: str = "simpy"  # evaluator | simpy: which executor produced these numbers
     executor_note: str | None = None  # why the SimPy engine ran where the evaluator was asked
 

@@ -103,6 +103,10 @@ def assemble(p: Prepared, budget: int | None, rec: RunRecord, executor: str,
         error = rec.error
     peak = rec.peak
     tokens = token_metrics([inv.label for inv in schedule.invocations], inv_end, inv_lat)
+    kinds = {steps[c].kind for c in p.compute_ids}  # type: ignore[union-attr]
+    for kind, name in (("moe_expert", "expert_hit_rate"), ("ffn_bundle", "neuron_hit_rate")):
+        if kind in kinds:
+            tokens[name] = hit_rate(steps, kind)
     return Metrics(
         policy=schedule.policy, workload=schedule.workload, profile=profile.name,
         budget_bytes=budget, feasible=error is None, error=error,
@@ -154,3 +158,22 @@ def token_metrics(labels: list[str], inv_end: list[float], inv_lat: list[float]
         out.update(tpot_s=total / len(steps), tpot_p99_s=float(np.percentile(steps, 99)),
                    tokens_per_s=len(steps) / total if total > 0 else None)
     return out
+
+
+def hit_rate(steps: list, kind: str) -> float | None:
+    """Share of the kernels of `kind` whose weights were in memory when they ran: not loaded
+    for them (a load counts as a miss of the first kernel that uses it)."""
+    from sim.schedule import Compute, Load
+
+    unused: set[str] = set()  # tensors loaded and not yet used by any kernel
+    hits = uses = 0
+    for st in steps:
+        if type(st) is Load:
+            unused.update(st.tensors)
+        elif type(st) is Compute:
+            fresh = any(t in unused for t in st.weights)
+            if st.kind == kind:
+                uses += 1
+                hits += not fresh
+            unused.difference_update(st.weights)
+    return hits / uses if uses else None

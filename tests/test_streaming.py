@@ -11,6 +11,7 @@ import pytest
 from hwprofiles import load_profile
 from hwprofiles.storage import read_time
 from sim import plan, simulate
+from sim.bounds import lower_bound
 from sim.schedule import Compute, Load
 from workloads import Model, Op, Tensor, Workload, chain, single
 from workloads.scenarios import resolve_workload
@@ -76,6 +77,11 @@ def test_a_tiled_layer_by_hand(toy_zc):
     auto = plan("flashmem", wl, toy_zc, 600_000_000)
     assert auto.meta["tile_bytes"] <= 300_000_000
     assert simulate(auto, toy_zc).metrics.latency_s <= 1.25 * (1 + 1e-9)
+    # finer tiles approach the lower bound (1 s: the read, or the compute), which holds for
+    # every tile size: the op counts as divisible
+    assert lower_bound(wl, toy_zc, 600_000_000) == pytest.approx(1.0, rel=1e-9)
+    fine = simulate(plan("flashmem", wl, toy_zc, 600_000_000, tile=1_000_000), toy_zc).metrics
+    assert fine.latency_s == pytest.approx(1.001, rel=1e-9)
 
 
 def test_an_embedding_lookup_reads_only_its_rows(toy_profile):
@@ -182,3 +188,89 @@ def test_token_aware_plan_on_gpt_neo_27b():
     decode = reads[1:]
     assert all(r >= bound * (1 - 1e-9) for r in decode)
     assert max(decode) <= 1.10 * bound, (max(decode), bound)
+
+
+def moe_model(tokens: int = 1) -> Model:
+    """x -> router -> a 2-expert MoE layer (1 expert per token), each expert three 1 MB
+    matrices (d 500, f 1000) -> y."""
+    d, f = 500, 1000
+    experts = [tuple(Tensor(f"m/e{j}.{w}", (f, d) if w != "w2" else (d, f), "fp16")
+                     for w in ("w1", "w3", "w2")) for j in range(2)]
+    per_token = 6 * d * f
+    ops = [Op("x", "add", tokens * d, (), tokens * d, tokens * d),
+           Op("router", "linear", 2 * tokens * d * 2, (Tensor("m/gate", (2, d), "fp16"),),
+              tokens * d, tokens * 2),
+           Op("moe", "moe", tokens * (per_token + 2 * d + 10), sum(experts, ()),
+              tokens * (d + 2), tokens * d,
+              attrs={"num_experts": 2, "experts_per_token": 1,
+                     "expert_tensors": tuple(tuple(t.name for t in e) for e in experts),
+                     "expert_flops_per_token": per_token, "tokens": tokens}),
+           Op("y", "add", tokens * d, (), tokens * d, tokens * d)]
+    return Model("m", ops, [("x", "router"), ("x", "moe"), ("router", "moe"), ("moe", "y")])
+
+
+def gate_reads(s) -> int:
+    return sum(ld.bytes for ld in s.loads if ld.tensors == ("m/gate",))
+
+
+def test_a_two_expert_moe_streams_the_routed_expert_and_caches_it(toy_zc):
+    """Three tokens, each routed (skew 60: all but surely) to the same expert: only that
+    expert's 3 MB are read, once; its kernel does one token's expert FLOPs; the first token
+    misses it, the next two find it resident: hit rate 2/3."""
+    from workloads.routing import Routing
+
+    model = moe_model()
+    wl = Workload("moe", tuple(Invocation(model, f"decode[{i}]") for i in range(3)))
+    top = int(Routing(60.0, 7).popularity(2, "moe").argmax())
+    s = plan("flashmem", wl, toy_zc, None, routing="skewed:60", routing_seed=7)
+    experts = [c for c in s.computes if c.kind == "moe_expert"]
+    assert [c.op for c in experts] == [f"moe.expert{top}"] * 3
+    assert all(c.flops == 6 * 500 * 1000 for c in experts)
+    loaded = {t for ld in s.loads for t in ld.tensors}
+    assert {t for t in loaded if "/e" in t} == {f"m/e{top}.{w}" for w in ("w1", "w3", "w2")}
+    m = simulate(s, toy_zc).metrics
+    # (the 2 kB router gate may be read again per token: that plan ends a few ns sooner)
+    assert m.flash_bytes_read - gate_reads(s) == 3 * 1_000_000
+    assert m.expert_hit_rate == pytest.approx(2 / 3)
+    # whole (routing off): every expert is read, as the MoE op's weights
+    s_whole = plan("flashmem", wl, toy_zc, None)
+    whole = simulate(s_whole, toy_zc).metrics
+    assert whole.flash_bytes_read - gate_reads(s_whole) == 6 * 1_000_000
+    assert whole.expert_hit_rate is None
+    # uniform routing of 4 tokens: each expert runs its tokens' FLOPs, the total is the layer's
+    wl4 = single(moe_model(4))
+    s4 = plan("flashmem", wl4, toy_zc, None, routing="uniform", routing_seed=3)
+    counts = Routing(0.0, 3).draw(2, 1, 4, "moe", 0)
+    got = {c.op: c.flops for c in s4.computes if c.kind == "moe_expert"}
+    assert got == {f"moe.expert{j}": int(n) * 3_000_000 for j, n in enumerate(counts) if n}
+    assert s4.total_flops == wl4.total_flops
+
+
+def test_a_sparse_ffn_with_a_known_hit_rate(toy_zc):
+    """A gated MLP block (f = 256 neurons, d = 64) in 4 bundles of 64 neurons, half active per
+    token (2 bundles), skew 60: four tokens activate the same two bundles: 4 misses on the
+    first token... each bundle read once (3 x 64 x 64 x 2 bytes, one request each), 6 of the 8
+    bundle kernels find theirs resident."""
+    from workloads.zoo.layers import GraphBuilder
+
+    b = GraphBuilder("s", "fp16")
+    x = b.op("x", "add", [], (1, 64), 64)
+    g = b.linear(x, "mlp.gate_proj", 256, bias=False, act="silu")
+    u = b.linear(x, "mlp.up_proj", 256, bias=False)
+    h = b.elementwise("mlp.gate_mul", "mul", [g, u])
+    b.linear(h, "mlp.down_proj", 64, bias=False)
+    model = b.build()
+    wl = Workload("s", tuple(Invocation(model, f"decode[{i}]") for i in range(4)))
+    s = plan("flashmem", wl, toy_zc, None, sparsity=0.5, bundle=64, routing="skewed:60",
+             predictor_rank=8)
+    bundles = [c for c in s.computes if c.kind == "ffn_bundle"]
+    assert len(bundles) == 8 and len({c.op for c in bundles}) == 2
+    reads = [ld for ld in s.loads if any(".bundle" in t for t in ld.tensors)]
+    assert all(ld.request_bytes == 3 * 64 * 64 * 2 for ld in reads)
+    assert sum(ld.bytes for ld in reads) == 2 * 3 * 64 * 64 * 2
+    m = simulate(s, toy_zc).metrics
+    assert m.neuron_hit_rate == pytest.approx(6 / 8)
+    dense = simulate(plan("flashmem", wl, toy_zc, None), toy_zc).metrics
+    assert m.flash_bytes_read < dense.flash_bytes_read
+    assert sum(c.flops for c in bundles) == 4 * sum(
+        op.flops for op in model.ops if op.name.startswith("mlp.")) // 2

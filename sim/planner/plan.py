@@ -317,14 +317,17 @@ def bound(problem: Problem, resident: frozenset[int]) -> float:
     return max(a.prefix[-1], storage + (problem.hops[0] if storage else 0.0))
 
 
-def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD) -> tuple[Plan, float] | None:
+def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD,
+           quick: bool = False) -> tuple[Plan, float] | None:
     """Best (by analytical makespan) over the residency candidates of the earliest-issue plan
     and the fixed-window plans (depth 1..MAX_WINDOW), which contain the pipeline policy's
     issue pattern.
 
     Candidates are tried in order of their lower bound (`bound`) and skipped once it exceeds
     the best makespan found: the plan chosen is the one trying all of them in turn would
-    choose (the first, in that order, to be better than every one before it)."""
+    choose (the first, in that order, to be better than every one before it).
+
+    `quick`: only the earliest-issue plans (to compare workloads, e.g. tile sizes, cheaply)."""
     found: dict[int, tuple[Plan, float]] = {}  # candidate's turn -> (plan, makespan)
     best = [float("inf")]
 
@@ -351,6 +354,8 @@ def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD) -> tuple[Plan, 
         attempt(turn, bounds[turn],
                 lambda r=candidates[turn]: earliest_issue(problem, r, lookahead))
     first = winner(len(candidates))
+    if quick:
+        return first
     # fixed windows for the residency the earliest-issue plans preferred (and for none)
     turn = len(candidates)
     chosen = first[0].resident if first else frozenset()
@@ -377,6 +382,35 @@ def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD) -> tuple[Plan, 
             attempt(turn, lb, lambda d=d, size=size: batched_window(problem, chosen, d, size))
             turn += 1
     return winner(turn)
+
+
+def keep_more(problem: Problem, plan: Plan, est: float, tries: int = 16) -> tuple[Plan, float]:
+    """The plan with more reused groups kept resident where that fits the budget and does not
+    end later: a tie on latency goes to the plan reading fewer bytes (solvers and candidates
+    only compare makespans). The most re-read bytes are tried first, at most `tries` groups;
+    groups read as part of a batch are left as they are."""
+    batched = {i for b in plan.batches for i in b}
+    units_of: dict[int, list[int]] = {}
+    for u in problem.units:
+        units_of.setdefault(u.group, []).append(u.index)
+    mem = _memory(problem, plan)
+    room = (problem.budget - int(mem.min(initial=0))) if problem.budget is not None else None
+    options = sorted((g for g in problem.groups
+                      if len(g.uses) > 1 and g.gid not in plan.resident
+                      and (room is None or g.bytes <= room)
+                      and not batched.intersection(units_of.get(g.gid, ()))),
+                     key=lambda g: (-g.bytes * (len(g.uses) - 1), g.uses[0]))
+    for g in options[:tries]:
+        drop = set(units_of.get(g.gid, ()))
+        trial = Plan(plan.resident | {g.gid},
+                     {i: k for i, k in plan.issue.items() if i not in drop},
+                     plan.planner, plan.batches)
+        if not fits(problem, trial):
+            continue
+        t = makespan(problem, trial)
+        if t <= est + 1e-12:
+            plan, est = trial, min(est, t)
+    return plan, est
 
 
 def batched_bound(problem: Problem, resident: frozenset[int]) -> float:

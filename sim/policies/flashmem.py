@@ -19,6 +19,13 @@ invocations, e.g. across an LLM's tokens, more fully), and the planner picks the
 the plans' estimated latency (never below 256 KiB; untiled where every op fits); `tile=N` tiles at N bytes,
 `tile="off"` never. The smallest budget is then a tile and the live activations.
 
+Data-dependent streaming (workloads.routing), only when asked: `routing="uniform"` or
+`"skewed:S"` (with `routing_seed`) routes every MoE layer's tokens to their experts and streams
+only those (an expert cache: the experts the planner keeps resident across tokens);
+`sparsity=F` (or a YAML file of per-block fractions) keeps a fraction F of each MLP block's
+neurons per token, picked by a rank-`predictor_rank` predictor and read as bundles of `bundle`
+neurons (row-column bundling: one request each).
+
 Planner: CP-SAT (sim.planner.cpsat) within a (deterministic) time limit, hinted by the greedy
 planner, with issue points at most `solver_lookahead` ops ahead; graphs with more than
 `solver_max_units` weighted ops use the greedy planner alone (solver="cp-sat" forces it). The best plan by
@@ -37,9 +44,11 @@ from sim.bounds import lower_bound
 from sim.errors import SimError
 from sim.planner.build import build_schedule
 from sim.planner.cpsat import solve
-from sim.planner.plan import DEFAULT_LOOKAHEAD, greedy, just_in_time, makespan
+from sim.planner.plan import DEFAULT_LOOKAHEAD, greedy, just_in_time, keep_more, makespan
 from sim.planner.problem import Problem, build_problem
 from sim.policies.builder import Builder
+from workloads.model import WorkloadError
+from workloads.routing import Routing, route_experts, sparse_ffn
 from workloads.streaming import TILEABLE, gather_rows, tile_workload
 from workloads.workload import Workload
 
@@ -61,23 +70,92 @@ def tile_limit(workload: Workload, profile: HardwareProfile, budget: int | None)
     return limit
 
 
-def streamed_workload(workload: Workload, embedding: str = "rows") -> Workload:
-    """The workload flashmem plans before tiling: lookups reading rows (or whole tables)."""
+def parse_routing(routing: str, seed: int) -> Routing | None:
+    """'off' | 'uniform' | 'skewed' (skew 1) | 'skewed:S' -> a Routing (None for off)."""
+    text = str(routing)
+    if text == "off":
+        return None
+    if text == "uniform":
+        return Routing(0.0, int(seed))
+    if text.startswith("skewed"):
+        rest = text[len("skewed"):]
+        try:
+            skew = float(rest[1:]) if rest.startswith(":") else 1.0 if not rest else None
+        except ValueError:
+            skew = None
+        if skew is not None:
+            try:
+                return Routing(skew, int(seed))
+            except WorkloadError as exc:
+                raise SimError(str(exc)) from None
+    raise SimError(f"unknown routing {routing!r}; valid: off, uniform, skewed, skewed:S "
+                   "(S >= 0: how strongly a few experts or neurons are preferred)")
+
+
+def parse_sparsity(sparsity: object) -> dict[int, float] | None:
+    """None | a fraction in (0, 1] for every MLP block | a YAML file mapping block index (or
+    'all') to its fraction -> {block: fraction} (-1 = every block)."""
+    if sparsity is None or sparsity == "off":
+        return None
+    if isinstance(sparsity, int | float) and not isinstance(sparsity, bool):
+        return {-1: float(sparsity)}
+    path = str(sparsity)
+    try:
+        import yaml
+
+        with open(path) as fh:
+            data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise SimError(f"sparsity must be a fraction in (0, 1] or a YAML file of them; cannot "
+                       f"read {path!r}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SimError(f"sparsity file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or not data:
+        raise SimError(f"sparsity file {path} must map MLP block indices (or 'all') to "
+                       "fractions in (0, 1]")
+    out: dict[int, float] = {}
+    for k, v in data.items():
+        key = -1 if k == "all" else k
+        if not isinstance(key, int) or not isinstance(v, int | float) or isinstance(v, bool):
+            raise SimError(f"sparsity file {path}: {k!r}: {v!r} is not a block index (or "
+                           "'all') and a fraction")
+        out[key] = float(v)
+    return out
+
+
+def streamed_workload(workload: Workload, embedding: str = "rows", routing: str = "off",
+                      routing_seed: int = 0, sparsity: object = None, bundle: int = 64,
+                      predictor_rank: int = 128) -> Workload:
+    """The workload flashmem plans before tiling: MoE layers routed, MLP blocks sparse (when
+    asked), lookups reading rows (or whole tables)."""
     if embedding not in EMBEDDINGS:
         raise SimError(f"unknown flashmem embedding {embedding!r}; valid: "
                        f"{', '.join(EMBEDDINGS)}")
+    route = parse_routing(routing, routing_seed)
+    fractions = parse_sparsity(sparsity)
+    try:
+        if route is not None:
+            workload = route_experts(workload, route)
+        if fractions is not None:
+            workload = sparse_ffn(workload, fractions, route or Routing(0.0, routing_seed),
+                                  bundle, predictor_rank)
+    except WorkloadError as exc:
+        raise SimError(str(exc)) from None
     return gather_rows(workload) if embedding == "rows" else workload
 
 
 def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = None,
              solver: str = "auto", time_limit: float = 2.0, solver_max_units: int = 48,
              lookahead: int = DEFAULT_LOOKAHEAD, solver_lookahead: int = 24,
-             embedding: str = "rows", tile: str | int = "auto",
+             embedding: str = "rows", tile: str | int = "auto", routing: str = "off",
+             routing_seed: int = 0, sparsity: object = None, bundle: int = 64,
+             predictor_rank: int = 128,
              runtime: RuntimeProfile | None = None, problem: Problem | None = None) -> Builder:
     if solver not in SOLVERS:
         raise SimError(f"unknown flashmem solver {solver!r}; valid: {', '.join(SOLVERS)}")
     t0 = time.perf_counter()
-    workload = streamed_workload(workload, embedding)
+    workload = streamed_workload(workload, embedding, routing, routing_seed, sparsity, bundle,
+                                 predictor_rank)
     if tile == "auto":
         limit = tile_limit(workload, profile, budget)
         largest = max((op.weight_bytes for inv in workload.invocations for op in inv.model.ops
@@ -100,6 +178,7 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
     else:
         raise SimError(f"flashmem tile must be 'auto', 'off' or a size of at least "
                        f"{MIN_TILE // 256} bytes, found {tile!r}")
+    # several tile sizes: compared by their earliest-issue plans, the full search on the best
     best: tuple | None = None
     for size in sizes:
         wl = workload if size is None else tile_workload(workload, size)
@@ -107,11 +186,13 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
             prob = replace(problem, budget=budget)
         else:
             prob = build_problem(wl, profile, budget, runtime)
-        found = greedy(prob, lookahead)
+        found = greedy(prob, lookahead, quick=len(sizes) > 1)
         if best is None or (found is not None and (best[2] is None
                                                    or found[1] < best[2][1] - 1e-15)):
             best = (wl, prob, found, size)
     workload, problem, found, size = best  # type: ignore[misc]
+    if len(sizes) > 1 and found is not None:
+        found = greedy(problem, lookahead)
     meta: dict[str, object] = {"planner": "greedy"}
     if found is None:
         plan, est = just_in_time(problem), None
@@ -133,6 +214,8 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
             if est is None or t < est - 1e-12:
                 plan, est = res.plan, t
                 meta["planner"] = "cp-sat"
+    if est is not None:
+        plan, est = keep_more(problem, plan, est)
     b = build_schedule(problem, plan)
     lb = lower_bound(workload, profile, budget, problem)
     if size is not None:
