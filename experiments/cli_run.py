@@ -99,6 +99,16 @@ def summary_lines(m: Any) -> list[str]:
                 f"{format_time(m.tpot_p99_s)}), {m.tokens_per_s:.2f} tokens/s"
                 if m.tpot_s is not None else "")
         lines.append(f"  tokens         first token after {format_time(m.ttft_s)}{tpot}")
+    hits = [f"{what} {rate:.0%} found in memory" for what, rate in (
+        ("experts", m.expert_hit_rate), ("neuron bundles", m.neuron_hit_rate))
+        if rate is not None]
+    if hits:
+        lines.append(f"  hit rate       {', '.join(hits)}")
+    if m.kv_bytes_written is not None:
+        window = m.meta.get("kv_window_tokens")
+        lines.append(f"  KV spill       {window} most recent tokens per layer in memory; read back "
+                     f"{format_bytes(m.kv_bytes_read or 0)}, written "
+                     f"{format_bytes(m.kv_bytes_written)} (not timed)")
     if m.meta.get("lower_bound_s"):
         lines.append(f"  lower bound    {format_time(m.meta['lower_bound_s'])}")
     lines.append(f"  executor       {m.executor}"

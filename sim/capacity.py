@@ -51,9 +51,12 @@ def policy_floor(policy: str, workload: Workload, profile: HardwareProfile,
         return working_set_floor(workload, profile, runtime, problem)
     from sim.policies.flashmem import streamed_workload
 
-    keys = ("embedding", "routing", "routing_seed", "sparsity", "bundle", "predictor_rank")
-    wl = streamed_workload(lower(workload, runtime or IDEAL),
-                           **{k: options[k] for k in keys if k in options})
+    keys = ("embedding", "routing", "routing_seed", "sparsity", "bundle", "predictor_rank",
+            "kv_spill", "kv_block")
+    chosen = {k: options[k] for k in keys if k in options}
+    if chosen.get("kv_spill") == "auto":  # the least KV it may keep in memory: one block
+        chosen["kv_spill"] = chosen.get("kv_block", 16)
+    wl, _ = streamed_workload(lower(workload, runtime or IDEAL), **chosen)
     if options.get("tile", "auto") == "off":
         return working_set_floor(wl, profile, runtime)
     from sim.policies.flashmem import MIN_TILE

@@ -28,7 +28,8 @@ class Metrics:
     their total time; None for other workloads. expert_hit_rate (routed MoE experts) and
     neuron_hit_rate (sparse FFN neuron bundles) are the shares of their kernels whose weights
     were already in memory (kept resident or still loaded from an earlier use): the rest made a
-    read from flash.
+    read from flash. With KV cache spill, kv_bytes_read is the spilled KV read back (part of
+    flash_bytes_read) and kv_bytes_written the KV written to flash (not timed); None without.
     executor says which executor computed the run (the exact one-pass evaluator or the SimPy
     engine; both give the same numbers where both apply), executor_note why the engine ran.
     """
@@ -73,6 +74,8 @@ class Metrics:
     tokens_per_s: float | None = None  # decode tokens per second
     expert_hit_rate: float | None = None  # routed MoE: expert kernels that found it loaded
     neuron_hit_rate: float | None = None  # sparse FFN: bundle kernels that found it loaded
+    kv_bytes_read: int | None = None  # KV spill: spilled KV read back from flash
+    kv_bytes_written: int | None = None  # KV spill: KV written to flash (counted, not timed)
     executor: str = "simpy"  # evaluator | simpy: which executor produced these numbers
     executor_note: str | None = None  # why the SimPy engine ran where the evaluator was asked
 

@@ -107,6 +107,11 @@ def assemble(p: Prepared, budget: int | None, rec: RunRecord, executor: str,
     for kind, name in (("moe_expert", "expert_hit_rate"), ("ffn_bundle", "neuron_hit_rate")):
         if kind in kinds:
             tokens[name] = hit_rate(steps, kind)
+    if "kv_bytes_written" in schedule.meta:
+        tokens["kv_bytes_read"] = sum(schedule.tensor_bytes[t] for i in p.loads
+                                      for t in steps[i].tensors  # type: ignore[union-attr]
+                                      if ".kv@" in t)
+        tokens["kv_bytes_written"] = int(schedule.meta["kv_bytes_written"])  # type: ignore
     return Metrics(
         policy=schedule.policy, workload=schedule.workload, profile=profile.name,
         budget_bytes=budget, feasible=error is None, error=error,

@@ -12,6 +12,7 @@ from hwprofiles import load_profile
 from hwprofiles.storage import read_time
 from sim import plan, simulate
 from sim.bounds import lower_bound
+from sim.errors import SimError
 from sim.schedule import Compute, Load
 from workloads import Model, Op, Tensor, Workload, chain, single
 from workloads.scenarios import resolve_workload
@@ -183,7 +184,7 @@ def test_token_aware_plan_on_gpt_neo_27b():
     s = plan("flashmem", wl, prof, GiB)
     m = simulate(s, prof, record_trace=False).metrics
     assert m.feasible and m.peak_memory_bytes <= GiB
-    bound = token_read_bound(streamed_workload(wl), GiB)
+    bound = token_read_bound(streamed_workload(wl)[0], GiB)
     reads = per_invocation_reads(s)
     decode = reads[1:]
     assert all(r >= bound * (1 - 1e-9) for r in decode)
@@ -274,3 +275,85 @@ def test_a_sparse_ffn_with_a_known_hit_rate(toy_zc):
     assert m.flash_bytes_read < dense.flash_bytes_read
     assert sum(c.flops for c in bundles) == 4 * sum(
         op.flops for op in model.ops if op.name.startswith("mlp.")) // 2
+
+
+def kv_workload(prompt: int = 4, decode: int = 2, e: int = 1000) -> Workload:
+    """Prefill of `prompt` tokens then `decode` steps through one attention layer (QK^T and AV,
+    each caching `e` fp16 elements per token), negligible compute."""
+    def step(past: int, n: int, label: str) -> Invocation:
+        kv = {"kv_token_elems": e, "past_tokens": past}
+        ops = [Op("x", "add", n, (), n, n * e),
+               Op("qk", "attention_qk", n, (), n * e + past * e, n, state_elems=n * e,
+                  attrs=kv),
+               Op("av", "attention_av", n, (), n + past * e, n * e, state_elems=n * e,
+                  attrs=kv)]
+        return Invocation(chain("m", ops), label)
+
+    invs = [step(0, prompt, "prefill")]
+    invs += [step(prompt + i, 1, f"decode[{i}]") for i in range(decode)]
+    return Workload("kv", tuple(invs))
+
+
+def test_kv_spill_by_hand(toy_profile):
+    """4 prompt tokens + 2 decode steps, a 2-token window, 1-token read requests (100 us + 2 us
+    each at 1 GB/s): the prefill writes 2 tokens per op (K and V: 2 x 2 x 2,000 bytes); decode
+    step 0 reads back 2 tokens per op and writes 1, step 1 reads back 3 and writes 1. Read
+    back: 2 x (2 + 3) x 2,000 = 20,000 bytes in 10 requests (1.02 ms, the run's length); written
+    16,000; the KV in memory stays at 2 tokens x 2 ops x 2,000 = 8,000 bytes (24,000 without)."""
+    prof = replace(toy_profile, storage=replace(toy_profile.storage, request_latency=100e-6),
+                   transfer=replace(toy_profile.transfer, zero_copy=True))
+    wl = kv_workload()
+    s = plan("flashmem", wl, prof, None, kv_spill=2, kv_block=1)
+    spilled = {t: s.tensor_bytes[t] for ld in s.loads for t in ld.tensors}
+    assert spilled == {"qk.kv@decode[0]": 4000, "av.kv@decode[0]": 4000,
+                       "qk.kv@decode[1]": 6000, "av.kv@decode[1]": 6000}
+    assert all(ld.request_bytes == 2000 for ld in s.loads)
+    m = simulate(s, prof).metrics
+    assert m.kv_bytes_read == m.flash_bytes_read == 20_000
+    assert m.kv_bytes_written == 16_000
+    assert m.peak_memory_by_category["kv"] == 8000
+    assert m.latency_s == pytest.approx(10 * (100e-6 + 2e-6), rel=1e-4)
+    e = simulate(s, prof, engine="simpy").metrics
+    assert (e.latency_s, e.peak_memory_bytes, e.kv_bytes_read) == (
+        m.latency_s, m.peak_memory_bytes, m.kv_bytes_read)
+    # no spill: everything stays in memory, nothing is read
+    off = simulate(plan("flashmem", wl, prof, None), prof).metrics
+    assert off.peak_memory_by_category["kv"] == 24_000 and off.flash_bytes_read == 0
+    assert off.kv_bytes_read is None
+    # auto keeps all of it while it is at most a quarter of the budget (24,000 of 100,000)...
+    auto = plan("flashmem", wl, prof, 100_000, kv_spill="auto", kv_block=1)
+    assert "kv_window_tokens" not in auto.meta
+    # ... else the most recent whole blocks that fit in that quarter: 20,000 bytes = 5 tokens
+    # (the last step pushes one token per op out, which no later step reads back)
+    auto = plan("flashmem", wl, prof, 80_000, kv_spill="auto", kv_block=1)
+    assert auto.meta["kv_window_tokens"] == 5
+    a = simulate(auto, prof).metrics
+    assert (a.kv_bytes_read, a.kv_bytes_written, a.peak_memory_by_category["kv"]) == (
+        0, 2 * 2000, 20_000)
+    # a workload without a growing KV cache cannot spill one
+    with pytest.raises(SimError, match="no growing KV cache"):
+        plan("flashmem", single(chain("m", [Op("x", "add", 1, (), 1, 1)])), prof, None,
+             kv_spill=2)
+
+
+def test_mixtral_streams_its_routed_experts_under_8_gib():
+    """Mixtral-8x7B (q4_0, 24 GiB of weights), prefill 16 + decode 4 at 8 GiB on a Snapdragon
+    8 Gen 3: routed, it reads only the experts its tokens chose, keeps some across tokens
+    (hit rate between 0 and 1), stays within the budget and decodes faster than the dense plan
+    that must read every expert of every layer per token; the same routing seed gives the same
+    run."""
+    prof = load_profile("snapdragon-8-gen-3")
+    wl = resolve_workload("mixtral-8x7b-p16-d4", "q4_0")
+    budget = 8 * GiB
+    dense = simulate(plan("flashmem", wl, prof, budget), prof, record_trace=False).metrics
+    s = plan("flashmem", wl, prof, budget, routing="skewed:1.5", routing_seed=1)
+    m = simulate(s, prof, record_trace=False).metrics
+    assert dense.feasible and m.feasible and m.peak_memory_bytes <= budget
+    assert 0 < m.expert_hit_rate < 1
+    assert m.flash_bytes_read < dense.flash_bytes_read
+    assert m.tokens_per_s > dense.tokens_per_s
+    # per token, each MoE layer runs the FLOPs of its 2 chosen experts, not the 8
+    again = simulate(plan("flashmem", wl, prof, budget, routing="skewed:1.5", routing_seed=1),
+                     prof, record_trace=False).metrics
+    assert again.latency_s == m.latency_s and again.flash_bytes_read == m.flash_bytes_read
+    assert s.total_flops == wl.total_flops

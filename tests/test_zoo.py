@@ -25,6 +25,7 @@ PUBLISHED: dict[str, tuple[int, str]] = {
     "gpt-neo-1.3b": (1_316_000_000, "Open LLM Leaderboard EleutherAI/gpt-neo-1.3B: 1.316B"),
     "llama-2-7b": (6_738_415_616, "Llama 2 paper / HF Llama-2-7b-hf: 6,738,415,616"),
     "llama-3.2-1b": (1_235_814_400, "HF meta-llama/Llama-3.2-1B: 1.236B (tied embeddings)"),
+    "mixtral-8x7b": (46_702_792_704, "HF mistralai/Mixtral-8x7B-v0.1: 46,702,792,704"),
     "sd15-text-encoder": (123_060_480, "HF CLIPTextModel clip-vit-large-patch14: 123,060,480"),
     "sd15-unet": (859_520_964, "diffusers SD1.5 UNet2DConditionModel: 859,520,964"),
     "sd15-vae-decoder": (49_490_000, "diffusers SD1.5 VAE decoder: ~49.49M"),
@@ -66,7 +67,7 @@ def test_whisper_small_split_sums_to_published_total(zoo):
 
 
 def test_every_model_has_metadata_and_prefixed_unique_tensors(zoo):
-    assert len(zoo) == 28
+    assert len(zoo) == 29
     all_names: set[str] = set()
     for name, m in zoo.items():
         assert m.family == ZOO[name].family and m.source and m.published_params

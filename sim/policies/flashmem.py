@@ -26,6 +26,13 @@ only those (an expert cache: the experts the planner keeps resident across token
 neurons per token, picked by a rank-`predictor_rank` predictor and read as bundles of `bundle`
 neurons (row-column bundling: one request each).
 
+KV cache spill (workloads.kvcache), only when asked: `kv_spill=N` keeps each attention layer's
+N most recent tokens of KV in memory and reads older ones back from flash at attention, in
+requests of `kv_block` tokens; `kv_spill="auto"` keeps all of it while it takes at most a
+quarter of the budget, else the most recent whole blocks that fit in that quarter (at least
+one). Spilled KV is streamed like a weight used once (`Metrics.kv_bytes_read`); the blocks
+written to flash are counted (`kv_bytes_written`), not timed (the profiles model reads only).
+
 Planner: CP-SAT (sim.planner.cpsat) within a (deterministic) time limit, hinted by the greedy
 planner, with issue points at most `solver_lookahead` ops ahead; graphs with more than
 `solver_max_units` weighted ops use the greedy planner alone (solver="cp-sat" forces it). The best plan by
@@ -47,6 +54,7 @@ from sim.planner.cpsat import solve
 from sim.planner.plan import DEFAULT_LOOKAHEAD, greedy, just_in_time, keep_more, makespan
 from sim.planner.problem import Problem, build_problem
 from sim.policies.builder import Builder
+from workloads.kvcache import cached_tokens, kv_token_bytes, spill_kv
 from workloads.model import WorkloadError
 from workloads.routing import Routing, route_experts, sparse_ffn
 from workloads.streaming import TILEABLE, gather_rows, tile_workload
@@ -123,25 +131,56 @@ def parse_sparsity(sparsity: object) -> dict[int, float] | None:
     return out
 
 
+def kv_window(workload: Workload, kv_spill: object, kv_block: int,
+              budget: int | None) -> int | None:
+    """Tokens of KV each attention layer keeps in memory under `kv_spill` ('off' | 'auto' | N;
+    see the module docstring); None: all of them."""
+    if not isinstance(kv_block, int) or isinstance(kv_block, bool) or kv_block < 1:
+        raise SimError(f"flashmem kv_block must be a whole number of tokens >= 1, "
+                       f"found {kv_block!r}")
+    if kv_spill == "off":
+        return None
+    per_token = kv_token_bytes(workload)
+    if kv_spill == "auto":
+        if budget is None or not per_token:
+            return None
+        window = max(kv_block, (budget // 4) // per_token // kv_block * kv_block)
+        return window if window < cached_tokens(workload) else None
+    if not isinstance(kv_spill, int) or isinstance(kv_spill, bool) or kv_spill < 1:
+        raise SimError(f"flashmem kv_spill must be 'off', 'auto' or a number of tokens >= 1 "
+                       f"kept in memory per layer, found {kv_spill!r}")
+    if not per_token:
+        raise SimError(f"kv_spill: {workload.name} has no growing KV cache to spill (no "
+                       "attention op carries kv_token_elems: the zoo's and the config "
+                       "importers' LLMs do, ONNX graphs do not)")
+    return kv_spill
+
+
 def streamed_workload(workload: Workload, embedding: str = "rows", routing: str = "off",
                       routing_seed: int = 0, sparsity: object = None, bundle: int = 64,
-                      predictor_rank: int = 128) -> Workload:
-    """The workload flashmem plans before tiling: MoE layers routed, MLP blocks sparse (when
-    asked), lookups reading rows (or whole tables)."""
+                      predictor_rank: int = 128, kv_spill: object = "off", kv_block: int = 16,
+                      budget: int | None = None) -> tuple[Workload, int]:
+    """The workload flashmem plans before tiling: MoE layers routed, MLP blocks sparse, KV
+    caches spilled (when asked), lookups reading rows (or whole tables); and the KV bytes the
+    spill writes to flash."""
     if embedding not in EMBEDDINGS:
         raise SimError(f"unknown flashmem embedding {embedding!r}; valid: "
                        f"{', '.join(EMBEDDINGS)}")
     route = parse_routing(routing, routing_seed)
     fractions = parse_sparsity(sparsity)
+    window = kv_window(workload, kv_spill, kv_block, budget)
+    written = 0
     try:
         if route is not None:
             workload = route_experts(workload, route)
         if fractions is not None:
             workload = sparse_ffn(workload, fractions, route or Routing(0.0, routing_seed),
                                   bundle, predictor_rank)
+        if window is not None:
+            workload, written = spill_kv(workload, window, kv_block)
     except WorkloadError as exc:
         raise SimError(str(exc)) from None
-    return gather_rows(workload) if embedding == "rows" else workload
+    return (gather_rows(workload) if embedding == "rows" else workload), written
 
 
 def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = None,
@@ -149,13 +188,15 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
              lookahead: int = DEFAULT_LOOKAHEAD, solver_lookahead: int = 24,
              embedding: str = "rows", tile: str | int = "auto", routing: str = "off",
              routing_seed: int = 0, sparsity: object = None, bundle: int = 64,
-             predictor_rank: int = 128,
+             predictor_rank: int = 128, kv_spill: object = "off", kv_block: int = 16,
              runtime: RuntimeProfile | None = None, problem: Problem | None = None) -> Builder:
     if solver not in SOLVERS:
         raise SimError(f"unknown flashmem solver {solver!r}; valid: {', '.join(SOLVERS)}")
     t0 = time.perf_counter()
-    workload = streamed_workload(workload, embedding, routing, routing_seed, sparsity, bundle,
-                                 predictor_rank)
+    window = kv_window(workload, kv_spill, kv_block, budget)
+    workload, kv_written = streamed_workload(workload, embedding, routing, routing_seed,
+                                             sparsity, bundle, predictor_rank, window or "off",
+                                             kv_block)
     if tile == "auto":
         limit = tile_limit(workload, profile, budget)
         largest = max((op.weight_bytes for inv in workload.invocations for op in inv.model.ops
@@ -218,6 +259,8 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
         plan, est = keep_more(problem, plan, est)
     b = build_schedule(problem, plan)
     lb = lower_bound(workload, profile, budget, problem)
+    if window is not None:
+        meta.update(kv_window_tokens=window, kv_bytes_written=kv_written)
     if size is not None:
         meta["tile_bytes"] = size
         meta["tiled_ops"] = sum(1 for inv in workload.invocations[:1] for op in inv.model.ops

@@ -172,9 +172,19 @@ REDPAJAMA_3B = LMConfig("redpajama-incite-3b", "gpt_neox", 50432, 2560, 32, 32, 
                                "the config, equal to transformers' GPTNeoXForCausalLM "
                                "num_parameters() (the card says 2.8B)")
 
+MIXTRAL_8X7B = LMConfig("mixtral-8x7b", "mixtral", 32000, 4096, 32, 32, 14336, kv_heads=8,
+                        head_dim=128, tied=False, act="silu", experts=8, experts_per_token=2,
+                        published_params=46_702_792_704,
+                        source="Jiang et al. 2024, arXiv:2401.04088; HF "
+                               "mistralai/Mixtral-8x7B-v0.1 config.json (32 layers, hidden "
+                               "4096, 32 heads / 8 KV heads, 8 experts of intermediate 14336, 2 "
+                               "per token, vocab 32000, untied): 46,702,792,704 params computed "
+                               "from the config, equal to transformers' MixtralForCausalLM "
+                               "num_parameters() (the paper: 46.7B, 12.9B active per token)")
+
 CONFIGS: dict[str, LMConfig] = {c.name: c for c in (
     GPT2, GPT_NEO_125M, GPT_NEO_13, GPT_NEO_27, LLAMA2_7B, LLAMA32_1B, QWEN2_15B, QWEN_7B,
-    QWEN3_4B, GEMMA3_1B, REDPAJAMA_3B)}
+    QWEN3_4B, GEMMA3_1B, REDPAJAMA_3B, MIXTRAL_8X7B)}
 
 
 def _names(style: str) -> dict[str, str]:

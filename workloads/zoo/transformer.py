@@ -52,13 +52,18 @@ def attention_core(b: GraphBuilder, p: str, q: Act, k: Act, v: Act, spec: AttnSp
     new_kv = kept if cache else 0
     cached = past * spec.kv_dim
     flops = 2 * groups * h * q_len * kv_len * hd
+    # a full, growing self-attention cache (every past token read): elements per token, so
+    # its older blocks can go to flash (workloads.kvcache)
+    full = cache and cache_tokens is None and kv_len == past + q_len
+    grows = {"kv_token_elems": spec.kv_dim} if full else {}
     scores = b.op(f"{p}.qk", "attention_qk", [q, k], (groups * h, q_len, kv_len),
                   flops + extra_flops, extra_weights,
-                  input_elems=q.numel + k.numel + cached, state=new_kv, past_tokens=past)
+                  input_elems=q.numel + k.numel + cached, state=new_kv, past_tokens=past,
+                  **grows)
     probs = b.elementwise(f"{p}.softmax", "softmax", [scores])
     return b.op(f"{p}.av", "attention_av", [probs, v], (q.shape[0], spec.q_dim), flops,
                 input_elems=probs.numel + v.numel + cached, state=new_kv,
-                past_tokens=past)
+                past_tokens=past, **grows)
 
 
 def attention(b: GraphBuilder, x: Act, p: str, spec: AttnSpec, *, kv_src: Act | None = None,
