@@ -34,6 +34,34 @@ CASES = {  # name -> (workload, budget, policies)
     "gpt2": ("gpt2", 256 * MIB, ("flashmem", "sequential", "pipeline")),
 }
 QUICK = ("llama-3.2-1b-p128-d32", "resnet50")
+# flashmem on llama-3.2-1b-p128-d32 at 1 GiB with ever smaller tiles: the cost per simulated
+# op (a tile is an op: a partial kernel and its load) should stay flat as tiles multiply steps
+TILES = ("off", "64MiB", "16MiB", "4MiB", "1MiB")
+
+
+def measure_tiles() -> dict:
+    """Per tile size: steps, kernels, and the seconds of each executor (after only: the
+    baseline cannot tile)."""
+    from hwprofiles import load_profile
+    from sim import plan, simulate
+    from workloads.scenarios import resolve_workload
+
+    prof = load_profile(PROFILE)
+    wl = resolve_workload("llama-3.2-1b-p128-d32", "fp16")
+    out = {}
+    for tile in TILES:
+        s = plan("flashmem", wl, prof, GIB, tile=tile)
+        t = time.perf_counter()
+        m = simulate(s, prof, record_trace=False).metrics
+        ev = time.perf_counter() - t
+        t = time.perf_counter()
+        e = simulate(s, prof, record_trace=False, engine="simpy").metrics
+        out[tile] = {"steps": len(s.steps), "ops": len(s.computes), "exec_s": ev,
+                     "engine_s": time.perf_counter() - t, "events": e.sim_events,
+                     "executor": m.executor, "latency_s": m.latency_s,
+                     "same": (m.latency_s, m.peak_memory_bytes) == (e.latency_s,
+                                                                   e.peak_memory_bytes)}
+    return out
 
 
 def measure(case: str) -> dict:
@@ -91,7 +119,7 @@ def main() -> None:
     ap.add_argument("--emit", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.emit:
-        print(json.dumps(measure(args.case)))
+        print(json.dumps(measure_tiles() if args.case == "tiles" else measure(args.case)))
         return
     cases = QUICK if args.quick else tuple(CASES)
     trees = {"after": None, **({"before": args.baseline} if args.baseline else {})}
@@ -101,6 +129,8 @@ def main() -> None:
             for label, tree in trees.items():
                 runs.setdefault((label, case), []).append(
                     in_tree(tree, "bench_engine.py", "--case", case))
+        runs.setdefault(("after", "tiles"), []).append(
+            in_tree(None, "bench_engine.py", "--case", "tiles"))
     print(f"Machine: {machine()}; profile {PROFILE}; medians of {args.rounds} rounds\n")
 
     def med(label: str, case: str, *path: str) -> float | None:
@@ -170,6 +200,21 @@ def main() -> None:
     table("The SimPy engine on flashmem: GC collections during a run, events per op, cost per "
           "op, and what recording the trace adds",
           ["workload", "version", "collections", "events/op", "us/op", "trace adds"], rows)
+
+    rows = []
+    for tile in TILES:
+        first = runs[("after", "tiles")][0][tile]
+        ev = med("after", "tiles", tile, "exec_s")
+        en = med("after", "tiles", tile, "engine_s")
+        rows.append([tile, first["ops"], first["steps"], ev, ev / first["ops"] * 1e6,
+                     ev / first["steps"] * 1e6, en, en / first["ops"] * 1e6,
+                     first["events"] / first["ops"], first["executor"],
+                     "yes" if all(r[tile]["same"] for r in runs[("after", "tiles")]) else "NO"])
+    table("Tiles multiply steps: flashmem on llama-3.2-1b-p128-d32 at 1 GiB with a fixed tile "
+          "size (after only); cost per simulated op (kernel)",
+          ["tile", "ops", "steps", "exec s", "us/op", "us/step", "engine s", "engine us/op",
+           "events/op",
+           "executor", "evaluator = engine"], rows)
 
 
 if __name__ == "__main__":

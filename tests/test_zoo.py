@@ -190,3 +190,16 @@ def test_quantization_keeps_vectors_in_fp16():
     assert all(t.dtype == "int4" for t in matrices)
     fp16 = get_model("gpt2", "fp16").weight_bytes
     assert fp16 / 4 < m.weight_bytes < fp16 / 3.5  # ~4.1 bits per weight with group scales
+
+
+def test_mixtral_zoo_entry_equals_its_config_import():
+    """The zoo's Mixtral-8x7B is the model its config.json imports to: same parameters (the
+    transformers count), ops and FLOPs."""
+    from pathlib import Path
+
+    from workloads.hf_config import load_hf_config
+
+    cfg = Path(__file__).parent / "data" / "hf_configs" / "mixtral-8x7b.json"
+    z, h = get_model("mixtral-8x7b", tokens=16), load_hf_config(cfg, tokens=16)
+    assert z.param_count == h.param_count == 46_702_792_704
+    assert [(o.name, o.kind, o.flops) for o in z.ops] == [(o.name, o.kind, o.flops) for o in h.ops]

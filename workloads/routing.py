@@ -224,7 +224,8 @@ def sparse_ffn(workload: Workload, fractions: dict[int, float], routing: Routing
     fraction of its neurons one token activates."""
     for layer, frac in fractions.items():
         if not 0 < frac <= 1:
-            raise WorkloadError(f"activation fraction of layer {layer} must be in (0, 1], "
+            which = "every MLP block" if layer == -1 else f"MLP block {layer}"
+            raise WorkloadError(f"the activation fraction of {which} must be in (0, 1], "
                                 f"found {frac}")
     if bundle < 1 or predictor_rank < 1:
         raise WorkloadError("bundle and predictor_rank must be at least 1")

@@ -47,6 +47,7 @@ from dataclasses import replace
 
 from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
+from hwprofiles.units import UnitError, parse_bytes
 from sim.bounds import lower_bound
 from sim.errors import SimError
 from sim.planner.build import build_schedule
@@ -214,11 +215,17 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
             sizes.append(quarter)
     elif tile == "off":
         sizes = [None]
-    elif isinstance(tile, int) and not isinstance(tile, bool) and tile >= MIN_TILE // 256:
-        sizes = [tile]
     else:
-        raise SimError(f"flashmem tile must be 'auto', 'off' or a size of at least "
-                       f"{MIN_TILE // 256} bytes, found {tile!r}")
+        size = None
+        if not isinstance(tile, bool):
+            try:
+                size = parse_bytes(tile)
+            except UnitError:
+                pass
+        if size is None or size < MIN_TILE // 256:
+            raise SimError(f"flashmem tile must be 'auto', 'off' or a size of at least "
+                           f"{MIN_TILE // 256} bytes (e.g. 64MiB), found {tile!r}")
+        sizes = [size]
     # several tile sizes: compared by their earliest-issue plans, the full search on the best
     best: tuple | None = None
     for size in sizes:
