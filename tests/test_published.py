@@ -147,7 +147,7 @@ def test_bad_tables_are_refused_cleanly(tmp_path, rows, needle):
 
 def test_fit_refuses_check_rows_and_unknown_fields(tmp_path):
     rows = load_table()
-    with pytest.raises(Exception, match="no fit rows for runtime 'litert-gpu'"):
-        fit_runtime(rows, "litert-gpu", ["efficiency.gemv"])
+    with pytest.raises(Exception, match="no fit rows for runtime 'litert-lm'"):
+        fit_runtime(rows, "litert-lm", ["efficiency.gemv"])  # it has check rows only
     with pytest.raises(Exception, match="unknown runtime field 'efficiency.tensor'"):
         fit_runtime(rows, "mlc-llm", ["efficiency.tensor"])
