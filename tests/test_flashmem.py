@@ -92,7 +92,8 @@ def test_planner_matches_exhaustive_search(toy_zc, seed, n_ops, repeats, slack):
 def test_planner_matches_exhaustive_search_with_staging(toy_profile, seed, n_ops, repeats, slack):
     """Without zero-copy the planner reserves one staging buffer, so it is optimal over the
     plans whose planned memory fits (the engine can run some tighter ones), and it is never
-    slower than the baselines."""
+    slower than sequential. (pipeline's auto depth is chosen on the engine, whose memory gating
+    runs some of those tighter windows, so at tight budgets it can beat a static plan.)"""
     wl = small_workload(seed, n_ops, repeats)
     budget = int(min_feasible_budget("flashmem", wl, toy_profile) * slack)
     s = plan("flashmem", wl, toy_profile, budget, solver="cp-sat")
@@ -100,10 +101,9 @@ def test_planner_matches_exhaustive_search_with_staging(toy_profile, seed, n_ops
     assert got.feasible
     assert got.latency_s == pytest.approx(
         exhaustive_best(wl, toy_profile, budget, planned_fit=True), rel=1e-9)
-    for policy in ("sequential", "pipeline"):
-        other = simulate(plan(policy, wl, toy_profile, budget), toy_profile).metrics
-        if other.feasible:
-            assert got.latency_s <= other.latency_s + 1e-12, policy
+    other = simulate(plan("sequential", wl, toy_profile, budget), toy_profile).metrics
+    if other.feasible:
+        assert got.latency_s <= other.latency_s + 1e-12
 
 
 def test_solver_reports_status_bound_and_gap(toy_zc):
