@@ -9,8 +9,9 @@ style pipeline.
   k - depth has finished and freed its weights, so storage reads, copies/transforms and compute
   of consecutive layers overlap; memory is taken per load from the budget. depth 1 =
   sequential; larger depth = more memory, less delay. depth='auto' simulates the candidate
-  depths (every one up to 64 weighted layers, else a grid) and takes the fastest that completes
-  within the budget, the shallowest among equals.
+  depths (`search.fastest_depth`: every one up to 64 weighted layers, else a geometric grid
+  until it stops improving) and takes the fastest that completes within the budget, the least
+  memory among equals.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
 from sim.errors import SimError
 from sim.policies.builder import Builder, next_uses, units
-from sim.policies.search import depth_grid, simulated
+from sim.policies.search import fastest_depth, simulated
 from workloads.workload import Workload
 
 
@@ -52,18 +53,15 @@ def stream(workload: Workload, profile: HardwareProfile, budget: int | None = No
            runtime: RuntimeProfile | None = None, budget_scope: str = "total") -> Builder:
     """Layer-by-layer streaming with a window of `depth` layers in flight."""
     if depth == "auto":
-        seq = units(workload)
-        n = max(1, sum(1 for u in seq if u.op.weights))
-        best: tuple[float, int, int, Builder] | None = None
-        for d in depth_grid(list(range(1, n + 1))):
-            cand = stream(workload, profile, budget, d, path, policy, runtime, budget_scope)
-            latency, peak = simulated(cand, profile, budget, runtime)
-            key = (latency, peak, d, cand)
-            if best is None or key[:3] < best[:3]:
-                best = key
-        assert best is not None
-        b = best[3]
-        b.schedule.meta["auto_candidates"] = len(depth_grid(list(range(1, n + 1))))
+        n = max(1, sum(1 for u in units(workload) if u.op.weights))
+
+        def score(d: int) -> tuple[float, int]:
+            return simulated(stream(workload, profile, budget, d, path, policy, runtime,
+                                    budget_scope), profile, budget, runtime)
+
+        d, _, _, tried = fastest_depth(n, score)
+        b = stream(workload, profile, budget, d, path, policy, runtime, budget_scope)
+        b.schedule.meta["auto_candidates"] = tried
         return b
     b = Builder(policy, workload, profile, budget)
     b.schedule.budget_scope = budget_scope

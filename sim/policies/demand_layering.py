@@ -27,7 +27,8 @@ for the rings plus the paper's trade-off `extra` p (the code steps it by 1 MiB).
 ring variants is `extra` (p), `buffer` (the ring size) or `depth` (a window of layers in flight
 instead of a byte ring, each ring sized for the largest such window); `depth="auto"` (the
 default) simulates the candidates on the engine and takes the fastest whose buffers (with the
-activation peak when the budget scope is total) fit the budget, the least memory among equals.
+activation peak when the budget scope is total) fit the budget, the least memory among equals
+(see `_auto`).
 
 Reads are O_DIRECT: whole 512-byte sectors of the weight file (a layer stored at [o, o + n)
 reads align_up(o + n) - align_down(o) bytes; the file holds each model's layers back to back
@@ -51,7 +52,7 @@ from hwprofiles.units import UnitError, format_bytes, parse_bytes
 from sim.errors import SimError
 from sim.hardware import IDEAL
 from sim.policies.builder import Builder, Unit, units
-from sim.policies.search import depth_grid, simulated
+from sim.policies.search import simulated
 from workloads.fusion import fusion_chains
 from workloads.workload import Workload
 
@@ -424,25 +425,47 @@ def demand_layering(workload: Workload, profile: HardwareProfile, budget: int | 
 def _auto(weighted: list[Layer], variant: str, ring_size: Callable[[int], int],
           build: Callable[[Config], _Plan], evaluate: Callable[[_Plan], _Plan],
           fits: Callable[[int], bool], meta: dict[str, Any]) -> _Plan:
-    """The fastest configuration whose buffers fit (the least memory among equals): depth
-    windows (`search.depth_grid` of the fitting depths) and rings of the largest layer + p for
-    p = 0, 1, 2, 4, ... MiB."""
+    """The fastest configuration whose buffers fit (the least memory among equals).
+
+    Depth windows: the buffers are held from the start, so the memory pool never gates a load
+    and a deeper window only releases reads earlier: latency never grows with depth. The
+    deepest fitting window is therefore the fastest; a bisection finds the shallowest as fast.
+    Rings: the largest layer + p for p = 0, 1, 2, 4, ... MiB while they fit (wrap-around makes
+    ring latency not monotone in p, so each is simulated)."""
     sizes = [layer.read_bytes for layer in weighted]
     rings = 2 if variant == "async" else 1  # async holds a host ring and a GPU ring
     n = max(1, len(sizes))
-    depths = depth_grid([d for d in range(1, n + 1) if fits(rings * window_bytes(sizes, d))])
-    configs = [Config(depth=d) for d in depths]
+    lo, hi = 1, 0  # hi: the deepest fitting depth (bytes grow with depth: bisect)
+    top = n
+    while lo <= top:
+        mid = (lo + top) // 2
+        if fits(rings * window_bytes(sizes, mid)):
+            hi, lo = mid, mid + 1
+        else:
+            top = mid - 1
+    scored: list[_Plan] = []
+    if hi >= 1:
+        deepest = evaluate(build(Config(depth=hi)))
+        scored.append(deepest)
+        a, b = 1, hi  # the shallowest depth as fast as the deepest
+        while a < b:
+            mid = (a + b) // 2
+            cand = evaluate(build(Config(depth=mid)))
+            scored.append(cand)
+            if cand.latency <= deepest.latency:
+                b = mid
+            else:
+                a = mid + 1
     total, p_mib = sum(sizes), 0
     while True:
         ring = ring_size(p_mib * MIB)
         if not fits(rings * ring):
             break
-        configs.append(Config(ring=ring))
+        scored.append(evaluate(build(Config(ring=ring))))
         if ring >= total:
             break
         p_mib = 1 if p_mib == 0 else 2 * p_mib
-    if not configs:  # nothing fits: the smallest configuration, which the engine will refuse
-        configs = [Config(depth=1)]
-    scored = [evaluate(build(c)) for c in configs]
+    if not scored:  # nothing fits: the smallest configuration, which the engine will refuse
+        scored = [evaluate(build(Config(depth=1)))]
     meta["auto_candidates"] = len(scored)
     return min(scored, key=lambda p: (p.latency, p.buffer_bytes))

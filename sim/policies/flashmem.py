@@ -37,11 +37,11 @@ SOLVERS = ("auto", "cp-sat", "greedy")
 def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = None,
              solver: str = "auto", time_limit: float = 2.0, solver_max_units: int = 48,
              lookahead: int = DEFAULT_LOOKAHEAD, solver_lookahead: int = 24,
-             runtime: RuntimeProfile | None = None) -> Builder:
+             runtime: RuntimeProfile | None = None, budget_scope: str = "total") -> Builder:
     if solver not in SOLVERS:
         raise SimError(f"unknown flashmem solver {solver!r}; valid: {', '.join(SOLVERS)}")
     t0 = time.perf_counter()
-    problem = build_problem(workload, profile, budget, runtime)
+    problem = build_problem(workload, profile, budget, runtime, budget_scope)
     found = greedy(problem, lookahead)
     meta: dict[str, object] = {"planner": "greedy"}
     if found is None:
