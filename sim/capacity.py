@@ -45,6 +45,9 @@ def min_feasible_budget(policy: str, workload: Workload, profile: HardwareProfil
     """Smallest budget (within `rel_tol`) at which `policy` completes `workload` (with `runtime`,
     the budget capping `budget_scope`); raises InfeasibleBudget when no budget does (the OS
     kills it at every size)."""
+    if policy == "flashmem-opg":
+        # its last fallbacks are flashmem's greedy and just-in-time plans: the same floor
+        policy, options = "flashmem", {}
     if policy == "flashmem":
         # whether any plan fits does not depend on how hard the solver optimises it
         options = {**options, "solver": "greedy"}

@@ -28,9 +28,11 @@ def _registry() -> dict[str, PolicyFn]:
                                 "pipeline": pipeline, "demand-layering": demand_layering}
     try:
         from sim.policies.flashmem import flashmem
-    except ImportError:  # the planner module is optional while it is being built
+        from sim.policies.flashmem_opg import flashmem_opg
+    except ImportError:  # the planner modules need OR-Tools
         return reg
     reg["flashmem"] = flashmem
+    reg["flashmem-opg"] = flashmem_opg
     return reg
 
 
