@@ -216,3 +216,21 @@ def test_flashmem_needs_least_memory(toy_profile, toy_zc, zero_copy):
     assert need["flashmem"] <= need["sequential"] * 1.0001
     if zero_copy:
         assert need["flashmem"] <= largest * 1.01 + 10**5 < need["sequential"]
+
+
+@pytest.mark.parametrize("seed", [3, 7, 12])
+def test_rolling_windows_never_lose_to_greedy(toy_zc, seed):
+    """CP-SAT in windows of 2 weighted ops, warm-started from the greedy plan, keeps a window's
+    plan only when the engine's timing says it is faster: never slower than greedy, never
+    faster than the best plan there is."""
+    wl = small_workload(seed, 3, 2)
+    budget = int(min_feasible_budget("flashmem", wl, toy_zc) * 1.3)
+    g = simulate(plan("flashmem", wl, toy_zc, budget, solver="greedy"), toy_zc).metrics
+    s = plan("flashmem", wl, toy_zc, budget, solver="rolling", solver_window=2)
+    r = simulate(s, toy_zc).metrics
+    assert r.feasible and r.latency_s <= g.latency_s + 1e-12
+    assert r.latency_s >= exhaustive_best(wl, toy_zc, budget) - 1e-12
+    if "solver_skipped" not in s.meta:
+        n = s.meta["weighted_units"]
+        assert s.meta["solver_windows"] == -(-n // 2)
+        assert s.meta["solver_status"].startswith("rolling:")
