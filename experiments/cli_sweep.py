@@ -10,7 +10,7 @@ import click
 
 from experiments.errors import ExperimentError
 
-PLOT_KINDS = ("tradeoff", "pareto", "speedup")
+PLOT_KINDS = ("tradeoff", "pareto", "speedup", "planners")
 
 
 def format_table(rows: list[list[str]]) -> str:

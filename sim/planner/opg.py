@@ -221,8 +221,8 @@ def solve(inst: OpgInstance, time_limit: float = TIME_LIMIT,
     for layer in range(inst.n):
         m.add(held + sum(mem_terms[layer]) + inst.act[layer] <= inst.m_peak)
     over = m.new_int_var(0, len(slack), "over")  # layers over capacity
+    flags = []
     if slack:
-        flags = []
         for s_var in slack:
             f = m.new_bool_var("")
             m.add(s_var == 0).only_enforce_if(f.Not())
@@ -232,6 +232,9 @@ def solve(inst: OpgInstance, time_limit: float = TIME_LIMIT,
         m.add(over == 0)
     m.minimize(wp * sum(p.values()) + wd * sum(dist_terms) + penalty * over)
     if hint is not None:
+        if not hint.over_capacity:  # a hint within the capacities: no slack anywhere
+            for v in (*slack, *flags, over):
+                m.add_hint(v, 0)
         for g, v in p.items():
             m.add_hint(v, g in hint.preload)
         for u in inst.units:
@@ -307,6 +310,12 @@ def plan_opg(inst: OpgInstance, time_limit: float = TIME_LIMIT,
         sol = solve(inst, left, frozenset(forced), relaxed=True, hint=hint)
         wall += sol.wall_s
         det += sol.deterministic_s
+        if hint is not None and hint.objective is not None and not violations(inst, hint) \
+                and (sol.objective is None or sol.over_capacity
+                     or sol.objective > hint.objective):
+            # the starting plan is a plan of the model and the solver found none better
+            steps.append(f"solver {sol.status} without a better plan: the starting plan")
+            return OpgOutcome(hint, steps, wall, forced, det)
         if sol.objective is None:
             steps.append(f"{'strict' if not forced else 're-solve'}: {sol.status} (no plan "
                          "fits M_peak)")
@@ -325,6 +334,39 @@ def plan_opg(inst: OpgInstance, time_limit: float = TIME_LIMIT,
         steps.append(f"relaxed: {len(over)} layer(s) over capacity; preload group {g} "
                      f"({inst.group_bytes[g]} bytes)")
         hint = sol
+
+
+def greedy_opg(inst: OpgInstance) -> OpgSolution:
+    """A plan of the model built greedily, as the solver's starting point: each use's chunks go
+    into the latest layers before it that have capacity left; a use whose chunks do not fit
+    its window is preloaded instead (the model's M_peak is not checked here)."""
+    load = [0] * inst.n
+    preload: set[int] = set()
+    start: dict[int, int] = {}
+    split: dict[int, dict[int, int]] = {}
+    for u in sorted(inst.units, key=lambda u: u.pos):
+        if u.group in preload:
+            continue
+        left, assign = u.chunks, {}
+        for layer in reversed(u.layers(inst.window)):
+            take = min(left, (inst.capacity[layer] - load[layer]) // max(1, u.chunk_bytes))
+            if take > 0:
+                assign[layer] = take
+                left -= take
+            if not left:
+                break
+        if left:
+            preload.add(u.group)
+            continue
+        for layer, k in assign.items():
+            load[layer] += k * u.chunk_bytes
+        start[u.index], split[u.index] = min(assign), assign
+    # uses of a group preloaded later on are covered by the preload
+    start = {i: z for i, z in start.items() if inst.units[i].group not in preload}
+    split = {i: c for i, c in split.items() if i in start}
+    sol = OpgSolution(frozenset(preload), start, split, "GREEDY")
+    sol.objective = objective(inst, sol)
+    return sol
 
 
 def from_plan(plan: Plan) -> OpgSolution:

@@ -31,6 +31,7 @@ from sim.planner.opg import (
     TIME_LIMIT,
     WINDOW,
     from_plan,
+    greedy_opg,
     instance,
     memory,
     plan_opg,
@@ -86,13 +87,18 @@ def flashmem_opg(workload: Workload, profile: HardwareProfile, budget: int | Non
         meta["fallback"] = (f"{len(inst.units)} weighted ops > max_units ({max_units}): the "
                             "greedy planner (the paper's last fallback)")
     else:
-        outcome = plan_opg(inst, float(time_limit), from_plan(found[0]) if found else None)
+        start = greedy_opg(inst)  # a valid plan of the model, if M_peak holds it
+        hint = start if not violations(inst, start) else (from_plan(found[0]) if found
+                                                           else None)
+        outcome = plan_opg(inst, float(time_limit), hint)
         meta["opg_steps"] = outcome.steps
         meta["solver_wall_s"] = outcome.solve_s
     if outcome is not None and outcome.solution is not None:
         sol = outcome.solution
         plan = to_plan(sol)
         planner = "opg" if not outcome.preloaded_by_fallback else "opg (after fallbacks)"
+        if sol.status == "GREEDY":
+            planner += " (its greedy start: the solver found no better plan in time)"
         if outcome.preloaded_by_fallback:
             meta["fallback"] = ("relaxed capacities, then preloaded "
                                 f"{len(outcome.preloaded_by_fallback)} violating weight(s)")
