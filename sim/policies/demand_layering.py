@@ -90,7 +90,7 @@ class Config:
     def label(self) -> str:
         if self.depth is not None:
             return f"depth {self.depth}"
-        return f"ring {format_bytes(self.ring)}" if self.ring is not None else "fixed"
+        return f"ring {format_bytes(self.ring)}" if self.ring is not None else "fixed buffers"
 
 
 @dataclass
@@ -411,8 +411,10 @@ def demand_layering(workload: Workload, profile: HardwareProfile, budget: int | 
     else:
         chosen = _auto(weighted, variant, ring_size, build, evaluate, fits, meta)
     buffers = chosen.builder.schedule.buffers
-    meta.update(config=chosen.config.label(), buffer_bytes=sum(b["bytes"] for b in
-                                                               buffers.values()))
+    fixed = {"sequential": "one host + one GPU buffer",
+             "sync": "two host + two GPU buffers, alternating"}
+    meta.update(config=fixed.get(variant) or chosen.config.label(),
+                buffer_bytes=sum(b["bytes"] for b in buffers.values()))
     if chosen.config.depth is not None:
         meta["depth"] = chosen.config.depth
     if chosen.config.ring is not None:
