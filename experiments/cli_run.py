@@ -77,9 +77,13 @@ def plan_lines(meta: dict[str, Any], latency_s: float) -> list[str]:
     """What the planner chose: Demand Layering's variant and buffers, which planner ran (and
     the solver's status and gap), and the latency lower bound with the gap to it."""
     out = []
+    auto = (f" (auto: {meta['auto_candidates']} candidates simulated)"
+            if meta.get("auto_candidates") else "")
     if meta.get("variant"):
         buf = f", buffers {format_bytes(meta['buffer_bytes'])}" if "buffer_bytes" in meta else ""
-        out.append(f"  plan           {meta['variant']}, {meta.get('config', '')}{buf}")
+        out.append(f"  plan           {meta['variant']}, {meta.get('config', '')}{buf}{auto}")
+    elif "depth" in meta:
+        out.append(f"  plan           depth {meta['depth']}{auto}")
     if meta.get("planner"):
         solver = ""
         if meta.get("solver_status"):

@@ -227,7 +227,7 @@ def execute_run(run: RunSpec) -> dict[str, Any]:
         error = m.error
         lb = m.meta.get("lower_bound_s")
         if lb is None:
-            lb = _lower_bound(wl, prof, run.budget_bytes, rt)
+            lb = _lower_bound(wl, prof, run.budget_bytes, rt, run.budget_scope)
     except Exception as exc:  # one failing run must not stop the sweep
         error = f"{type(exc).__name__}: {exc}"
         crashed = True
@@ -240,12 +240,13 @@ def execute_run(run: RunSpec) -> dict[str, Any]:
     return row
 
 
-def _lower_bound(wl: Any, prof: Any, budget: int | None, runtime: Any = None) -> float | None:
+def _lower_bound(wl: Any, prof: Any, budget: int | None, runtime: Any = None,
+                 scope: str = "total") -> float | None:
     try:
         from sim.bounds import lower_bound
     except ImportError:
         return None
     try:
-        return float(lower_bound(wl, prof, budget, runtime=runtime))
+        return float(lower_bound(wl, prof, budget, runtime=runtime, budget_scope=scope))
     except Exception:
         return None

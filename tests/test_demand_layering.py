@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hwprofiles import load_profile
 from hwprofiles.runtime import RuntimeProfile
@@ -16,6 +18,8 @@ from sim.policies.demand_layering import SLACK, darknet_layers, ring_waits, wind
 from sim.schedule import Schedule
 from workloads import Model, Op, Tensor, Workload, chain, repeated, single
 from workloads.workload import Invocation
+
+from helpers import random_workload
 
 GB = 10**9
 
@@ -49,14 +53,14 @@ def lock_step() -> tuple[float, list[float]]:
 ROOM = ["dram.app_memory=7GB"]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def toy():
     from conftest import DATA
 
     return load_profile(str(DATA / "toy.yaml"), ROOM)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def toy_zc():
     from conftest import DATA
 
@@ -296,3 +300,39 @@ def test_multi_model_files_start_at_their_own_offset():
     wl = Workload("ab", (Invocation(a, "a"), Invocation(b, "b"), Invocation(a, "a2")))
     reads = [lay.read_bytes for lay in darknet_layers(wl) if lay.tensors]
     assert reads == [round(w * GB) for w in W] + [3072] + [round(w * GB) for w in W]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**6), n=st.integers(1, 14), repeats=st.integers(1, 2),
+       variant=st.sampled_from(["sequential", "sync", "async", "two-stage"]),
+       slack=st.floats(1.0, 3.0), jitter=st.sampled_from([0.0, 0.3]),
+       scope=st.sampled_from(["total", "weights"]))
+def test_invariants_hold_on_random_graphs(toy_zc, seed, n, repeats, variant, slack, jitter,
+                                          scope):
+    from sim.bounds import lower_bound
+    from sim.engine import jitter_hook
+
+    wl = random_workload(seed, n, repeats)
+    free = plan("demand-layering", wl, toy_zc, None, variant=variant, budget_scope=scope)
+    held = sum(b["bytes"] for b in free.buffers.values())
+    act = max(wl.activation_profile()) if scope == "total" else 0
+    budget = int((held + act) * slack) + 1
+    s = plan("demand-layering", wl, toy_zc, budget, variant=variant, budget_scope=scope)
+    r = simulate(s, toy_zc, hook=jitter_hook(jitter, seed) if jitter else None)
+    m = r.metrics
+    assert m.feasible, m.error
+    capped = m.peak_memory_bytes if scope == "total" else m.peak_weight_bytes
+    assert capped <= budget
+    gpu = [i for i in r.trace.intervals if i.resource == "gpu"]
+    ran = [(s.steps[i.step].invocation, s.steps[i.step].op) for i in gpu]
+    assert sorted(ran) == sorted((k, o) for k, inv in enumerate(wl.invocations)
+                                 for o in inv.model.order)
+    ordered = sorted(gpu, key=lambda i: i.start)
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        assert a.end <= b.start + 1e-12
+    assert m.latency_s >= m.compute_s - 1e-12
+    assert m.latency_s >= m.flash_bytes_read / toy_zc.storage.read_bandwidth * (1 - jitter) \
+        - 1e-12
+    assert m.flash_bytes_read >= sum(inv.model.weight_bytes for inv in wl.invocations)
+    if not jitter:
+        assert m.latency_s >= lower_bound(wl, toy_zc, budget, budget_scope=scope) - 1e-12

@@ -49,8 +49,10 @@ from typing import Any
 from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
 from hwprofiles.units import UnitError, format_bytes, parse_bytes
+from sim.bounds import lower_bound
 from sim.errors import SimError
 from sim.hardware import IDEAL
+from sim.planner.problem import build_problem
 from sim.policies.builder import Builder, Unit, units
 from sim.policies.search import simulated
 from workloads.fusion import fusion_chains
@@ -420,6 +422,8 @@ def demand_layering(workload: Workload, profile: HardwareProfile, budget: int | 
     if chosen.config.ring is not None:
         meta["ring_bytes"] = chosen.config.ring
         meta["extra_bytes"] = max(0, chosen.config.ring - largest - SLACK[variant])
+    meta["lower_bound_s"] = lower_bound(workload, profile, budget, build_problem(
+        workload, profile, budget, rt, budget_scope))
     chosen.builder.schedule.meta.update(meta)
     return chosen.builder
 
