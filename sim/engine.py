@@ -279,7 +279,8 @@ class _Run:
             yield from self.use("storage", st, "read", stages["read"], False, rb)
             self.read_finished(st)
             self.flash_bytes += rb
-            yield from self.wait(st.copy_after)
+            if st.copy_after:
+                yield from self.wait(st.copy_after)
             yield from self.take(pool, b, "weights", PRIO_LOAD, what)
             yield from self.use("copy", st, "copy", stages["copy"])
             pool.free(b, "staging")
@@ -299,7 +300,8 @@ class _Run:
                 if fb != b:
                     self.release(fb, True, pool)
                     held, is_file = b, False
-            yield from self.wait(st.copy_after)
+            if st.copy_after:
+                yield from self.wait(st.copy_after)
             if not zero_copy or st.path == "staged":  # host staging -> GPU buffer
                 yield from self.take(pool, b, "staging", PRIO_LOAD, what)
                 yield from self.use("copy", st, "copy", stages["copy"])

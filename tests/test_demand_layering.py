@@ -189,6 +189,15 @@ def test_a_layer_is_a_conv_with_its_norm_and_reads_whole_sectors():
     assert m.flash_bytes_read == 1536 + 1536
 
 
+def test_each_inference_drains_its_pipeline(toy_zc):
+    """The code's forward pass ends by synchronising the device: the next inference's first read
+    waits for the last kernel, and its rings start afresh (two passes of 2.76 s)."""
+    one, _ = latency(three_stage_layers(), toy_zc, variant="two-stage", depth=3)
+    two, _ = latency(repeated(three_stage_layers().invocations[0].model, 2), toy_zc,
+                     variant="two-stage", depth=3)
+    assert one == pytest.approx(2.76, rel=1e-9) and two == pytest.approx(2 * one, rel=1e-9)
+
+
 def test_repeated_inference_reads_every_layer_again(toy_zc):
     wl = repeated(three_stage_layers().invocations[0].model, 2)
     for variant, opts in (("two-stage", {"depth": 4}), ("async", {"depth": 2}), ("sync", {}),

@@ -202,36 +202,54 @@ def window_bytes(sizes: list[int], depth: int) -> int:
 
 
 class _Emitter:
-    """Builds one variant's schedule over the layers (shared bookkeeping)."""
+    """Builds one variant's schedule, one inference at a time (shared bookkeeping).
+
+    Each inference is one pass of the code's forward function, which ends by synchronising the
+    device: the pipelines and rings start afresh, and the first read of an inference waits for
+    the last kernel of the one before."""
 
     def __init__(self, workload: Workload, profile: HardwareProfile, budget: int | None,
                  layers: list[Layer], scope: str):
         self.b = Builder("demand-layering", workload, profile, budget)
         self.b.schedule.budget_scope = scope
-        self.layers = [Layer(list(layer.units), layer.tensors, layer.nbytes, layer.read_bytes)
-                       for layer in layers]
+        self.invocations: list[list[Layer]] = []
+        for layer in layers:
+            inv = layer.units[0].inv
+            if not self.invocations or self.invocations[-1][0].units[0].inv != inv:
+                self.invocations.append([])
+            self.invocations[-1].append(Layer(list(layer.units), layer.tensors, layer.nbytes,
+                                              layer.read_bytes))
         self.last_occurrence: dict[str, int] = {}  # tensor -> free step of its latest layer
         self.last_compute: int | None = None
+        self.gate: int | None = None  # the previous inference's last kernel
+
+    def begin(self) -> None:
+        """A new inference: its first read waits for the device to finish the one before."""
+        self.gate = self.last_compute
 
     def load(self, layer: Layer, path: str, after: list[int], copy_after: list[int] = ()
              ) -> None:
-        # a tensor read again (the next inference, tied weights) waits for its earlier free
+        # a tensor read again (tied weights) waits for its earlier free
         after = list(after) + [self.last_occurrence[t] for t in layer.tensors
                                if t in self.last_occurrence]
+        if self.gate is not None:
+            after.append(self.gate)
+            self.gate = None
         layer.load = self.b.load(layer.tensors, after=after, path=path, dst="buffer",
                                  read_bytes=layer.read_bytes, copy_after=copy_after,
                                  preallocated=True)
 
     def run(self, layer: Layer, after_read: list[int] = ()) -> None:
+        users = []
         for k, u in enumerate(layer.units):
             after = [layer.load] if u.op.weights else []
             cid = self.b.compute(u, after, after_read if k == 0 else ())
             if k == 0:
                 layer.first_compute = cid
+            if u.op.weights:
+                users.append(cid)
             layer.last_compute = self.last_compute = cid
         if layer.tensors:
-            users = [c for c, u in zip(range(layer.first_compute, layer.last_compute + 1),
-                                       layer.units, strict=False) if u.op.weights]
             layer.free = self.b.free(layer.tensors, after=users)
             for t in layer.tensors:
                 self.last_occurrence[t] = layer.free
@@ -243,16 +261,19 @@ class _Emitter:
 
 
 def _sequential(em: _Emitter, largest: int) -> int:
-    for layer in em.layers:
-        if layer.tensors:
-            em.load(layer, "staged", [em.last_compute] if em.last_compute is not None else [])
-        em.run(layer)
+    for layers in em.invocations:
+        em.begin()
+        for layer in layers:
+            if layer.tensors:
+                em.load(layer, "staged",
+                        [em.last_compute] if em.last_compute is not None else [])
+            em.run(layer)
     slot = largest + SLACK["sequential"]
     return em.buffers(host_buffer=(slot, "staging"), gpu_buffer=(slot, "weights"))
 
 
-def _sync(em: _Emitter, largest: int) -> int:
-    layers = em.layers
+def _sync_pass(em: _Emitter, layers: list[Layer]) -> None:
+    """One inference of the lock-step pipeline."""
     n = len(layers)
     # barrier[s]: the stages step s waits for, as ('R'|'C'|'K', layer); a stage with nothing to
     # do (a layer without weights has no read or copy) ends with the step before it
@@ -292,33 +313,41 @@ def _sync(em: _Emitter, largest: int) -> int:
         # own load) and the kernel before it (the in-order GPU queue)
         _, reads = deps(barrier[t + 1], -1)
         em.run(layers[t], reads)
+
+
+def _sync(em: _Emitter, largest: int) -> int:
+    for layers in em.invocations:
+        em.begin()
+        _sync_pass(em, layers)
     slot = largest + SLACK["sync"]
     return em.buffers(host_buffer_A=(slot, "staging"), host_buffer_B=(slot, "staging"),
                       gpu_buffer_A=(slot, "weights"), gpu_buffer_B=(slot, "weights"))
 
 
 def _ring(em: _Emitter, variant: str, config: Config, largest: int) -> int:
-    weighted = [layer for layer in em.layers if layer.tensors]
-    sizes = [layer.read_bytes for layer in weighted]
+    reads = [[lay.read_bytes for lay in layers if lay.tensors] for layers in em.invocations]
     if config.depth is not None:
-        waits = window_waits(len(sizes), config.depth)
-        ring = window_bytes(sizes, config.depth)
+        ring = max((window_bytes(r, config.depth) for r in reads), default=0)
     else:
         ring = int(config.ring)  # type: ignore[arg-type]
-        waits = ring_waits(sizes, ring)
-    k = 0
-    for layer in em.layers:
-        if layer.tensors:
-            w = waits[k]
-            k += 1
-            held = weighted[w] if w is not None else None
-            if variant == "async":
-                # the host slot frees when its copy ends, the GPU slot when its kernel ends
-                em.load(layer, "staged", [held.load] if held else [],
-                        [held.last_compute] if held else [])
-            else:
-                em.load(layer, "direct", [held.last_compute] if held else [])
-        em.run(layer)
+    for layers, sizes in zip(em.invocations, reads, strict=True):
+        em.begin()
+        weighted = [layer for layer in layers if layer.tensors]
+        waits = (window_waits(len(sizes), config.depth) if config.depth is not None
+                 else ring_waits(sizes, ring))
+        k = 0
+        for layer in layers:
+            if layer.tensors:
+                w = waits[k]
+                k += 1
+                held = weighted[w] if w is not None else None
+                if variant == "async":
+                    # the host slot frees when its copy ends, the GPU slot when its kernel ends
+                    em.load(layer, "staged", [held.load] if held else [],
+                            [held.last_compute] if held else [])
+                else:
+                    em.load(layer, "direct", [held.last_compute] if held else [])
+            em.run(layer)
     if variant == "async":
         return em.buffers(host_ring=(ring, "staging"), gpu_ring=(ring, "weights"))
     return em.buffers(ring=(ring, "weights"))
@@ -438,14 +467,20 @@ def _auto(weighted: list[Layer], variant: str, ring_size: Callable[[int], int],
     deepest fitting window is therefore the fastest; a bisection finds the shallowest as fast.
     Rings: the largest layer + p for p = 0, 1, 2, 4, ... MiB while they fit (wrap-around makes
     ring latency not monotone in p, so each is simulated)."""
-    sizes = [layer.read_bytes for layer in weighted]
+    per_inv: dict[int, list[int]] = {}
+    for layer in weighted:
+        per_inv.setdefault(layer.units[0].inv, []).append(layer.read_bytes)
     rings = 2 if variant == "async" else 1  # async holds a host ring and a GPU ring
-    n = max(1, len(sizes))
+
+    def window(d: int) -> int:  # the rings start afresh with each inference
+        return max((window_bytes(r, d) for r in per_inv.values()), default=0)
+
+    n = max([1, *(len(r) for r in per_inv.values())])
     lo, hi = 1, 0  # hi: the deepest fitting depth (bytes grow with depth: bisect)
     top = n
     while lo <= top:
         mid = (lo + top) // 2
-        if fits(rings * window_bytes(sizes, mid)):
+        if fits(rings * window(mid)):
             hi, lo = mid, mid + 1
         else:
             top = mid - 1
@@ -462,7 +497,7 @@ def _auto(weighted: list[Layer], variant: str, ring_size: Callable[[int], int],
                 b = mid
             else:
                 a = mid + 1
-    total, p_mib = sum(sizes), 0
+    total, p_mib = max((sum(r) for r in per_inv.values()), default=0), 0
     while True:
         ring = ring_size(p_mib * MIB)
         if not fits(rings * ring):
