@@ -205,8 +205,8 @@ class _Emitter:
     """Builds one variant's schedule, one inference at a time (shared bookkeeping).
 
     Each inference is one pass of the code's forward function, which ends by synchronising the
-    device: the pipelines and rings start afresh, and the first read of an inference waits for
-    the last kernel of the one before."""
+    device: the pipelines and rings start afresh, and the reads of an inference wait for the
+    last kernel of the one before."""
 
     def __init__(self, workload: Workload, profile: HardwareProfile, budget: int | None,
                  layers: list[Layer], scope: str):
@@ -224,7 +224,7 @@ class _Emitter:
         self.gate: int | None = None  # the previous inference's last kernel
 
     def begin(self) -> None:
-        """A new inference: its first read waits for the device to finish the one before."""
+        """A new inference: its reads wait for the device to finish the one before."""
         self.gate = self.last_compute
 
     def load(self, layer: Layer, path: str, after: list[int], copy_after: list[int] = ()
@@ -232,9 +232,8 @@ class _Emitter:
         # a tensor read again (tied weights) waits for its earlier free
         after = list(after) + [self.last_occurrence[t] for t in layer.tensors
                                if t in self.last_occurrence]
-        if self.gate is not None:
+        if self.gate is not None:  # no read of this inference before the last one ends
             after.append(self.gate)
-            self.gate = None
         layer.load = self.b.load(layer.tensors, after=after, path=path, dst="buffer",
                                  read_bytes=layer.read_bytes, copy_after=copy_after,
                                  preallocated=True)
