@@ -5,7 +5,8 @@ A *layer* is Darknet's: a convolution with its BatchNorm (and activation), which
 stores together and one read brings in; layers without weights (route, shortcut, pooling) only
 run their kernel. Plans use the ops as the runtime lowers them (the `darknet` runtime folds
 BatchNorm into the convolution); where a runtime leaves a norm right behind its convolution, the
-norm's weights are still read with the convolution's, as Darknet's file stores them.
+norm's weights are still read with the convolution's, as Darknet's file stores them (and an op
+that reuses the weights of the layer before it joins that layer: one read for tied weights).
 
 Variants (the code's compile-time switches):
 - `sequential`: per layer: read into one host buffer, copy (cudaMemcpy) into one GPU buffer, run
@@ -128,7 +129,10 @@ def darknet_layers(workload: Workload) -> list[Layer]:
             u = seq[pos]
             pos += 1
             head = follower.get(op.name)
-            if head is not None and layer is not None and layer.units[-1].op.name == head:
+            shares = layer is not None and any(t.name in layer.tensors for t in op.weights)
+            if layer is not None and (shares or head is not None
+                                      and layer.units[-1].op.name == head):
+                # a norm behind its convolution, or an op reusing the layer's weights (tied)
                 layer.units.append(u)
             else:
                 layer = Layer([u])
