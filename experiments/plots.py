@@ -265,8 +265,9 @@ def plot_planners(df: pd.DataFrame, path: str | Path, title: str | None = None) 
               ("average memory / budget", lambda g: g["avg_memory_bytes"] / g["eff_budget"],
                False)]
     if plan_col:
-        panels.insert(1, ("planning time (s)", lambda g: g[plan_col].fillna(0.0) + 1e-4, True))
-    fig = Figure(figsize=(max(7.0, 0.5 * len(cases) * max(1, len(policies))), 2.3 * len(panels)))
+        panels.insert(1, ("planning time (s)", lambda g: g[plan_col].clip(lower=1e-4), True))
+    fig = Figure(figsize=(min(22.0, max(7.0, 0.12 * len(cases) * max(1, len(policies)) + 2)),
+                          2.3 * len(panels)))
     axes = fig.subplots(len(panels), 1, sharex=True)
     width = 0.8 / max(1, len(policies))
     x = np.arange(len(cases))
