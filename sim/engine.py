@@ -103,9 +103,6 @@ class _Run:
         if self.hw.transform_on_host:
             self.unit["transform"] = "host"
         self.done = [self.env.event() for _ in schedule.steps]
-        # loads whose read end a lock-step pipeline's kernels wait for (Compute.after_read)
-        self.read_done = {i: self.env.event() for st in schedule.steps
-                          if isinstance(st, Compute) for i in st.after_read}
         self.hidden_latency = self.hw.hidden_read_latency
         self.sync = profile.gpu.sync_latency
         self.contention = profile.storage.compute_contention
@@ -114,10 +111,20 @@ class _Run:
             self.kernel_running = False
             self.kernel_change = self.env.event()  # succeeds at the next kernel start or end
         self.end_time_read: dict[int, float] = {}
-        self.buffered = {t for st in schedule.steps if isinstance(st, Load) and st.preallocated
-                         for t in st.tensors}
-        self.is_compute = [isinstance(st, Compute) for st in schedule.steps]
-        self.is_free = [isinstance(st, Free) for st in schedule.steps]
+        # loads whose read end a lock-step pipeline's kernels wait for (Compute.after_read), and
+        # the tensors of loads into preallocated buffers
+        self.read_done: dict[int, simpy.Event] = {}
+        self.buffered: set[str] = set()
+        self.is_compute, self.is_free = [], []
+        for st in schedule.steps:
+            compute = isinstance(st, Compute)
+            self.is_compute.append(compute)
+            self.is_free.append(isinstance(st, Free))
+            if compute:
+                for i in st.after_read:
+                    self.read_done[i] = self.env.event()
+            elif isinstance(st, Load) and st.preallocated:
+                self.buffered.update(st.tensors)
         self.end_time = [0.0] * len(schedule.steps)
         self.location: dict[str, str] = {}
         self.busy = dict.fromkeys(("storage", "copy", "transform", "gpu"), 0.0)
@@ -232,12 +239,6 @@ class _Run:
         self.interval("host", f"build {programs} program(s)", -1, 0.0)
         self.stages.append(("build", 0.0, end))
 
-    def take(self, pool: MemoryPool | PreallocatedPool, nbytes: int, category: str, priority: int,
-             what: str):
-        """Wait until `pool` grants `nbytes` of `category` (at once for preallocated loads)."""
-        if pool is not PREALLOCATED:
-            yield pool.alloc(nbytes, category, priority, what)
-
     def read_finished(self, st: Load) -> None:
         """Signal the kernels that wait for this load's read (a lock-step barrier)."""
         ev = self.read_done.get(st.id)
@@ -249,14 +250,15 @@ class _Run:
         yield from (self.synced(st.after) if self.sync else self.wait(st.after))
         b = st.bytes
         # a load into the schedule's preallocated buffers takes nothing from the pool
-        pool = self.pool if not st.preallocated else PREALLOCATED
+        pre = st.preallocated
+        pool = self.pool if not pre else PREALLOCATED
         what = f"load step {st.id} ({b} bytes)"
         stages = self.hw.load_stages(b, st.path, st.dst, len(st.tensors), st.read_bytes)
         zero_copy = self.hw.profile.transfer.zero_copy
         rb = b if st.read_bytes is None else st.read_bytes
-        if self.cache is not None and not st.preallocated:
+        if self.cache is not None and not pre:
             # a mapped file: pages are read into the page cache and kernels read them there
-            yield from self.take(pool, b, "weights", PRIO_LOAD, what)
+            yield pool.alloc(b, "weights", PRIO_LOAD, what)
             self.cache.pin(st.tensors)
             yield from self.use("storage", st, "read", stages["read"], False)
             for t in st.tensors:
@@ -269,33 +271,41 @@ class _Run:
             return
         if st.path == "direct" and zero_copy:
             # pre-laid-out data is read straight into its mapped final allocation
-            yield from self.take(pool, b, "weights", PRIO_LOAD, what)
+            if not pre:
+                yield pool.alloc(b, "weights", PRIO_LOAD, what)
             yield from self.use("storage", st, "read", stages["read"], False, rb)
-            self.read_finished(st)
+            if self.read_done:
+                self.read_finished(st)
             self.flash_bytes += rb
         elif st.path == "direct":
             # read into a host staging buffer, then one copy into the final image/buffer
-            yield from self.take(pool, b, "staging", PRIO_LOAD, what)
+            if not pre:
+                yield pool.alloc(b, "staging", PRIO_LOAD, what)
             yield from self.use("storage", st, "read", stages["read"], False, rb)
-            self.read_finished(st)
+            if self.read_done:
+                self.read_finished(st)
             self.flash_bytes += rb
             if st.copy_after:
                 yield from self.wait(st.copy_after)
-            yield from self.take(pool, b, "weights", PRIO_LOAD, what)
+            if not pre:
+                yield pool.alloc(b, "weights", PRIO_LOAD, what)
             yield from self.use("copy", st, "copy", stages["copy"])
             pool.free(b, "staging")
             self.dram_bytes += 2 * b
         else:
             fb = self.hw.file_bytes(b, st.path) if st.read_bytes is None else st.read_bytes
-            yield from self.take(pool, fb, "staging", PRIO_LOAD, what)
+            if not pre:
+                yield pool.alloc(fb, "staging", PRIO_LOAD, what)
             yield from self.use("storage", st, "read", stages["read"], False, fb)
-            self.read_finished(st)
+            if self.read_done:
+                self.read_finished(st)
             self.flash_bytes += fb
             held, is_file = fb, True  # the buffer that holds the data now
             if st.path == "via_buffer" and (fb != b or stages["parse"] > 0):
                 # the runtime parses (and converts) the file
                 if fb != b:
-                    yield from self.take(pool, b, "staging", PRIO_LOAD, what)
+                    if not pre:
+                        yield pool.alloc(b, "staging", PRIO_LOAD, what)
                 yield from self.use("parse", st, "parse", stages["parse"], nbytes=fb)
                 if fb != b:
                     self.release(fb, True, pool)
@@ -303,13 +313,15 @@ class _Run:
             if st.copy_after:
                 yield from self.wait(st.copy_after)
             if not zero_copy or st.path == "staged":  # host staging -> GPU buffer
-                yield from self.take(pool, b, "staging", PRIO_LOAD, what)
+                if not pre:
+                    yield pool.alloc(b, "staging", PRIO_LOAD, what)
                 yield from self.use("copy", st, "copy", stages["copy"])
                 self.release(held, is_file, pool)
                 held, is_file = b, False
                 self.dram_bytes += 2 * b
             if st.dst == "texture":
-                yield from self.take(pool, b, "weights", PRIO_LOAD, what)
+                if not pre:
+                    yield pool.alloc(b, "weights", PRIO_LOAD, what)
                 yield from self.use("transform", st, "transform",
                                     stages["transform"])
                 self.release(held, is_file, pool)

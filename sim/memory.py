@@ -56,7 +56,8 @@ class BudgetPool:
     def __init__(self, budget: int | None, clock: Callable[[], float], limit: int | None = None,
                  scope: str = "total"):
         self.budget = budget
-        self.gated = SCOPE_CATEGORIES[scope]
+        self.gated = frozenset(SCOPE_CATEGORIES[scope])
+        self.all_gated = scope == "total"  # the common case: every byte counts
         self.used_gated = 0
         self.clock = clock
         self.limit = limit
@@ -106,7 +107,7 @@ class BudgetPool:
         for category, nbytes in t.parts.items():
             self.used += nbytes
             self.by_cat[category] += nbytes
-        self.used_gated += self.gated_bytes(t.parts)
+        self.used_gated += t.nbytes if self.all_gated else self.gated_bytes(t.parts)
         self._changed()
         self._done(t)
 
@@ -121,7 +122,10 @@ class BudgetPool:
         return sum(n for c, n in parts.items() if c in self.gated)
 
     def fits(self, t: Ticket) -> bool:
-        return self.budget is None or self.used_gated + self.gated_bytes(t.parts) <= self.budget
+        if self.budget is None:
+            return True
+        need = t.nbytes if self.all_gated else self.gated_bytes(t.parts)
+        return self.used_gated + need <= self.budget
 
     def request(self, parts: dict[str, int], priority: int = PRIO_LOAD, what: str = "",
                 on_grant: Callable[[], object] | None = None) -> Ticket:
