@@ -19,17 +19,20 @@ from workloads.workload import Workload
 
 
 def feasible(policy: str, workload: Workload, profile: HardwareProfile, budget: int,
-             runtime: RuntimeProfile | None = None, **options: Any) -> bool:
-    """Does `policy` complete `workload` within `budget` bytes (with `runtime`)?"""
-    s = plan(policy, workload, profile, budget, runtime, **options)
+             runtime: RuntimeProfile | None = None, budget_scope: str = "total",
+             **options: Any) -> bool:
+    """Does `policy` complete `workload` within `budget` bytes (with `runtime`; the budget
+    capping `budget_scope`)?"""
+    s = plan(policy, workload, profile, budget, runtime, budget_scope, **options)
     return simulate(s, profile, budget=budget, record_trace=False,
                     runtime=runtime).metrics.feasible
 
 
 def working_set_floor(workload: Workload, profile: HardwareProfile,
-                      runtime: RuntimeProfile | None = None) -> int:
-    """No schedule fits below this: while an op runs, its weights and activations are in memory."""
-    p = build_problem(lower(workload, runtime or IDEAL), profile, None, runtime)
+                      runtime: RuntimeProfile | None = None, budget_scope: str = "total") -> int:
+    """No schedule fits below this: while an op runs, its weights and (in a total budget)
+    activations are in memory."""
+    p = build_problem(lower(workload, runtime or IDEAL), profile, None, runtime, budget_scope)
     need = list(p.act_bytes)
     for u in p.units:
         need[u.pos] += sum(t.nbytes for t in dict.fromkeys(p.seq[u.pos].op.weights))
@@ -38,27 +41,33 @@ def working_set_floor(workload: Workload, profile: HardwareProfile,
 
 def min_feasible_budget(policy: str, workload: Workload, profile: HardwareProfile,
                         rel_tol: float = 0.005, runtime: RuntimeProfile | None = None,
-                        **options: Any) -> int:
-    """Smallest budget (within `rel_tol`) at which `policy` completes `workload` (with `runtime`);
-    raises InfeasibleBudget when no budget does (the OS kills it at every size)."""
+                        budget_scope: str = "total", **options: Any) -> int:
+    """Smallest budget (within `rel_tol`) at which `policy` completes `workload` (with `runtime`,
+    the budget capping `budget_scope`); raises InfeasibleBudget when no budget does (the OS
+    kills it at every size)."""
+    if policy == "flashmem-opg":
+        # its last fallbacks are flashmem's greedy and just-in-time plans: the same floor
+        policy, options = "flashmem", {}
     if policy == "flashmem":
         # whether any plan fits does not depend on how hard the solver optimises it
         options = {**options, "solver": "greedy"}
     rt = runtime or IDEAL
-    lo = working_set_floor(workload, profile, rt) - 1  # infeasible for every policy
+    scope = budget_scope
+    lo = working_set_floor(workload, profile, rt, scope) - 1  # infeasible for every policy
     hi = None
     if policy == "flashmem":
         # loading each layer just in time needs the least memory of any flashmem plan
-        p = build_problem(lower(workload, rt), profile, None, rt)
+        p = build_problem(lower(workload, rt), profile, None, rt, scope)
         jit = max(memory_profile(p, just_in_time(p)), default=1)
-        if feasible(policy, workload, profile, jit, rt, **options):
+        if feasible(policy, workload, profile, jit, rt, scope, **options):
             hi = jit
     if hi is None:
-        free = simulate(plan(policy, workload, profile, None, rt, **options), profile,
+        free = simulate(plan(policy, workload, profile, None, rt, scope, **options), profile,
                         record_trace=False, runtime=rt).metrics
         limit = profile.memory_limit()  # a budget above what the OS gives one app cannot help
-        hi = min(free.peak_memory_bytes, limit)
-        while not feasible(policy, workload, profile, hi, rt, **options):
+        used = free.peak_memory_bytes if scope == "total" else free.peak_weight_bytes
+        hi = min(used, limit)
+        while not feasible(policy, workload, profile, hi, rt, scope, **options):
             if hi >= limit:
                 raise InfeasibleBudget(
                     f"{policy} cannot run {workload.name} on {profile.name} with runtime "
@@ -68,7 +77,7 @@ def min_feasible_budget(policy: str, workload: Workload, profile: HardwareProfil
             lo, hi = hi, min(2 * hi, limit)
     while hi - lo > max(1, int(hi * rel_tol)):
         mid = (lo + hi) // 2
-        if feasible(policy, workload, profile, mid, rt, **options):
+        if feasible(policy, workload, profile, mid, rt, scope, **options):
             hi = mid
         else:
             lo = mid

@@ -28,7 +28,15 @@ from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
 from hwprofiles.units import format_bytes, format_time
 from sim.hardware import IDEAL, HardwareModel, unstated_formats
-from sim.memory import PRIO_COMPUTE, PRIO_LOAD, Activations, MemoryPool
+from sim.memory import (
+    PREALLOCATED,
+    PRIO_COMPUTE,
+    PRIO_LOAD,
+    Activations,
+    MemoryPool,
+    PreallocatedPool,
+    buffer_parts,
+)
 from sim.metrics import Metrics
 from sim.pagecache import PageCache
 from sim.schedule import Compute, Free, Load, Schedule
@@ -77,7 +85,7 @@ class _Run:
         self.hw = HardwareModel(profile, runtime)
         self.rt = runtime
         self.env = _CountingEnvironment()
-        self.pool = MemoryPool(self.env, budget, profile.memory_limit())
+        self.pool = MemoryPool(self.env, budget, profile.memory_limit(), schedule.budget_scope)
         self.cache = (PageCache(self.pool, profile.os.page_size, profile.os.readahead)
                       if runtime.holding == "mmap" else None)
         self.hook = hook
@@ -97,6 +105,7 @@ class _Run:
         if self.hw.transform_on_host:
             self.unit["transform"] = "host"
         self.done = [self.env.event() for _ in schedule.steps]
+        self.hidden_latency = self.hw.hidden_read_latency
         self.sync = profile.gpu.sync_latency
         g = profile.gpu
         self.hop = {h: g.hop(h) for h in ("read", "copy", "transform", "kernel", "free")}
@@ -109,8 +118,21 @@ class _Run:
             self.storage_unit = simpy.Resource(self.env, 1)
             self.kernel_running = False
             self.kernel_change = self.env.event()  # succeeds at the next kernel start or end
-        self.is_compute = [isinstance(st, Compute) for st in schedule.steps]
-        self.is_free = [isinstance(st, Free) for st in schedule.steps]
+        self.end_time_read: dict[int, float] = {}
+        # loads whose read end a lock-step pipeline's kernels wait for (Compute.after_read), and
+        # the tensors of loads into preallocated buffers
+        self.read_done: dict[int, simpy.Event] = {}
+        self.buffered: set[str] = set()
+        self.is_compute, self.is_free = [], []
+        for st in schedule.steps:
+            compute = isinstance(st, Compute)
+            self.is_compute.append(compute)
+            self.is_free.append(isinstance(st, Free))
+            if compute:
+                for i in st.after_read:
+                    self.read_done[i] = self.env.event()
+            elif isinstance(st, Load) and st.preallocated:
+                self.buffered.update(st.tensors)
         self.end_time = [0.0] * len(schedule.steps)
         self.location: dict[str, str] = {}
         self.busy = dict.fromkeys(("storage", "copy", "transform", "gpu"), 0.0)
@@ -172,7 +194,16 @@ class _Run:
                                                    start - self.env.now, nbytes)
             self.stages.append((stage, began, self.env.now))
             return
-        end = start + self.dur(step, stage, t)
+        t = self.dur(step, stage, t)
+        hidden = self.hidden_latency if unit == "storage" else 0.0
+        if hidden > 0.0:
+            # the reader submitted this read while the device was still busy: its first
+            # request's latency ran during the transfer of the read ahead of it
+            dispatch = max(self.env.now, self.sync)
+            lat = min(hidden, t)
+            end = max(self.free_at[unit], dispatch + lat) + t - lat
+        else:
+            end = start + t
         self.free_at[unit] = end
         yield self.env.timeout(end - self.env.now)
         self.interval("host" if unit == "host" else name, label, step.id, start, nbytes)
@@ -218,15 +249,26 @@ class _Run:
         self.interval("host", f"build {programs} program(s)", -1, 0.0)
         self.stages.append(("build", 0.0, end))
 
+    def read_finished(self, st: Load) -> None:
+        """Signal the kernels that wait for this load's read (a lock-step barrier)."""
+        ev = self.read_done.get(st.id)
+        if ev is not None:
+            self.end_time_read[st.id] = self.env.now
+            ev.succeed()
+
     def load(self, st: Load):
         yield from (self.synced(st.after, "read") if self.synchronised else self.wait(st.after))
         if self.rt.init_order == "before_load" and self.init_ready > self.env.now:
             yield self.env.timeout(self.init_ready - self.env.now)
-        pool, b = self.pool, st.bytes
+        b = st.bytes
+        # a load into the schedule's preallocated buffers takes nothing from the pool
+        pre = st.preallocated
+        pool = self.pool if not pre else PREALLOCATED
         what = f"load step {st.id} ({b} bytes)"
-        stages = self.hw.load_stages(b, st.path, st.dst, len(st.tensors))
+        stages = self.hw.load_stages(b, st.path, st.dst, len(st.tensors), st.read_bytes)
         zero_copy = self.hw.profile.transfer.zero_copy
-        if self.cache is not None:
+        rb = b if st.read_bytes is None else st.read_bytes
+        if self.cache is not None and not pre:
             # a mapped file: pages are read into the page cache and kernels read them there
             yield pool.alloc(b, "weights", PRIO_LOAD, what)
             self.cache.pin(st.tensors)
@@ -241,42 +283,60 @@ class _Run:
             return
         if st.path == "direct" and zero_copy:
             # pre-laid-out data is read straight into its mapped final allocation
-            yield pool.alloc(b, "weights", PRIO_LOAD, what)
-            yield from self.use("storage", st, "read", stages["read"], False)
-            self.flash_bytes += b
+            if not pre:
+                yield pool.alloc(b, "weights", PRIO_LOAD, what)
+            yield from self.use("storage", st, "read", stages["read"], False, rb)
+            if self.read_done:
+                self.read_finished(st)
+            self.flash_bytes += rb
         elif st.path == "direct":
             # read into a host staging buffer, then one copy into the final image/buffer
-            yield pool.alloc(b, "staging", PRIO_LOAD, what)
-            yield from self.use("storage", st, "read", stages["read"], False)
-            self.flash_bytes += b
-            yield pool.alloc(b, "weights", PRIO_LOAD, what)
+            if not pre:
+                yield pool.alloc(b, "staging", PRIO_LOAD, what)
+            yield from self.use("storage", st, "read", stages["read"], False, rb)
+            if self.read_done:
+                self.read_finished(st)
+            self.flash_bytes += rb
+            if st.copy_after:
+                yield from self.wait(st.copy_after)
+            if not pre:
+                yield pool.alloc(b, "weights", PRIO_LOAD, what)
             yield from self.use("copy", st, "copy", stages["copy"])
             pool.free(b, "staging")
             self.dram_bytes += 2 * b
         else:
-            fb = self.hw.file_bytes(b, st.path)
-            yield pool.alloc(fb, "staging", PRIO_LOAD, what)
+            fb = self.hw.file_bytes(b, st.path) if st.read_bytes is None else st.read_bytes
+            if not pre:
+                yield pool.alloc(fb, "staging", PRIO_LOAD, what)
             yield from self.use("storage", st, "read", stages["read"], False, fb)
+            if self.read_done:
+                self.read_finished(st)
             self.flash_bytes += fb
             held, is_file = fb, True  # the buffer that holds the data now
-            if fb != b or stages["parse"] > 0:  # the runtime parses (and converts) the file
+            if st.path == "via_buffer" and (fb != b or stages["parse"] > 0):
+                # the runtime parses (and converts) the file
                 if fb != b:
-                    yield pool.alloc(b, "staging", PRIO_LOAD, what)
+                    if not pre:
+                        yield pool.alloc(b, "staging", PRIO_LOAD, what)
                 yield from self.use("parse", st, "parse", stages["parse"], nbytes=fb)
                 if fb != b:
-                    self.release_file(fb)
+                    self.release(fb, True, pool)
                     held, is_file = b, False
-            if not zero_copy:  # host staging -> GPU buffer
-                yield pool.alloc(b, "staging", PRIO_LOAD, what)
+            if st.copy_after:
+                yield from self.wait(st.copy_after)
+            if not zero_copy or st.path == "staged":  # host staging -> GPU buffer
+                if not pre:
+                    yield pool.alloc(b, "staging", PRIO_LOAD, what)
                 yield from self.use("copy", st, "copy", stages["copy"])
-                self.release(held, is_file)
+                self.release(held, is_file, pool)
                 held, is_file = b, False
                 self.dram_bytes += 2 * b
             if st.dst == "texture":
-                yield pool.alloc(b, "weights", PRIO_LOAD, what)
+                if not pre:
+                    yield pool.alloc(b, "weights", PRIO_LOAD, what)
                 yield from self.use("transform", st, "transform",
                                     stages["transform"])
-                self.release(held, is_file)
+                self.release(held, is_file, pool)
                 self.dram_bytes += 2 * b
             else:
                 pool.move(b, "staging", "weights")
@@ -284,7 +344,10 @@ class _Run:
             self.location[t] = st.dst
         self.finish(st.id)
 
-    def release(self, nbytes: int, is_file: bool) -> None:
+    def release(self, nbytes: int, is_file: bool,
+                pool: MemoryPool | PreallocatedPool | None = None) -> None:
+        if pool is PREALLOCATED:
+            return
         if is_file:
             self.release_file(nbytes)
         else:
@@ -315,6 +378,11 @@ class _Run:
         deps = st.after if prev is None else (prev, *st.after)
         yield from (self.synced(deps, "kernel", compute=True) if self.synchronised
                     else self.wait(deps))
+        for i in st.after_read:  # a lock-step pipeline's barrier: the next layer's read
+            if not self.read_done[i].processed:
+                yield self.read_done[i]
+            if self.end_time_read[i] + self.sync > env.now:
+                yield env.timeout(self.end_time_read[i] + self.sync - env.now)
         if prev is None and self.init_ready > env.now:
             yield env.timeout(self.init_ready - env.now)
         data_ready = max([0.0] + [self.end_time[i] for i in st.inputs]
@@ -360,7 +428,8 @@ class _Run:
         if self.cache is not None:
             for t in st.tensors:
                 self.cache.drop(t)
-        self.pool.free(sum(self.s.tensor_bytes[t] for t in st.tensors), "weights")
+        self.pool.free(sum(self.s.tensor_bytes[t] for t in st.tensors
+                           if t not in self.buffered), "weights")
         self.finish(st.id)
 
     def finish(self, sid: int) -> None:
@@ -370,6 +439,14 @@ class _Run:
     # --- driver --------------------------------------------------------------------------------
     def run(self) -> None:
         budget = self.pool.budget
+        if self.s.buffers:  # preallocated buffers: taken at the start, held to the end
+            parts = buffer_parts(self.s.buffers)
+            if budget is not None and self.pool.gated_bytes(parts) > budget:
+                self.error = (f"the schedule's preallocated buffers need "
+                              f"{sum(parts.values())} bytes, more than the budget of {budget} "
+                              "bytes")
+                return
+            self.pool.request(parts, PRIO_COMPUTE, "preallocated buffers")
         seconds, programs = init_cost(self.s, self.rt)
         if seconds > 0:
             self.init_ready = seconds
@@ -377,7 +454,7 @@ class _Run:
         prev: int | None = None
         for st in self.s.steps:
             if isinstance(st, Load):
-                if budget is not None and st.bytes > budget:
+                if budget is not None and st.bytes > budget and not st.preallocated:
                     self.error = (f"load step {st.id} needs {st.bytes} bytes at once, more than the "
                                   f"budget of {budget} bytes")
                     return
@@ -468,6 +545,7 @@ def simulate(schedule: Schedule, profile: HardwareProfile, *, budget: int | None
         page_faults=cache.faults if cache else 0,
         refault_bytes=cache.fault_bytes if cache else 0,
         evicted_bytes=cache.evicted_total if cache else 0,
+        budget_scope=schedule.budget_scope,
     )
     trace = Trace(sorted(r.intervals, key=lambda i: (i.start, i.resource, i.step)),
                   list(r.pool.timeline), "sim")

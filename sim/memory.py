@@ -20,6 +20,8 @@ import simpy
 from sim.schedule import Compute, Step
 
 CATEGORIES = ("weights", "staging", "activations", "workspace", "kv")
+# what a budget caps: every category, or weights + staging (the papers' parameter memory)
+SCOPE_CATEGORIES = {"total": CATEGORIES, "weights": ("weights", "staging")}
 PRIO_COMPUTE = 0
 PRIO_LOAD = 1
 
@@ -47,10 +49,16 @@ class BudgetPool:
     pages the OS has evicted (`evicted`) still belong to their mapping but not to physical
     memory: peaks, averages and the timeline are physical (`used - evicted`). `limit` is the OS
     limit on physical memory: past it `reclaim` (a page cache's eviction) runs first, and what it
-    cannot bring back under the limit is recorded as `oom` (time, bytes): the app is killed."""
+    cannot bring back under the limit is recorded as `oom` (time, bytes): the app is killed.
+    `scope` says which categories the budget caps (`SCOPE_CATEGORIES`); the others are granted
+    at once, still counted in peaks and averages."""
 
-    def __init__(self, budget: int | None, clock: Callable[[], float], limit: int | None = None):
+    def __init__(self, budget: int | None, clock: Callable[[], float], limit: int | None = None,
+                 scope: str = "total"):
         self.budget = budget
+        self.gated = frozenset(SCOPE_CATEGORIES[scope])
+        self.all_gated = scope == "total"  # the common case: every byte counts
+        self.used_gated = 0
         self.clock = clock
         self.limit = limit
         self.used = 0
@@ -102,6 +110,7 @@ class BudgetPool:
         for category, nbytes in t.parts.items():
             self.used += nbytes
             self.by_cat[category] += nbytes
+        self.used_gated += t.nbytes if self.all_gated else self.gated_bytes(t.parts)
         self._changed(t.parts)
         self._done(t)
 
@@ -111,8 +120,15 @@ class BudgetPool:
         if t.on_grant is not None:
             t.on_grant()
 
-    def fits(self, nbytes: int) -> bool:
-        return self.budget is None or self.used + nbytes <= self.budget
+    def gated_bytes(self, parts: dict[str, int]) -> int:
+        """The bytes of `parts` that the budget caps."""
+        return sum(n for c, n in parts.items() if c in self.gated)
+
+    def fits(self, t: Ticket) -> bool:
+        if self.budget is None:
+            return True
+        need = t.nbytes if self.all_gated else self.gated_bytes(t.parts)
+        return self.used_gated + need <= self.budget
 
     def request(self, parts: dict[str, int], priority: int = PRIO_LOAD, what: str = "",
                 on_grant: Callable[[], object] | None = None) -> Ticket:
@@ -122,7 +138,7 @@ class BudgetPool:
         t = Ticket(priority, self._seq, {c: b for c, b in parts.items() if b > 0}, what, on_grant)
         if t.nbytes <= 0:
             self._done(t)
-        elif not self.waiting and self.fits(t.nbytes):
+        elif not self.waiting and self.fits(t):
             self._grant(t)
         else:
             heapq.heappush(self.waiting, t)
@@ -134,6 +150,8 @@ class BudgetPool:
             return
         self.used -= nbytes
         self.by_cat[category] -= nbytes
+        if category in self.gated:
+            self.used_gated -= nbytes
         self._changed()
         self._drain()
 
@@ -141,6 +159,7 @@ class BudgetPool:
         """Re-label `nbytes` from one category to another (a staging buffer that becomes a weight)."""
         self.by_cat[src] -= nbytes
         self.by_cat[dst] += nbytes
+        self.used_gated += nbytes * ((dst in self.gated) - (src in self.gated))
         self._changed((dst,))
 
     def restore(self, nbytes: int) -> None:
@@ -149,7 +168,7 @@ class BudgetPool:
         self._changed(("weights",))
 
     def _drain(self) -> None:
-        while self.waiting and self.fits(self.waiting[0].nbytes):
+        while self.waiting and self.fits(self.waiting[0]):
             self._grant(heapq.heappop(self.waiting))
 
     @property
@@ -172,11 +191,40 @@ class BudgetPool:
         return {c: v / end for c, v in acc.items()}
 
 
+class PreallocatedPool:
+    """Stands in for the pool of a load into a schedule's preallocated buffers (taken from the
+    budget once, at the start): every request is granted at once, nothing is counted."""
+
+    def request(self, parts: dict[str, int], priority: int = PRIO_LOAD, what: str = "",
+                on_grant: Callable[[], object] | None = None) -> Ticket:
+        t = Ticket(priority, 0, dict(parts), what, on_grant)
+        BudgetPool._done(t)
+        return t
+
+    def free(self, nbytes: int, category: str) -> None:
+        pass
+
+    def move(self, nbytes: int, src: str, dst: str) -> None:
+        pass
+
+
+PREALLOCATED = PreallocatedPool()
+
+
+def buffer_parts(buffers: dict[str, dict]) -> dict[str, int]:
+    """Bytes per category of a schedule's preallocated buffers."""
+    parts: dict[str, int] = {}
+    for buf in buffers.values():
+        parts[buf["category"]] = parts.get(buf["category"], 0) + int(buf["bytes"])
+    return parts
+
+
 class MemoryPool(BudgetPool):
     """The pool inside a SimPy simulation: requests are events that fire when granted."""
 
-    def __init__(self, env: simpy.Environment, budget: int | None, limit: int | None = None):
-        super().__init__(budget, lambda: env.now, limit)
+    def __init__(self, env: simpy.Environment, budget: int | None, limit: int | None = None,
+                 scope: str = "total"):
+        super().__init__(budget, lambda: env.now, limit, scope)
         self.env = env
 
     def alloc(self, nbytes: int, category: str, priority: int = PRIO_LOAD,

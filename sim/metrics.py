@@ -19,7 +19,7 @@ class Metrics:
     busy seconds of each load stage before that. Memory is physical: peak_memory_by_category
     holds each category's own peak (not simultaneous), memory_at_peak_by_category the split at
     the instant of the total peak; peak_weight_bytes is weights + staging at one instant (the
-    papers' parameter memory). memory_outcome says what the OS did past memory_limit_bytes:
+    papers' parameter memory); budget_scope says what the budget capped (total or weights). memory_outcome says what the OS did past memory_limit_bytes:
     fits, evicted (mapped weight pages dropped, never needed again), thrashed (page_faults
     re-read refault_bytes, counted in flash_bytes_read) or killed (then infeasible).
     """
@@ -58,6 +58,7 @@ class Metrics:
     page_faults: int = 0
     refault_bytes: int = 0
     evicted_bytes: int = 0
+    budget_scope: str = "total"
 
     @property
     def model(self) -> str:

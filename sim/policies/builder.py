@@ -56,14 +56,19 @@ class Builder:
         return sum(self.schedule.tensor_bytes[t] for t in tensors)
 
     def load(self, tensors: Iterable[str], after: Iterable[int] = (), path: str = "via_buffer",
-             dst: str | None = None, layout: dict | None = None) -> int:
+             dst: str | None = None, layout: dict | None = None, read_bytes: int | None = None,
+             copy_after: Iterable[int] = (), preallocated: bool = False) -> int:
         tensors = tuple(tensors)
         nbytes = self.nbytes(tensors)
         return self.schedule.add(Load, tensors=tensors, bytes=nbytes, path=path,
-                                 dst=dst or default_dst(self.profile, nbytes), after=after,
-                                 layout=layout)
+                                 dst=dst or default_dst(self.profile, nbytes),
+                                 after=after, layout=layout,
+                                 read_bytes=read_bytes,
+                                 copy_after=tuple(dict.fromkeys(copy_after)),
+                                 preallocated=preallocated)
 
-    def compute(self, unit: Unit, after: Iterable[int] = ()) -> int:
+    def compute(self, unit: Unit, after: Iterable[int] = (), after_read: Iterable[int] = ()
+                ) -> int:
         op = unit.op
         model = self.workload.invocations[unit.inv].model
         ids = self._compute_ids[unit.inv]
@@ -73,7 +78,8 @@ class Builder:
             flops=op.flops, weights=tuple(dict.fromkeys(t.name for t in op.weights)),
             input_bytes=op.input_bytes, output_bytes=op.output_bytes,
             workspace_bytes=op.workspace_bytes, state_bytes=op.state_bytes, inputs=inputs,
-            after=tuple(dict.fromkeys(after)), op_class=op_class(op))
+            after=tuple(dict.fromkeys(after)), op_class=op_class(op),
+            after_read=tuple(dict.fromkeys(after_read)))
         ids[op.name] = cid
         return cid
 
