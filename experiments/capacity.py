@@ -54,14 +54,15 @@ class CapacityResult:
 
 
 def latency_at(policy: str, workload: Workload, profile: HardwareProfile, budget: int | None,
-               runtime: RuntimeProfile | None = None, engine: str = "auto",
+               runtime: RuntimeProfile | None = None, budget_scope: str = "total",
+               engine: str = "auto",
                **options: Any) -> float | None:
     """Simulated latency of `policy` at `budget`, or None if it does not complete."""
     from sim import plan, simulate
     from sim.errors import SimError
 
     try:
-        s = plan(policy, workload, profile, budget, runtime, **options)
+        s = plan(policy, workload, profile, budget, runtime, budget_scope, **options)
     except SimError:
         if budget is None:
             raise
@@ -72,42 +73,47 @@ def latency_at(policy: str, workload: Workload, profile: HardwareProfile, budget
 
 
 def full_footprint(policy: str, workload: Workload, profile: HardwareProfile,
-                   runtime: RuntimeProfile | None = None, engine: str = "auto",
-                   **options: Any) -> int:
-    """Budget at which everything can stay resident: preload's peak, or the policy's own
-    unconstrained peak if that is larger; never more than the OS lets one app hold."""
+                   runtime: RuntimeProfile | None = None, budget_scope: str = "total",
+                   engine: str = "auto", **options: Any) -> int:
+    """Budget at which everything can stay resident: preload's peak (of weights + staging for a
+    weights-scope budget), or the policy's own unconstrained peak if that is larger; never more
+    than the OS lets one app hold."""
     from sim import plan, simulate
 
-    peaks = [simulate(plan(p, workload, profile, None, runtime, **o), profile,
-                      record_trace=False, runtime=runtime, engine=engine
-                      ).metrics.peak_memory_bytes
-             for p, o in (("preload", {}), (policy, options))]
+    peaks = []
+    for p, o in (("preload", {}), (policy, options)):
+        m = simulate(plan(p, workload, profile, None, runtime, budget_scope, **o), profile,
+                     record_trace=False, runtime=runtime, engine=engine).metrics
+        peaks.append(m.peak_memory_bytes if budget_scope == "total" else m.peak_weight_bytes)
     return min(max(peaks), profile.memory_limit())
 
 
 def search_capacity(policy: str, workload: Workload, profile: HardwareProfile, target_s: float,
                     rel_tol: float = REL_TOL, runtime: RuntimeProfile | None = None,
-                    engine: str = "auto", **options: Any) -> CapacityResult:
+                    budget_scope: str = "total", engine: str = "auto",
+                    **options: Any) -> CapacityResult:
     """Smallest budget (within `rel_tol`) at which `policy` runs `workload` in <= `target_s`."""
     from sim.capacity import min_feasible_budget
 
     probes: list[tuple[int, float | None]] = []
 
     def probe(b: int) -> float | None:
-        lat = latency_at(policy, workload, profile, b, runtime, engine, **options)
+        lat = latency_at(policy, workload, profile, b, runtime, budget_scope, engine,
+                         **options)
         probes.append((b, lat))
         return lat
 
     def ok(lat: float | None) -> bool:
         return lat is not None and lat <= target_s
 
-    hi = full_footprint(policy, workload, profile, runtime, engine, **options)
+    hi = full_footprint(policy, workload, profile, runtime, budget_scope, engine, **options)
     lo = min(min_feasible_budget(policy, workload, profile, runtime=runtime, engine=engine,
-                                 **options), hi)
+                                 budget_scope=budget_scope, **options), hi)
     hi_lat = probe(hi)
     seen = [lat for _, lat in probes if lat is not None]
     if not ok(hi_lat):
-        unbounded = latency_at(policy, workload, profile, None, runtime, engine, **options)
+        unbounded = latency_at(policy, workload, profile, None, runtime, budget_scope, engine,
+                               **options)
         best = min([*seen, *([unbounded] if unbounded is not None else [])], default=None)
         return CapacityResult(policy, target_s, False, None, None, best, lo, hi, len(probes),
                               probes)

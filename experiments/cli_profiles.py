@@ -58,21 +58,28 @@ def list_cmd() -> None:
 def show_cmd(name: str, overrides: tuple[str, ...]) -> None:
     """Every field of profile NAME (a shipped name or a .yaml path) with value and source."""
     p = load_profile(name, overrides)
+    print_fields(p.name, p.description, p.extends, field_rows(p), len(p.sources))
+
+
+def print_fields(name: str, description: str, extends: str | None, rows: list,
+                 n_sourced: int) -> None:
+    """The `show` view of a profile: a header, then every field's value next to its source
+    (estimates marked), then how many of the sourced values are estimates."""
     console = _console()
-    console.print(Text(f"{p.name}: {p.description}"))
-    if p.extends:
-        console.print(Text(f"extends {p.extends}"))
+    console.print(Text(f"{name}: {description}"))
+    if extends:
+        console.print(Text(f"extends {extends}"))
     table = Table()
     table.add_column("field", no_wrap=True)
     table.add_column("value", no_wrap=True)
     table.add_column("source")
-    for row in field_rows(p):
+    for row in rows:
         source = Text(f"(estimate) {row.source}" if row.estimate else row.source,
                       style="yellow" if row.estimate else "")
         table.add_row(Text(row.path), Text(row.value), source)
     console.print(table)
-    n_est = sum(r.estimate for r in field_rows(p))
-    console.print(Text(f"{n_est} of {len(p.sources)} sourced values are estimates"))
+    n_est = sum(r.estimate for r in rows)
+    console.print(Text(f"{n_est} of {n_sourced} sourced values are estimates"))
 
 
 @profiles.command("check")

@@ -70,7 +70,9 @@ def summary_lines(m: Any) -> list[str]:
     stages = ", ".join(f"{k} {format_time(v)}" for k, v in m.init_breakdown_s.items() if v)
     lines = [
         f"{m.workload} on {m.profile} with {m.policy}{runtime}"
-        + (f" (budget {format_bytes(m.budget_bytes)})" if m.budget_bytes else ""),
+        + (f" (budget {format_bytes(m.budget_bytes)}"
+           + (" of weights + staging)" if m.budget_scope == "weights" else ")")
+           if m.budget_bytes else ""),
         f"  latency        {format_time(m.latency_s)}"
         + (f"  (cold {format_time(m.cold_latency_s)}, warm {format_time(m.warm_latency_s)})"
            if m.warm_latency_s is not None else ""),
@@ -109,23 +111,54 @@ def summary_lines(m: Any) -> list[str]:
         lines.append(f"  KV spill       {window} most recent tokens per layer in memory; read back "
                      f"{format_bytes(m.kv_bytes_read or 0)}, written "
                      f"{format_bytes(m.kv_bytes_written)} (not timed)")
-    if m.meta.get("lower_bound_s"):
-        lines.append(f"  lower bound    {format_time(m.meta['lower_bound_s'])}")
+    lines += plan_lines(m.meta, m.latency_s)
     lines.append(f"  executor       {m.executor}"
                  + (f" ({m.executor_note})" if m.executor_note else ""))
     return lines
+
+
+def plan_lines(meta: dict[str, Any], latency_s: float) -> list[str]:
+    """What the planner chose: Demand Layering's variant and buffers, which planner ran (and
+    the solver's status and gap), and the latency lower bound with the gap to it."""
+    out = []
+    auto = (f" (auto: {meta['auto_candidates']} candidates simulated)"
+            if meta.get("auto_candidates") else "")
+    if meta.get("variant"):
+        buf = f", buffers {format_bytes(meta['buffer_bytes'])}" if "buffer_bytes" in meta else ""
+        out.append(f"  plan           {meta['variant']}, {meta.get('config', '')}{buf}{auto}")
+    elif "depth" in meta:
+        out.append(f"  plan           depth {meta['depth']}{auto}")
+    if meta.get("planner"):
+        solver = ""
+        if meta.get("solver_status"):
+            gap = meta.get("solver_gap")
+            solver = f" (CP-SAT {meta['solver_status']}" + (
+                f", gap {gap:.1%}" if isinstance(gap, float) else "") + ")"
+        fallback = f"; {meta['fallback']}" if meta.get("fallback") else ""
+        out.append(f"  planner        {meta['planner']}{solver}{fallback}, planned in "
+                   f"{format_time(meta.get('plan_time_s') or 0.0)}")
+    lb = meta.get("lower_bound_s")
+    if lb:
+        gap = f" ({(latency_s - lb) / latency_s:.1%} above it)" if latency_s > 0 else ""
+        out.append(f"  lower bound    {format_time(lb)}{gap}")
+    return out
 
 
 @click.command()
 @click.option("--model", help="zoo model name (one inference)")
 @click.option("--workload", help="scenario name, e.g. llama-3.2-1b-p128-d32")
 @click.option("--profile", "profile_ref", required=True, help="profile name or YAML file")
-@click.option("--policy", help="preload | sequential | pipeline | flashmem (not with --schedule)")
+@click.option("--policy", help="preload | sequential | pipeline | demand-layering | flashmem | "
+                               "flashmem-opg (not with --schedule)")
 @click.option("--runtime", "runtime_ref", default="ideal", show_default=True,
               help="runtime profile name or YAML file (`weightstream runtimes list`)")
 @click.option("--runtime-set", "runtime_overrides", multiple=True,
               help="runtime override key=value, e.g. weights.holding=mmap")
 @click.option("--budget", help="memory budget, e.g. 512MiB (default: unlimited)")
+@click.option("--budget-scope", type=click.Choice(["total", "weights"]), default="total",
+              show_default=True,
+              help="what the budget caps: all memory, or weights + staging (the papers' "
+                   "parameter memory)")
 @click.option("--dtype", default="fp16", show_default=True, help="weight format (fp16, int8, int4, q4_0, q8_0, q4_k, awq-g128, fp8, ...) or mixed "
                    "precision per layer group, e.g. 'q4_0,lm_head=q6_k'")
 @click.option("--set", "overrides", multiple=True, help="profile override key=value")
@@ -146,7 +179,8 @@ def summary_lines(m: Any) -> list[str]:
               help="add wall-clock planning times ('timing' in --json, meta of --save-schedule);"
                    " without it the output is byte-identical between runs")
 def run(model: str | None, workload: str | None, profile_ref: str, policy: str | None,
-        runtime_ref: str, runtime_overrides: tuple[str, ...], budget: str | None, dtype: str,
+        runtime_ref: str, runtime_overrides: tuple[str, ...], budget: str | None,
+        budget_scope: str, dtype: str,
         overrides: tuple[str, ...], options: tuple[str, ...],
         as_json: bool, trace_path: str | None, gantt_path: str | None,
         save_schedule: str | None, schedule_path: str | None, timings: bool,
@@ -193,7 +227,7 @@ def run(model: str | None, workload: str | None, profile_ref: str, policy: str |
             budget_bytes = sched.budget_bytes
     else:
         wl = resolve(model, workload, dtype)
-        sched = plan(policy, wl, prof, budget_bytes, rt, **opts)
+        sched = plan(policy, wl, prof, budget_bytes, rt, budget_scope, **opts)
     if save_schedule:
         write_output(save_schedule, "--save-schedule", lambda p: sched.save(p, timings))
     result = simulate(sched, prof, budget=budget_bytes, runtime=rt, engine=engine,
@@ -202,7 +236,7 @@ def run(model: str | None, workload: str | None, profile_ref: str, policy: str |
     m = result.metrics
     if not m.feasible and wl is not None and budget_bytes is not None \
             and m.memory_outcome != "killed":
-        need = min_feasible_budget(policy, wl, prof, runtime=rt,
+        need = min_feasible_budget(policy, wl, prof, runtime=rt, budget_scope=budget_scope,
                                    engine="simpy" if engine == "simpy" else "auto", **opts)
         m.error = (f"budget {format_bytes(budget_bytes)} is below the smallest feasible working "
                    f"set of {policy} for {wl.name} on {prof.name}: at least "

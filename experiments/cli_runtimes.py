@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from experiments.cli_profiles import _console, print_problems
+from experiments.cli_profiles import _console, print_fields, print_problems
 from hwprofiles import ProfileError
 from hwprofiles.display import runtime_rows
 from hwprofiles.loader import check_runtime_file, list_runtimes, load_runtime
@@ -51,22 +51,7 @@ def list_cmd() -> None:
 def show_cmd(name: str, overrides: tuple[str, ...]) -> None:
     """Every field of runtime NAME (a shipped name or a .yaml path) with value and source."""
     r = load_runtime(name, overrides)
-    console = _console()
-    console.print(Text(f"{r.name}: {r.description}"))
-    if r.extends:
-        console.print(Text(f"extends {r.extends}"))
-    table = Table()
-    table.add_column("field", no_wrap=True)
-    table.add_column("value", no_wrap=True)
-    table.add_column("source")
-    rows = runtime_rows(r)
-    for row in rows:
-        source = Text(f"(estimate) {row.source}" if row.estimate else row.source,
-                      style="yellow" if row.estimate else "")
-        table.add_row(Text(row.path), Text(row.value), source)
-    console.print(table)
-    console.print(Text(f"{sum(r.estimate for r in rows)} of {len(r.sources)} set values are "
-                       "estimates"))
+    print_fields(r.name, r.description, r.extends, runtime_rows(r), len(r.sources))
 
 
 @runtimes.command("check")

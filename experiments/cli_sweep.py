@@ -12,7 +12,7 @@ from experiments.cli_run import ENGINES
 from experiments.errors import ExperimentError
 from experiments.runners import DASK_TIMEOUT_S
 
-PLOT_KINDS = ("tradeoff", "pareto", "speedup")
+PLOT_KINDS = ("tradeoff", "pareto", "speedup", "planners")
 
 
 def format_table(rows: list[list[str]]) -> str:
@@ -83,7 +83,8 @@ def sweep(spec_ref: str, out_dir: str, workers: int | None, scheduler: str | Non
         finally:
             runner.close() if ok else runner.abort()
     df = out.results
-    summary = summarise(df) if not df.empty else df
+    refs = spec.summary
+    summary = summarise(df, speedup=refs.speedup, memory=refs.memory) if not df.empty else df
     if not summary.empty:
         click.echo(format_table(summary_table(summary)))
     click.echo(f"{out.total} runs: {out.executed} executed, {out.skipped} already stored, "
@@ -167,9 +168,13 @@ def plot(results_dir: str, kind: str, out_file: str | None, title: str | None) -
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="auto: the exact evaluator, the SimPy engine where only it is exact; "
                    "evaluator: refuse those; simpy: always the engine")
+@click.option("--budget-scope", type=click.Choice(["total", "weights"]), default="total",
+              show_default=True,
+              help="what the budget caps: all memory, or weights + staging (the papers' "
+                   "parameter memory)")
 def capacity(model: str | None, workload: str | None, profile_ref: str, policies: str,
              latency_target: str, runtime_ref: str, dtype: str, overrides: tuple[str, ...], options: tuple[str, ...],
-             tolerance: float, as_json: bool, engine: str) -> None:
+             tolerance: float, as_json: bool, engine: str, budget_scope: str) -> None:
     """Smallest memory budget at which each policy meets a latency target.
 
     Exits 0 if at least one policy meets the target, 1 if none does (the message gives the
@@ -208,11 +213,13 @@ def capacity(model: str | None, workload: str | None, profile_ref: str, policies
     results = []
     for n in names:
         mine = {k: v for k, v in opts.items() if k in policy_options(n)}
-        results.append(search_capacity(n, wl, prof, target, tolerance, rt, engine, **mine))
+        results.append(search_capacity(n, wl, prof, target, tolerance, rt, budget_scope,
+                                       engine, **mine))
     if as_json:
         for r in results:
             d = r.to_dict()
-            d.update(model=wl.name, profile=prof.name, dtype=dtype, runtime=rt.name)
+            d.update(model=wl.name, profile=prof.name, dtype=dtype, runtime=rt.name,
+                     budget_scope=budget_scope)
             click.echo(json.dumps(d, default=float))
     else:
         click.echo(f"{wl.name} on {prof.name} ({dtype}), latency target "

@@ -4,6 +4,8 @@
   profile (columns), with the latency lower bound where the results have it;
 - pareto: every feasible run as latency vs peak memory, with the Pareto front per facet;
 - speedup: speedup and memory reduction versus preload at each policy's knee;
+- planners: planners side by side per model and budget (latency over the lower bound,
+  planning time, average and peak memory over the budget);
 - gantt: the timeline of one run (storage, copy, transform, GPU lanes + memory in use).
 
 Figures are built with `matplotlib.figure.Figure` (no pyplot state), so plotting is safe in
@@ -28,14 +30,15 @@ from experiments.store import is_error
 from experiments.summary import feasible_rows, pareto_front, summarise
 
 FORMATS = (".png", ".svg", ".pdf")
-KINDS = ("tradeoff", "pareto", "speedup")
+KINDS = ("tradeoff", "pareto", "speedup", "planners")
 MIB = 2**20
 LANES = ("storage", "copy", "transform", "gpu")
 LANE_COLORS = {"storage": "#4c72b0", "copy": "#dd8452", "transform": "#c44e52", "gpu": "#55a868"}
 MEMORY_CATEGORIES = ("weights", "staging", "activations", "workspace", "kv")
 MEMORY_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#8172b3", "#937860")
 POLICY_STYLE = {"preload": ("o", "#7f7f7f"), "sequential": ("s", "#1f77b4"),
-                "pipeline": ("^", "#ff7f0e"), "flashmem": ("D", "#2ca02c")}
+                "pipeline": ("^", "#ff7f0e"), "flashmem": ("D", "#2ca02c"),
+                "demand-layering": ("v", "#9467bd"), "flashmem-opg": ("P", "#d62728")}
 DTYPE_LINES = ("-", "--", "-.", ":")  # one line style per dtype, in the order of the results
 EXTRA_COLORS = ("#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 
@@ -79,14 +82,23 @@ def _style(policies: Sequence[str], names: dict[str, str]) -> dict[str, tuple[st
     out: dict[str, tuple[str, str]] = {}
     extra = iter(EXTRA_COLORS * 4)
     used: set[str] = set()
+    for p in policies:  # a built-in policy under its own name keeps its colour
+        if p in POLICY_STYLE:
+            out[p] = POLICY_STYLE[p]
+            used.add(out[p][1])
     for p in policies:
-        base = POLICY_STYLE.get(p) or POLICY_STYLE.get(names.get(p, ""))
+        if p in out:
+            continue
+        base = POLICY_STYLE.get(names.get(p, ""))
         if base and base[1] not in used:
             out[p] = base
         else:
-            out[p] = ((base or ("v", ""))[0], next(extra))
+            colour = next(extra)
+            while colour in used and len(used) < len(EXTRA_COLORS) + len(POLICY_STYLE):
+                colour = next(extra)
+            out[p] = ((base or ("v", ""))[0], colour)
         used.add(out[p][1])
-    return out
+    return {p: out[p] for p in policies}
 
 
 def _facets(df: pd.DataFrame, cell_w: float = 3.6,
@@ -259,7 +271,57 @@ def plot_speedup(df: pd.DataFrame, path: str | Path, title: str | None = None) -
     return save_figure(fig, path)
 
 
-PLOTTERS = {"tradeoff": plot_tradeoff, "pareto": plot_pareto, "speedup": plot_speedup}
+def plot_planners(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
+    """Planners side by side at each (model, budget): latency over the lower bound, planning
+    time, and average / peak memory over the budget, one bar per policy (sweep columns:
+    `meta.plan_time_s`, `lower_bound_s`, `avg_memory_bytes`, `peak_memory_bytes`)."""
+    path = check_image_path(path)
+    need = ("model", "policy", "budget_bytes", "latency_s", "lower_bound_s")
+    missing = [c for c in need if c not in df]
+    if missing:
+        raise ExperimentError(f"a planners plot needs the columns {', '.join(missing)}")
+    d = feasible_rows(df)
+    d = d[d["policy_name"] != "preload"] if "policy_name" in d else d
+    if d.empty:
+        raise ExperimentError("a planners plot needs feasible runs")
+    d = d.assign(case=[f"{m}\n{b / MIB:.0f} MiB" for m, b in
+                       zip(d["model"], d["eff_budget"], strict=True)])
+    cases = list(dict.fromkeys(d.sort_values(["model", "eff_budget"])["case"]))
+    policies = sorted(dict.fromkeys(d["policy"]), key=_policy_rank)
+    names = dict(zip(d["policy"], d.get("policy_name", d["policy"]), strict=False))
+    style = _style(policies, names)
+    plan_col = "meta.plan_time_s" if "meta.plan_time_s" in d else None
+    panels = [("latency / lower bound", lambda g: g["latency_s"] / g["lower_bound_s"], False),
+              ("peak memory / budget", lambda g: g["peak_memory_bytes"] / g["eff_budget"], False),
+              ("average memory / budget", lambda g: g["avg_memory_bytes"] / g["eff_budget"],
+               False)]
+    if plan_col:
+        panels.insert(1, ("planning time (s)", lambda g: g[plan_col].clip(lower=1e-4), True))
+    fig = Figure(figsize=(min(22.0, max(7.0, 0.12 * len(cases) * max(1, len(policies)) + 2)),
+                          2.3 * len(panels)))
+    axes = fig.subplots(len(panels), 1, sharex=True)
+    width = 0.8 / max(1, len(policies))
+    x = np.arange(len(cases))
+    for ax, (label, value, log) in zip(axes, panels, strict=True):
+        for k, pol in enumerate(policies):
+            g = d[d["policy"] == pol].drop_duplicates("case").set_index("case").reindex(cases)
+            ax.bar(x + (k - (len(policies) - 1) / 2) * width,
+                   value(g).to_numpy(dtype=float), width, color=style[pol][1], label=pol)
+        if log:
+            ax.set_yscale("log")
+        else:
+            ax.axhline(1.0, color="black", lw=0.8)
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.tick_params(labelsize=7)
+    axes[-1].set_xticks(x, cases, fontsize=6, rotation=90)
+    axes[0].legend(fontsize=8, ncol=min(len(policies), 4), frameon=False)
+    axes[0].set_title(title or "planners at each model and budget", fontsize=9)
+    return save_figure(fig, path)
+
+
+PLOTTERS = {"tradeoff": plot_tradeoff, "pareto": plot_pareto, "speedup": plot_speedup,
+            "planners": plot_planners}
 
 
 def plot_results(df: pd.DataFrame, kind: str, path: str | Path, title: str | None = None) -> Path:

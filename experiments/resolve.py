@@ -71,10 +71,10 @@ def load_workload(ref: WorkloadRef, dtype: str) -> Workload:
         return single(load_model_file(ref.name, dtype, **args))
     if ref.kind == "model":
         try:
-            from workloads.zoo import get_model
+            from workloads.zoo import ZOO, get_model
         except ImportError:
-            get_model = None
-        if get_model is not None:
+            get_model, ZOO = None, {}
+        if get_model is not None and ref.name in ZOO:
             return single(get_model(ref.name, dtype))
     try:
         from workloads.scenarios import resolve_workload

@@ -19,7 +19,9 @@ from experiments.spec import PolicyRef, ProfileRef, SweepSpec, WorkloadRef, dige
 IDEAL_REF = ProfileRef("ideal", "ideal", (), digest_of({}))
 
 # bump when the meaning of a results row changes: every run is then keyed anew and re-executed
-RESULTS_SCHEMA = "weightstream-results/3"  # 2: status column; 3: runtimes, init/exec, OS memory
+# 2: status column; 3: runtimes, init/exec, OS memory; 4: budget scope, pipeline depth=auto on
+# the engine, demand-layering and flashmem-opg, planner columns
+RESULTS_SCHEMA = "weightstream-results/4"
 # columns whose values depend on the machine and the moment, not on the inputs
 TIMING_COLUMNS = ("wall_s", "meta.plan_time_s", "meta.solver_wall_s")
 
@@ -48,14 +50,18 @@ class RunSpec:
     auto_budget: bool = False
     runtime: ProfileRef = IDEAL_REF
     series: str = ""  # the (policy, runtime) label in tables and plots
+    budget_scope: str = "total"
     engine: str = "auto"  # which executor (not part of the key: both give the same numbers)
 
     def identity(self) -> dict[str, Any]:
         """Everything the run's result depends on, as sorted-JSON-ready data."""
-        return {"workload": self.workload.to_dict(), "profile": self.profile.to_dict(),
-                "policy": self.policy.to_dict(), "runtime": self.runtime.to_dict(),
-                "dtype": self.dtype, "budget_bytes": self.budget_bytes,
-                "version": code_version()}
+        out = {"workload": self.workload.to_dict(), "profile": self.profile.to_dict(),
+               "policy": self.policy.to_dict(), "runtime": self.runtime.to_dict(),
+               "dtype": self.dtype, "budget_bytes": self.budget_bytes,
+               "version": code_version()}
+        if self.budget_scope != "total":  # runs of a total budget keep their keys
+            out["budget_scope"] = self.budget_scope
+        return out
 
     @property
     def key(self) -> str:
@@ -80,6 +86,7 @@ class RunSpec:
             "policy_options": json.dumps(dict(self.policy.options), sort_keys=True),
             "dtype": self.dtype,
             "budget_bytes": self.budget_bytes,
+            "budget_scope": self.budget_scope,
             "auto_budget": self.auto_budget,
             "code_version": code_version(),
         }
@@ -94,13 +101,17 @@ class BudgetGroup:
     dtype: str
     pairs: tuple[tuple[PolicyRef, ProfileRef], ...]  # (policy, runtime)
     points: int
+    budget_scope: str = "total"
 
     @property
     def key(self) -> str:
-        return digest_of({"workload": self.workload.to_dict(), "profile": self.profile.to_dict(),
-                        "dtype": self.dtype,
-                        "pairs": [[p.to_dict(), r.to_dict()] for p, r in self.pairs],
-                        "points": self.points, "version": code_version()}, 24)
+        ident = {"workload": self.workload.to_dict(), "profile": self.profile.to_dict(),
+                 "dtype": self.dtype,
+                 "pairs": [[p.to_dict(), r.to_dict()] for p, r in self.pairs],
+                 "points": self.points, "version": code_version()}
+        if self.budget_scope != "total":
+            ident["budget_scope"] = self.budget_scope
+        return digest_of(ident, 24)
 
 
 @dataclass(frozen=True)
@@ -134,9 +145,10 @@ def budget_points(group: BudgetGroup) -> BudgetPoints:
     prof = load_profile_ref(group.profile)
     notes: list[str] = []
     full: int | None = None
+    scope = group.budget_scope
     try:
-        full = simulate(plan("preload", wl, prof, None), prof,
-                        record_trace=False).metrics.peak_memory_bytes
+        pre = simulate(plan("preload", wl, prof, None), prof, record_trace=False).metrics
+        full = pre.peak_memory_bytes if scope == "total" else pre.peak_weight_bytes
     except Exception as exc:
         notes.append(f"preload footprint: {type(exc).__name__}: {exc}")
     floors: list[int] = []
@@ -145,7 +157,7 @@ def budget_points(group: BudgetGroup) -> BudgetPoints:
             continue
         try:
             floors.append(min_feasible_budget(p.name, wl, prof, runtime=load_runtime_ref(r),
-                                              **dict(p.options)))
+                                              budget_scope=scope, **dict(p.options)))
         except Exception as exc:
             notes.append(f"min feasible budget of {p.label} with runtime {r.label}: "
                          f"{type(exc).__name__}: {exc}")
@@ -175,12 +187,13 @@ def expand(spec: SweepSpec, auto: dict[str, BudgetPoints] | None = None,
                 for pol, rt in spec.pairs():
                     for b in budgets:
                         runs.append(RunSpec(w, prof, pol, dtype, b, bool(spec.budgets.auto), rt,
-                                            spec.series(pol, rt), engine))
+                                            spec.series(pol, rt), spec.budget_scope, engine))
     return runs
 
 
 def budget_group(spec: SweepSpec, w: WorkloadRef, prof: ProfileRef, dtype: str) -> BudgetGroup:
-    return BudgetGroup(w, prof, dtype, tuple(spec.pairs()), int(spec.budgets.auto or 0))
+    return BudgetGroup(w, prof, dtype, tuple(spec.pairs()), int(spec.budgets.auto or 0),
+                       spec.budget_scope)
 
 
 def budget_groups(spec: SweepSpec) -> list[BudgetGroup]:
@@ -216,13 +229,14 @@ def error_row(run: RunSpec, message: str, wall_s: float | None = None) -> dict[s
     return row
 
 
-def _lower_bound(wl: Any, prof: Any, budget: int | None, runtime: Any = None) -> float | None:
+def _lower_bound(wl: Any, prof: Any, budget: int | None, runtime: Any = None,
+                 scope: str = "total") -> float | None:
     try:
         from sim.bounds import lower_bound
     except ImportError:
         return None
     try:
-        return float(lower_bound(wl, prof, budget, runtime=runtime))
+        return float(lower_bound(wl, prof, budget, runtime=runtime, budget_scope=scope))
     except Exception:
         return None
 
@@ -250,4 +264,5 @@ def run_of_row(row: Any) -> RunSpec:
                         tuple(json.loads(get("runtime_overrides") or "[]")))
     budget = get("budget_bytes")
     return RunSpec(w, p, pol, str(get("dtype")), None if budget is None else int(budget),
-                   bool(get("auto_budget") or False), rt, str(get("series") or ""))
+                   bool(get("auto_budget") or False), rt, str(get("series") or ""),
+                   str(get("budget_scope") or "total"))

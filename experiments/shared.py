@@ -2,8 +2,9 @@
 
 Runs that differ only in their budget (or policy) have most of their inputs in common: the
 built workload, the profile, the runtime, the planning problem and its lower bound, and for a
-policy whose schedule does not depend on the budget (preload, sequential, a fixed-depth
-pipeline) the schedule itself and its unconstrained result. `Shared` computes each once per
+policy whose schedule does not depend on the budget (preload, sequential, a pipeline of one
+depth: `depth="auto"` tries several, each planned once) the schedule itself and its
+unconstrained result. `Shared` computes each once per
 chunk of runs (runners hand out runs in chunks of one workload, profile and dtype), and decides
 budgets below the smallest working set of the workload without planning: no schedule fits
 there, whatever the policy.
@@ -33,7 +34,8 @@ class Shared:
         self.workloads: dict[tuple[str, str], Any] = {} if workloads is None else workloads
         self.profiles: dict[ProfileRef, Any] = {}
         self.runtimes: dict[ProfileRef, Any] = {}
-        self.problems: dict[tuple, Any] = {}  # (workload, profile, runtime) -> budget-free
+        # (workload, profile, runtime, budget scope, rows) -> budget-free planning problem
+        self.problems: dict[tuple, Any] = {}
         self.floors: dict[tuple, int] = {}
         self.free: dict[tuple, tuple[Any, Any]] = {}  # budget-free schedule and its result
 
@@ -53,14 +55,19 @@ class Shared:
             self.runtimes[ref] = load_runtime_ref(ref)
         return self.runtimes[ref]
 
-    def problem(self, run: Any, wl: Any, prof: Any, rt: Any, budget: int | None) -> Any:
-        """The planning problem of `run` at `budget` (extracted once, budget set per run)."""
+    def problem(self, run: Any, wl: Any, prof: Any, rt: Any, budget: int | None,
+                rows: bool = False) -> Any:
+        """The planning problem of `run` at `budget` (extracted once, budget set per run);
+        `rows`: of the workload with its lookups reading rows (the lower bound's)."""
         from sim.lowering import lower
         from sim.planner.problem import build_problem
+        from workloads.streaming import gather_rows
 
-        key = (_key(run.workload), run.dtype, run.profile, run.runtime)
+        key = (_key(run.workload), run.dtype, run.profile, run.runtime, run.budget_scope, rows)
         if key not in self.problems:
-            self.problems[key] = build_problem(lower(wl, rt), prof, None, rt)
+            lowered = lower(wl, rt)
+            self.problems[key] = build_problem(gather_rows(lowered) if rows else lowered, prof,
+                                               None, rt, run.budget_scope)
         return replace(self.problems[key], budget=budget)
 
     def floor(self, run: Any, wl: Any, prof: Any, rt: Any) -> int:
@@ -68,11 +75,12 @@ class Shared:
         from sim.capacity import policy_floor
 
         opts = dict(run.policy.options)
-        key = (_key(run.workload), run.dtype, run.profile, run.runtime, run.policy.name,
-               json.dumps(opts, sort_keys=True, default=str))
+        key = (_key(run.workload), run.dtype, run.profile, run.runtime, run.budget_scope,
+               run.policy.name, json.dumps(opts, sort_keys=True, default=str))
         if key not in self.floors:
             self.floors[key] = policy_floor(run.policy.name, wl, prof, rt, opts,
-                                            self.problem(run, wl, prof, rt, None))
+                                            self.problem(run, wl, prof, rt, None),
+                                            run.budget_scope)
         return self.floors[key]
 
     def execute(self, run: Any) -> dict[str, Any]:
@@ -101,7 +109,7 @@ class Shared:
             else:
                 m = self._metrics(run, wl, prof, rt, budget, options, problem)
             metrics = m.flat()
-            for k in ("policy", "profile", "model", "budget_bytes", "runtime"):
+            for k in ("policy", "profile", "model", "budget_bytes", "runtime", "budget_scope"):
                 metrics.pop(k, None)  # inputs keep the spec's labels
             row.update(metrics)
             row["profile_resolved"] = m.profile
@@ -111,7 +119,9 @@ class Shared:
             return error_row(run, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
         if lb is None:
             try:
-                lb = float(lower_bound(wl, prof, budget, problem, rt))
+                lb = float(lower_bound(wl, prof, budget,
+                                       self.problem(run, wl, prof, rt, budget, rows=True), rt,
+                                       run.budget_scope))
             except Exception:  # the bound is a courtesy column: never fail a run over it
                 lb = None
         row["feasible"] = bool(row.get("feasible", False)) and error is None
@@ -129,30 +139,53 @@ class Shared:
 
         name = run.policy.name
         if name == "pipeline" and options.get("depth", "auto") == "auto":
-            # the depth it picks depends on the budget; the schedule of a depth does not
-            from sim.lowering import lower
-            from sim.policies.baselines import auto_depth
-
-            options = {**options, "depth": auto_depth(lower(wl, rt), prof, budget,
-                                                       options.get("path", "via_buffer"))}
+            return self._auto_pipeline(run, wl, prof, rt, budget, options)
         if not budget_free(name, options):
-            s = plan(name, wl, prof, budget, rt, problem=problem, **options)
+            s = plan(name, wl, prof, budget, rt, run.budget_scope, problem=problem, **options)
             return simulate(s, prof, budget=budget, record_trace=False, runtime=rt,
                             engine=run.engine).metrics
-        key = (_key(run.workload), run.dtype, run.profile, run.runtime, run.policy.name,
+        return self._at_budget(run, wl, prof, rt, budget, options)
+
+    def _at_budget(self, run: Any, wl: Any, prof: Any, rt: Any, budget: int | None,
+                   options: dict[str, Any]) -> Any:
+        """The metrics of a budget-free schedule at `budget`: planned and run unconstrained
+        once, then executed again only where the budget could make a grant wait."""
+        from sim import plan, simulate
+
+        name, scope = run.policy.name, run.budget_scope
+        key = (_key(run.workload), run.dtype, run.profile, run.runtime, scope, name,
                json.dumps(options, sort_keys=True, default=str))
         if key not in self.free:
-            s = plan(name, wl, prof, None, rt, **options)
+            s = plan(name, wl, prof, None, rt, scope, **options)
             free = simulate(s, prof, budget=None, record_trace=False, runtime=rt,
                             engine=run.engine).metrics
             self.free[key] = (s, free)
         s, free = self.free[key]
         biggest = max((st.bytes for st in s.loads), default=0)
+        used = free.peak_memory_bytes if scope == "total" else free.peak_weight_bytes
         if free.executor == "evaluator" and (budget is None or (
-                free.peak_memory_bytes <= budget and biggest <= budget)):
+                used <= budget and biggest <= budget)):
             return replace(free, budget_bytes=budget, meta=dict(free.meta))
         return simulate(replace(s, budget_bytes=budget), prof, budget=budget,
                         record_trace=False, runtime=rt, engine=run.engine).metrics
+
+    def _auto_pipeline(self, run: Any, wl: Any, prof: Any, rt: Any, budget: int | None,
+                       options: dict[str, Any]) -> Any:
+        """pipeline depth='auto' as `sim.policies.baselines.stream` chooses it (the fastest
+        candidate depth at this budget), each depth's schedule planned once per chunk."""
+        from sim.lowering import lower
+        from sim.policies.builder import units
+        from sim.policies.search import fastest_depth
+
+        n = max(1, sum(1 for u in units(lower(wl, rt)) if u.op.weights))
+
+        def score(d: int) -> tuple[float, int]:
+            m = self._at_budget(run, wl, prof, rt, budget, {**options, "depth": d})
+            return (m.latency_s if m.feasible else float("inf")), m.peak_memory_bytes
+
+        d, _, _, tried = fastest_depth(n, score)
+        m = self._at_budget(run, wl, prof, rt, budget, {**options, "depth": d})
+        return replace(m, meta={**m.meta, "auto_candidates": tried})
 
 
 def _key(ref: WorkloadRef) -> str:

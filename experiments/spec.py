@@ -16,7 +16,11 @@ message that names the key and the valid choices, not after an hour of simulatio
       - {name: pipeline, options: {depth: 2}}
       - {name: flashmem, runtime: flashmem}  # a policy pinned to one runtime
     budgets: {auto: 6}                       # or a list: [64MiB, 256MiB, unlimited]
+    budget_scope: total                      # or weights: the budget caps weights + staging
     dtypes: [fp16, q4_0, "q4_0,lm_head=q6_k"]   # weight formats or mixed precision
+    summary: {speedup: cold, memory: total}  # references of the summary's speedup (cold or
+                                             # warm preload) and memory reduction (total or
+                                             # weights: the papers' parameter memory)
 """
 
 from __future__ import annotations
@@ -34,7 +38,11 @@ import yaml
 from experiments.errors import ExperimentError
 
 SPEC_KEYS = ("name", "description", "models", "workloads", "profiles", "runtimes", "policies",
-             "budgets", "dtypes")
+             "budgets", "budget_scope", "dtypes", "summary")
+BUDGET_SCOPES = ("total", "weights")
+SUMMARY_KEYS = ("speedup", "memory")
+SPEEDUP_REFS = ("cold", "warm")
+MEMORY_REFS = ("total", "weights")
 WORKLOAD_KEYS = ("name", "label", "factory", "args", "file", "dims", "branches", "tokens")
 PROFILE_KEYS = ("name", "label", "set")
 POLICY_KEYS = ("name", "label", "options", "runtime")
@@ -124,6 +132,15 @@ class Budgets:
 
 
 @dataclass(frozen=True)
+class SummaryRefs:
+    """What the summary's speedup and memory reduction compare against: a cold preload (load
+    + run) or a warm one (weights already resident), and total or weight memory."""
+
+    speedup: str = "cold"
+    memory: str = "total"
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """A parsed, checked sweep: the cross product of its axes is the list of runs."""
 
@@ -135,6 +152,8 @@ class SweepSpec:
     dtypes: tuple[str, ...] = DEFAULT_DTYPES
     description: str = ""
     runtimes: tuple[ProfileRef, ...] = ()  # runtime profiles: a ProfileRef of the runtime kind
+    budget_scope: str = "total"
+    summary: SummaryRefs = SummaryRefs()
     source: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -257,12 +276,21 @@ def _workloads(data: Mapping[str, Any], check_names: bool,
 
 
 def _check_workload_name(kind: str, name: str) -> None:
+    """A zoo model, a named scenario or a scenario pattern, as `run --model/--workload` takes."""
     from experiments.resolve import known_names
 
+    try:
+        from workloads.scenarios import PATTERNS, is_workload_name
+    except ImportError:
+        is_workload_name, PATTERNS = None, ()
+    if is_workload_name is not None and is_workload_name(name):
+        return
     known = known_names(kind)
     if known is not None and name not in known:
-        raise ExperimentError(f"unknown {kind} {name!r} in sweep spec{_hint(name, known)}; "
-                              f"valid {kind}s: {', '.join(known)}")
+        others = known_names("workload" if kind == "model" else "model") or []
+        raise ExperimentError(f"unknown {kind} {name!r} in sweep spec"
+                              f"{_hint(name, [*known, *others])}; valid {kind}s: "
+                              f"{', '.join(known)}; scenario patterns: {', '.join(PATTERNS)}")
 
 
 def _profile_ref(item: Any, check_names: bool, base: Path | None, kind: str) -> ProfileRef:
@@ -369,6 +397,29 @@ def _budgets(data: Mapping[str, Any]) -> Budgets:
     return Budgets(values=tuple(dict.fromkeys(values)))
 
 
+def _budget_scope(data: Mapping[str, Any]) -> str:
+    scope = data.get("budget_scope", "total")
+    if scope not in BUDGET_SCOPES:
+        raise ExperimentError(f"unknown budget_scope {scope!r}{_hint(str(scope), BUDGET_SCOPES)}; "
+                              f"valid: {', '.join(BUDGET_SCOPES)}")
+    return str(scope)
+
+
+def _summary(data: Mapping[str, Any], scope: str) -> SummaryRefs:
+    raw = data.get("summary") or {}
+    if not isinstance(raw, Mapping):
+        raise ExperimentError("'summary' must be a mapping such as {speedup: warm, memory: "
+                              "weights}")
+    _check_keys(raw, SUMMARY_KEYS, "'summary'")
+    speedup = raw.get("speedup", "cold")
+    memory = raw.get("memory", "weights" if scope == "weights" else "total")
+    for key, value, valid in (("speedup", speedup, SPEEDUP_REFS), ("memory", memory, MEMORY_REFS)):
+        if value not in valid:
+            raise ExperimentError(f"summary {key}: unknown reference {value!r}"
+                                  f"{_hint(str(value), valid)}; valid: {', '.join(valid)}")
+    return SummaryRefs(str(speedup), str(memory))
+
+
 def _dtypes(data: Mapping[str, Any]) -> tuple[str, ...]:
     """Weight formats or mixed precisions ('q4_0,lm_head=q6_k', or a mapping with 'base'),
     in canonical form."""
@@ -408,6 +459,7 @@ def parse_spec(data: Any, check_names: bool = True, default_name: str = "sweep",
         raise ExperimentError(f"a sweep spec must be a mapping of {', '.join(SPEC_KEYS)}; "
                               f"found {type(data).__name__}")
     _check_keys(data, SPEC_KEYS, "sweep spec")
+    scope = _budget_scope(data)
     return SweepSpec(
         name=str(data.get("name") or default_name),
         description=str(data.get("description") or ""),
@@ -417,6 +469,8 @@ def parse_spec(data: Any, check_names: bool = True, default_name: str = "sweep",
         policies=_policies(data, check_names, base),
         budgets=_budgets(data),
         dtypes=_dtypes(data),
+        budget_scope=scope,
+        summary=_summary(data, scope),
         source=_canon(dict(data), "the sweep spec"),
     )
 

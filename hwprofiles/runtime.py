@@ -38,6 +38,7 @@ RUNTIME_FIELDS: dict[str, str] = {
     "load.per_tensor": "time?",
     "load.transform": f"choice:{'|'.join(TRANSFORM_UNITS)}?",
     "load.transform_bandwidth": "bandwidth?",
+    "load.reads_in_flight": "count?",
     "init.fixed": "time?",
     "init.program_build": "time?",
     "init.programs_per": f"choice:{'|'.join(PROGRAM_KEYS)}?",
@@ -66,7 +67,11 @@ class RuntimeProfile:
     load: `parse_bandwidth` host-side deserialisation (bytes of file per second, None = none);
     `per_tensor` host cost per loaded tensor; `transform` where buffer->texture conversion runs
     (hardware: the profile's transform unit and bandwidth; gpu: that unit at
-    `transform_bandwidth`; cpu: the host at `transform_bandwidth`).
+    `transform_bandwidth`; cpu: the host at `transform_bandwidth`); `reads_in_flight` how many
+    reads the runtime's reader keeps submitted at once (1: each read is submitted when the one
+    before it has completed, as read() or glibc's POSIX AIO on one file; more: io_uring or
+    libaio keep the device queue full across reads, so a read's first request latency hides
+    behind the transfer of the reads ahead of it).
     init: `fixed` session set-up; `program_build` per program built before the first kernel
     runs: one per distinct op kind or op shape of the model (`programs_per`), or a fixed
     `program_count` whatever the model (`runtime`: a framework that builds all its kernels);
@@ -90,6 +95,7 @@ class RuntimeProfile:
     per_tensor: float = 0.0
     transform: str = "hardware"
     transform_bandwidth: float | None = None
+    reads_in_flight: int = 1
     init_fixed: float = 0.0
     program_build: float = 0.0
     programs_per: str = "kind"
@@ -149,6 +155,7 @@ _ATTR = {
     "weights.host_copy": "host_copy", "weights.fault_queue_depth": "fault_queue_depth",
     "load.parse_bandwidth": "parse_bandwidth", "load.per_tensor": "per_tensor",
     "load.transform": "transform", "load.transform_bandwidth": "transform_bandwidth",
+    "load.reads_in_flight": "reads_in_flight",
     "init.fixed": "init_fixed", "init.program_build": "program_build",
     "init.programs_per": "programs_per", "init.program_count": "program_count",
     "init.cached": "cached", "init.program_load": "program_load", "init.order": "init_order",

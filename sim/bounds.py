@@ -38,12 +38,15 @@ from workloads.workload import Workload
 
 
 def lower_bound(workload: Workload, profile: HardwareProfile, budget: int | None,
-                problem: Problem | None = None, runtime: RuntimeProfile | None = None) -> float:
+                problem: Problem | None = None, runtime: RuntimeProfile | None = None,
+                budget_scope: str = "total") -> float:
     """Seconds no schedule of `workload` (as `runtime` lowers it) on `profile` within `budget`
-    can beat (`problem`: the already extracted planning problem of the same inputs)."""
+    (of `budget_scope`) can beat (`problem`: the already extracted planning problem of the same
+    inputs)."""
     if problem is None:
         rt = runtime or IDEAL
-        problem = build_problem(gather_rows(lower(workload, rt)), profile, budget, rt)
+        problem = build_problem(gather_rows(lower(workload, rt)), profile, budget, rt,
+                                budget_scope)
     p = problem
     compute = sum(p.best_compute_s)
     if not p.units:

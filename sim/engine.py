@@ -14,8 +14,13 @@ latency (`gpu.sync_read`, `sync_copy`, `sync_transform`, `sync_kernel`, `sync_fr
 takes it instead; a given `sync_read` also applies to reads that waited for a free. A runtime
 whose `init.order` is before_load reads no weight before its programs are built. With `storage.compute_contention` k > 1, a
 read progresses k times slower while a kernel runs: reads are then served one at a time by a
-storage process that re-plans at every kernel start and end. Every allocation waits on the
-memory pool's budget. A schedule that can make no progress (an allocation that can never fit,
+storage process that re-plans at every kernel start and end. With a runtime whose reader keeps
+more than one read in flight, a read's first request latency overlaps the transfer of the read
+ahead of it (`HardwareModel.hidden_read_latency`). A kernel with `after_read` also waits until
+those loads' reads have ended (plus the sync latency); a load's `copy_after` holds its stages
+after the read until those steps have finished. Every allocation waits on the memory pool's
+budget (what it caps: the schedule's `budget_scope`); preallocated buffers are taken at the
+start and held to the end. A schedule that can make no progress (an allocation that can never fit,
 or a cycle of waits) is reported infeasible, not hung.
 
 Steps are not processes: a step advances by callbacks when what it waits for is done, each
@@ -101,7 +106,8 @@ class _Engine:
         s = self.s = prep.schedule
         profile = prep.profile
         self.env = env = _CountingEnvironment()
-        self.pool = MemoryPool(env, budget, profile.memory_limit(), self._need_pass)
+        self.pool = MemoryPool(env, budget, profile.memory_limit(), self._need_pass,
+                               s.budget_scope)
         self.cache = (PageCache(self.pool, profile.os.page_size, profile.os.readahead)
                       if prep.mapped else None)
         self.hook = hook
@@ -115,6 +121,14 @@ class _Engine:
         for i, d in enumerate(prep.deps):
             for j in d:
                 self.dependents[j].append(i)
+        for c, loads in prep.after_read.items():  # a read's end counts as one more dependency
+            self.left[c] += len(loads)
+        self.read_end: dict[int, float] = {}
+        # loads whose segment waits for steps (copy_after): step -> [(load, segment)] waiting
+        self.seg_waiters: dict[int, list[tuple[int, int]]] = {}
+        self.seg_left: dict[tuple[int, int], int] = {}
+        self.hidden = prep.hidden_read
+        self.sync = profile.gpu.sync_latency
         self.end_time = [0.0] * n
         self.done = [False] * n
         self.finished = 0
@@ -180,20 +194,28 @@ class _Engine:
                 self.env.process(self._contended(seconds, earliest - now, then))
                 continue
             start = earliest if earliest > free_at[unit] else free_at[unit]
-            free_at[unit] = start + seconds
-            then(start, seconds)
+            if unit == "storage" and self.hidden > 0.0:
+                # the reader submitted this read while the device was still busy: its first
+                # request's latency ran during the transfer of the read ahead of it
+                dispatch = now if now > self.sync else self.sync
+                lat = self.hidden if self.hidden < seconds else seconds
+                end = max(free_at[unit], dispatch + lat) + seconds - lat
+            else:
+                end = start + seconds
+            free_at[unit] = end
+            then(start, end)
         self.pool.sample()
 
     def _arrive(self, i: int, k: int, unit: str, earliest: float, seconds: float,
                 then: Callable[[float, float], None]) -> None:
-        """Stage `k` of step `i` reached `unit` now; `then(start, seconds)` runs when the unit
-        has given it its turn (in this instant's pass)."""
+        """Stage `k` of step `i` reached `unit` now; `then(start, end)` runs when the unit has
+        given it its turn (in this instant's pass)."""
         self.arrivals.append((i, k, unit, earliest, seconds, then))
         self._need_pass()
 
-    def _after(self, start: float, seconds: float, done: Callable[[float], None]) -> None:
-        """A stage given `start`: `done(start)` runs when it ends."""
-        self.at(start + seconds, lambda: done(start))
+    def _after(self, start: float, end: float, done: Callable[[float], None]) -> None:
+        """A stage given its `start` and `end`: `done(start)` runs when it ends."""
+        self.at(end, lambda: done(start))
 
     # --- dependencies ------------------------------------------------------------------------
     def _finish(self, i: int) -> None:
@@ -206,6 +228,12 @@ class _Engine:
             left[d] -= 1
             if left[d] == 0:
                 self._ready(d)
+        if self.seg_waiters and i in self.seg_waiters:
+            for j, k in self.seg_waiters.pop(i):
+                self.seg_left[(j, k)] -= 1
+                if self.seg_left[(j, k)] == 0:
+                    del self.seg_left[(j, k)]
+                    self._segment_go(j, k, self.p.loads[j].segments[k])
 
     def _ready(self, i: int) -> None:
         """All of step `i`'s dependencies have finished: start it once their ends have reached
@@ -218,6 +246,10 @@ class _Engine:
             for j, lag in zip(p.deps[i], p.lags[i], strict=True):
                 if end[j] + lag > ready:
                     ready = end[j] + lag
+        if p.after_read and i in p.after_read:  # a lock-step barrier: the reads have ended
+            for j in p.after_read[i]:
+                if self.read_end[j] + self.sync > ready:
+                    ready = self.read_end[j] + self.sync
         if (i == p.first_compute or (p.loads_after_init and p.kinds[i] == LOAD)) \
                 and p.init_s > ready:
             ready = p.init_s
@@ -252,6 +284,16 @@ class _Engine:
             self._finish(i)
             return
         seg = flow.segments[k]
+        if seg.wait:
+            pending = [j for j in seg.wait if not self.done[j]]
+            if pending:  # copy_after: continue once those steps have finished
+                self.seg_left[(i, k)] = len(pending)
+                for j in pending:
+                    self.seg_waiters.setdefault(j, []).append((i, k))
+                return
+        self._segment_go(i, k, seg)
+
+    def _segment_go(self, i: int, k: int, seg: Segment) -> None:
         if seg.request:
             self.pool.submit(seg.request, PRIO_LOAD, i, k, lambda: self._granted_load(i, k))
         else:
@@ -272,7 +314,8 @@ class _Engine:
         if seg.floor > earliest:  # a read is dispatched by the runtime's host thread
             earliest = seg.floor
         self._arrive(i, k, seg.unit, earliest, self.dur(self.s.steps[i], seg.stage, seg.seconds),
-                     lambda start, t: self._after(start, t, lambda s0: self._stage_done(i, k, s0)))
+                     lambda start, end: self._after(start, end,
+                                                    lambda s0: self._stage_done(i, k, s0)))
 
     def _stage_done(self, i: int, k: int, start: float) -> None:
         seg = self.p.loads[i].segments[k]
@@ -286,7 +329,18 @@ class _Engine:
             for t in st.tensors:  # type: ignore[union-attr]
                 self.cache.insert(t, tb[t])
             self.cache.unpin(st.tensors)  # type: ignore[union-attr]
+        if seg.stage == "read" and i in self.p.read_waiters:
+            self._read_done(i)
         self._post(i, k, seg)
+
+    def _read_done(self, i: int) -> None:
+        """Load `i`'s read has ended: the kernels waiting for it (after_read) count it done."""
+        self.read_end[i] = self.env.now
+        left = self.left
+        for c in self.p.read_waiters[i]:
+            left[c] -= 1
+            if left[c] == 0:
+                self._ready(c)
 
     def _post(self, i: int, k: int, seg: Segment) -> None:
         pool = self.pool
@@ -304,7 +358,7 @@ class _Engine:
     def _contended(self, t: float, delay: float, then: Callable[[float, float], None]):
         """A read that needs `t` seconds alone, dispatched after `delay`, served in arrival
         order and progressing `storage.compute_contention` times slower while a kernel runs;
-        `then(start, elapsed)` runs at its end."""
+        `then(start, end)` runs at its end."""
         env, k = self.env, self.contention
         if delay > 0:
             yield env.timeout(delay)
@@ -317,7 +371,7 @@ class _Engine:
                 seg, change = env.now, self.kernel_change
                 yield env.timeout(left / rate) | change
                 left -= (env.now - seg) * rate
-        then(start, env.now - start)  # ends now (a zero-length timeout)
+        then(start, env.now)  # ends now (a zero-length timeout)
 
     def _kernel_state(self, running: bool) -> None:
         """Record a kernel starting or ending and wake the reads that progress at its pace."""
@@ -352,13 +406,14 @@ class _Engine:
             self._run_kernel(c)
 
         self._arrive(c, FAULT_SEGMENT, "storage", self.env.now, t,
-                     lambda start, sec: self._after(start, sec, done))
+                     lambda start, end: self._after(start, end, done))
 
     def _run_kernel(self, c: int) -> None:
         now = self.env.now
         t = self.dur(self.s.steps[c], "compute", self.p.compute_s[self.p.cindex[c]])
         if self.shared:  # wait for the copies/transforms that reached the unit first
-            self._arrive(c, 0, "gpu", now, t, lambda start, sec: self._kernel_at(c, start, sec))
+            self._arrive(c, 0, "gpu", now, t,
+                         lambda start, end: self._kernel_at(c, start, t))
             return
         self._kernel_at(c, now, t)
 
@@ -403,18 +458,24 @@ class _Engine:
         budget = self.pool.budget
         if budget is not None:
             for i in p.loads:
-                b = self.s.steps[i].bytes  # type: ignore[union-attr]
-                if b > budget:
-                    self.error = (f"load step {i} needs {b} bytes at once, more than the "
-                                  f"budget of {budget} bytes")
+                st = self.s.steps[i]
+                if st.bytes > budget and not st.preallocated:  # type: ignore[union-attr]
+                    self.error = (f"load step {i} needs {st.bytes} bytes at once, more than "  # type: ignore[union-attr]
+                                  f"the budget of {budget} bytes")
                     return
+        if p.buffers:  # preallocated buffers: taken at the start, held to the end
+            if budget is not None and self.pool.gated_bytes(p.buffers) > budget:
+                self.error = (f"the schedule's preallocated buffers need "
+                              f"{sum(p.buffers.values())} bytes, more than the budget of "
+                              f"{budget} bytes")
+                return
+            self.pool.submit(tuple(p.buffers.items()), PRIO_COMPUTE, -1, 0, lambda: None)
         if p.init_s > 0:
             self.free_at["host"] = p.init_s
             self.interval("host", f"build {p.programs} program(s)", -1, 0.0, p.init_s)
             self.stages.append(("build", 0.0, p.init_s))
-        for i, d in enumerate(p.deps):
-            if not d:
-                self._ready(i)
+        for i in [i for i, left in enumerate(self.left) if not left]:
+            self._ready(i)
         self.env.run()
         if self.finished < p.n:
             pending = self.done.index(False)

@@ -15,8 +15,10 @@ the reason (`Handover`) instead of guessing:
   the idle time before those is placed there exactly);
 - a stage or kernel of zero length that starts at the instant it arrives (what it releases
   would come after that instant's grants);
-- storage contention (reads slowed by kernels) and duration hooks: only an event loop can
-  follow them.
+- storage contention (reads slowed by kernels), duration hooks, lock-step barriers (a kernel
+  waiting for a read, `after_read`; a load's copy waiting for other steps, `copy_after`) and a
+  reader that hides request latency behind the read ahead (`load.reads_in_flight` > 1): the
+  engine follows them.
 
 The pass computes times only. Memory is then rebuilt with numpy from each step's fixed
 requests and releases: every change one row, ordered by the engine's rule (the releases of an
@@ -60,10 +62,16 @@ def evaluate(p: Prepared, budget: int | None, record_trace: bool = True) -> SimR
     if profile.storage.compute_contention > 1.0:
         raise Handover("storage.compute_contention > 1: reads slowed by kernels need the "
                        "event loop")
+    if p.after_read:
+        raise Handover("kernels wait for loads' reads (after_read): a lock-step pipeline")
+    if p.hidden_read > 0.0 and p.loads:
+        raise Handover("the runtime's reader keeps several reads in flight (reads_in_flight "
+                       "> 1): request latency hidden behind the read ahead")
     steps = p.schedule.steps
     if budget is not None:
         for i in p.loads:
-            if steps[i].bytes > budget:  # type: ignore[union-attr]
+            st = steps[i]
+            if st.bytes > budget and not st.preallocated:  # type: ignore[union-attr]
                 raise Handover(f"load step {i} needs more than the budget at once (the engine "
                                "reports it)")
     n = p.n
@@ -151,6 +159,9 @@ def evaluate(p: Prepared, budget: int | None, record_trace: bool = True) -> SimR
             t = ready
             lids.append(i)
             for k, seg in enumerate(loads[i].segments):
+                if seg.wait:
+                    raise Handover(f"load step {i} waits for other steps before its copy "
+                                   "(copy_after)")
                 sreq.append(t)
                 unit = seg.unit
                 if unit:
@@ -284,6 +295,12 @@ def _memory(p: Prepared, budget: int | None, segs: _Segments, end: np.ndarray,
             cols.append((time, key, np.broadcast_to(np.asarray(cat, dtype=np.int64), (m,)),
                          delta, np.broadcast_to(np.asarray(grant), (m,))))
 
+    # preallocated buffers: granted at t=0, before any other request, held to the end
+    if p.buffers:
+        parts = list(p.buffers.items())
+        for j, (c, b) in enumerate(parts):
+            rows(np.zeros(1), np.array([GRANT * 3 * span - SUB], dtype=np.int64), CAT[c],
+                 np.array([b], dtype=np.int64), j == len(parts) - 1)
     # kernels: activations, workspace, KV state asked (together) when ready; released at end
     out, ws, kv = p.outputs, p.workspace, p.state
     gkey = PRIO_COMPUTE * span + cids * SUB + GRANT * 3 * span
@@ -359,11 +376,13 @@ def _replay(cols: list[tuple[np.ndarray, ...]], budget: int | None, p: Prepared
     total = state.sum(axis=1)
     gi = np.flatnonzero(grant)
     if budget is not None and gi.size:
-        over = gi[total[gi] > budget]
+        # what the budget caps: every category, or weights + staging (budget_scope weights)
+        gated = total if p.schedule.budget_scope == "total" else state[:, W] + state[:, S]
+        over = gi[gated[gi] > budget]
         if over.size:
             k = int(over[0])
             raise Handover(f"memory waits bind: a request at {float(time[k])!r} s would bring "
-                           f"the memory in use to {int(total[k])} bytes, above the budget of "
+                           f"the memory the budget caps to {int(gated[k])} bytes, above the budget of "
                            f"{budget} bytes")
     oom = None
     over = gi[total[gi] > p.profile.memory_limit()]

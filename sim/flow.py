@@ -28,7 +28,7 @@ from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
 from sim.hardware import HardwareModel
 from sim.lowering import kind_class
-from sim.memory import Activations
+from sim.memory import Activations, buffer_parts
 from sim.schedule import Compute, Free, Load, Schedule
 from workloads.formats import compute_dtype, runtime_keys
 
@@ -54,6 +54,7 @@ class Segment:
     floor: float
     nbytes: int
     post: tuple[Action, ...] = ()
+    wait: tuple[int, ...] = ()  # steps that must have finished before it asks (copy_after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,50 +78,61 @@ def stage_units(hw: HardwareModel) -> dict[str, str]:
 
 def load_flow(st: Load, hw: HardwareModel, mapped: bool, units: Mapping[str, str]) -> LoadFlow:
     """The segments of load `st` (mapped: the runtime maps its model file, kernels read the
-    page cache)."""
+    page cache). A load into preallocated buffers asks for and returns nothing; `copy_after`
+    holds the stages after the read (and the parse) until those steps have finished."""
     b = st.bytes
-    stages = hw.load_stages(b, st.path, st.dst, len(st.tensors), st.request_bytes)
+    stages = hw.load_stages(b, st.path, st.dst, len(st.tensors), read_bytes=st.read_bytes,
+                            request_size=st.request_bytes)
     zero_copy = hw.profile.transfer.zero_copy
+    rb = b if st.read_bytes is None else st.read_bytes
+    pre = st.preallocated
 
     g = hw.profile.gpu
 
-    def seg(request: tuple, stage: str, nbytes: int = b, post: tuple = ()) -> Segment:
+    def seg(request: tuple, stage: str, nbytes: int = b, post: tuple = (),
+            wait: tuple[int, ...] = ()) -> Segment:
         unit = units[stage]
         name = "storage" if stage == "read" else stage
         lag = 0.0 if stage == "read" else g.sync_latency if stage == "parse" else g.hop(stage)
+        if pre:
+            request, post = (), ()
         return Segment(request, unit, "host" if unit == "host" else name, stage, stages[stage],
-                       lag, g.hop("read") if stage == "read" else 0.0, nbytes, post)
+                       lag, g.hop("read") if stage == "read" else 0.0, nbytes, post, wait)
 
-    if mapped:
+    if mapped and not pre:
         # pages are read into the page cache and kernels read them there
         return LoadFlow((seg((("weights", b),), "read"),), b, 0, "buffer")
     if st.path == "direct" and zero_copy:
         # pre-laid-out data is read straight into its mapped final allocation
-        return LoadFlow((seg((("weights", b),), "read"),), b, 0, st.dst)
+        return LoadFlow((seg((("weights", b),), "read", rb),), rb, 0, st.dst)
     if st.path == "direct":
         # read into a host staging buffer, then one copy into the final image/buffer
-        return LoadFlow((seg((("staging", b),), "read"),
-                         seg((("weights", b),), "copy", post=(("free", "staging", b),))),
-                        b, 2 * b, st.dst)
-    fb = hw.file_bytes(b, st.path)
+        return LoadFlow((seg((("staging", b),), "read", rb),
+                         seg((("weights", b),), "copy", post=(("free", "staging", b),),
+                             wait=st.copy_after)),
+                        rb, 2 * b, st.dst)
+    fb = hw.file_bytes(b, st.path) if st.read_bytes is None else st.read_bytes
     segs = [seg((("staging", fb),), "read", fb)]
     dram = 0
     held: Action = ("file", fb)  # how to release the buffer that holds the data now
-    if fb != b or stages["parse"] > 0:  # the runtime parses (and converts) the file
+    if st.path == "via_buffer" and (fb != b or stages["parse"] > 0):
+        # the runtime parses (and converts) the file
         if fb != b:
             segs.append(seg((("staging", b),), "parse", fb, (held,)))
             held = ("free", "staging", b)
         else:
             segs.append(seg((), "parse", fb))
-    if not zero_copy:  # host staging -> GPU buffer
-        segs.append(seg((("staging", b),), "copy", post=(held,)))
-        held = ("free", "staging", b)
+    wait = st.copy_after  # the first stage after the read and the parse waits
+    if not zero_copy or st.path == "staged":  # host staging -> GPU buffer
+        segs.append(seg((("staging", b),), "copy", post=(held,), wait=wait))
+        held, wait = ("free", "staging", b), ()
         dram += 2 * b
     if st.dst == "texture":
-        segs.append(seg((("weights", b),), "transform", post=(held,)))
+        segs.append(seg((("weights", b),), "transform", post=(held,), wait=wait))
         dram += 2 * b
     else:
-        segs.append(Segment((), "", "", "", 0.0, 0.0, 0.0, 0, (("move", b),)))
+        segs.append(Segment((), "", "", "", 0.0, 0.0, 0.0, 0,
+                            () if pre else (("move", b),), wait))
     return LoadFlow(tuple(segs), fb, dram, st.dst)
 
 
@@ -156,6 +168,12 @@ class Prepared:
     programs: int
     units: dict[str, str]
     mapped: bool
+    # lock-step barriers (Compute.after_read): compute -> loads whose read it waits for, and
+    # load -> the computes waiting for its read
+    after_read: dict[int, tuple[int, ...]]
+    read_waiters: dict[int, list[int]]
+    hidden_read: float  # a read's latency that may overlap the read ahead (reads in flight)
+    buffers: dict[str, int]  # preallocated buffers: bytes per category, held from the start
 
     @property
     def n(self) -> int:
@@ -261,6 +279,10 @@ def prepare(schedule: Schedule, profile: HardwareProfile, runtime: RuntimeProfil
     location: dict[str, str] = {}
     prev: int | None = None
     tb = schedule.tensor_bytes
+    after_read: dict[int, tuple[int, ...]] = {}
+    read_waiters: dict[int, list[int]] = {}
+    # tensors of loads into preallocated buffers: their frees give nothing back
+    buffered = {t for st in steps if type(st) is Load and st.preallocated for t in st.tensors}
     for st in steps:
         i = st.id
         cls = type(st)
@@ -270,8 +292,13 @@ def prepare(schedule: Schedule, profile: HardwareProfile, runtime: RuntimeProfil
             where.append(tuple([location.get(t, "buffer") for t in st.weights]))
             d = st.after if prev is None else (prev, *st.after)
             prev = i
+            if st.after_read:
+                after_read[i] = st.after_read
+                for j in st.after_read:
+                    read_waiters.setdefault(j, []).append(i)
         elif cls is Load:
-            key = (st.bytes, st.path, st.dst, len(st.tensors), st.request_bytes)
+            key = (st.bytes, st.path, st.dst, len(st.tensors), st.request_bytes, st.read_bytes,
+                   st.preallocated, st.copy_after)
             flow = flows.get(key)
             if flow is None:
                 flow = flows[key] = load_flow(st, hw, mapped, units)
@@ -281,7 +308,7 @@ def prepare(schedule: Schedule, profile: HardwareProfile, runtime: RuntimeProfil
             d = st.after
         elif cls is Free:
             kinds[i] = FREE
-            free_bytes[i] = sum([tb[t] for t in st.tensors])
+            free_bytes[i] = sum([tb[t] for t in st.tensors if t not in buffered])
             d = st.after
         else:  # validate_schedule refuses these; a hand-made list may still hold one
             raise TypeError(f"step {i}: unknown step type {cls.__name__}")
@@ -319,4 +346,5 @@ def prepare(schedule: Schedule, profile: HardwareProfile, runtime: RuntimeProfil
         np.array([freed[c][1] for c in ids], dtype=i64),
         np.array([c.input_bytes + c.output_bytes + w for c, w in zip(computes, wbytes,
                                                                       strict=True)], dtype=i64),
-        data_ready, free_bytes, ids[0] if ids else None, init_s, programs, units, mapped)
+        data_ready, free_bytes, ids[0] if ids else None, init_s, programs, units, mapped,
+        after_read, read_waiters, hw.hidden_read_latency, buffer_parts(schedule.buffers))

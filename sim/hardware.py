@@ -1,7 +1,8 @@
 """Durations of every hardware activity, computed from a HardwareProfile.
 
 - storage read of B contiguous bytes: `hwprofiles.storage.read_time` (request latency, queue
-  depth, bandwidth, IOPS cap);
+  depth, bandwidth, IOPS cap); with a runtime whose reader keeps more than one read in
+  flight, `hidden_read_latency` of it overlaps the transfer of the read ahead (the engine);
 - host->GPU copy: latency + B / copy bandwidth;
 - buffer->texture transform: transform latency + B / transform bandwidth;
 - compute (roofline): launch overhead + max(t_flops, t_mem) + (1 - overlap) x min(t_flops, t_mem)
@@ -37,6 +38,15 @@ class HardwareModel:
         """A read of `nbytes` (in pieces of `request_size`: scattered rows; None = contiguous,
         split at the storage's largest request)."""
         return read_time(self.profile.storage, nbytes, request_size=request_size)
+
+    @property
+    def hidden_read_latency(self) -> float:
+        """Seconds of a read's time that may overlap the transfer of the read before it: the
+        first request's latency, when the runtime's reader keeps more than one read submitted
+        (the device queue then never drains between reads); 0 for a one-at-a-time reader."""
+        if self.runtime.reads_in_flight <= 1:
+            return 0.0
+        return self.profile.storage.request_latency
 
     def fault_time(self, nbytes: int) -> float:
         """Faulting `nbytes` of evicted mmap'd pages back: readahead-sized requests, as many in
@@ -99,17 +109,20 @@ class HardwareModel:
         return t + rt.dispatch if rt.dispatch else t
 
     def load_stages(self, nbytes: int, path: str, dst: str, ntensors: int = 1,
-                    request_size: int | None = None) -> dict[str, float]:
+                    read_bytes: int | None = None, request_size: int | None = None
+                    ) -> dict[str, float]:
         """Durations of a load's stages (read, parse, copy, transform) for a path and
-        destination; `via_buffer` loads read the runtime's file format and parse it on the host;
-        a load of scattered pieces (gathered rows) reads them `request_size` bytes at a time."""
+        destination; `via_buffer` loads read the runtime's file format and parse it on the host,
+        `staged` loads copy to the GPU even where it could map host memory; `read_bytes`, where
+        given, is what the read takes from flash (whole O_DIRECT sectors); a load of scattered
+        pieces (gathered rows) reads them `request_size` bytes at a time."""
         zero_copy = self.profile.transfer.zero_copy
-        file_bytes = self.file_bytes(nbytes, path)
+        file_bytes = self.file_bytes(nbytes, path) if read_bytes is None else read_bytes
         stages = {"read": self.read_time(file_bytes, request_size), "parse": 0.0, "copy": 0.0,
                   "transform": 0.0}
         if path == "via_buffer":
             stages["parse"] = self.parse_time(file_bytes, ntensors)
-        if not zero_copy:
+        if not zero_copy or path == "staged":
             stages["copy"] = self.copy_time(nbytes)
         if path == "via_buffer" and dst == "texture":
             stages["transform"] = self.transform_time(nbytes)

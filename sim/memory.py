@@ -26,6 +26,8 @@ import simpy
 from sim.schedule import Compute, Step
 
 CATEGORIES = ("weights", "staging", "activations", "workspace", "kv")
+# what a budget caps: every category, or weights + staging (the papers' parameter memory)
+SCOPE_CATEGORIES = {"total": CATEGORIES, "weights": ("weights", "staging")}
 PRIO_COMPUTE = 0
 PRIO_LOAD = 1
 
@@ -75,10 +77,16 @@ class BudgetPool:
     pages the OS has evicted (`evicted`) still belong to their mapping but not to physical
     memory: peaks, averages and the timeline are physical (`used - evicted`). `limit` is the OS
     limit on physical memory: past it `reclaim` (a page cache's eviction) runs first, and what it
-    cannot bring back under the limit is recorded as `oom` (time, bytes): the app is killed."""
+    cannot bring back under the limit is recorded as `oom` (time, bytes): the app is killed.
+    `scope` says which categories the budget caps (`SCOPE_CATEGORIES`); the others are granted
+    at once, still counted in peaks and averages."""
 
-    def __init__(self, budget: int | None, clock: Callable[[], float], limit: int | None = None):
+    def __init__(self, budget: int | None, clock: Callable[[], float], limit: int | None = None,
+                 scope: str = "total"):
         self.budget = budget
+        self.gated = frozenset(SCOPE_CATEGORIES[scope])
+        self.all_gated = scope == "total"  # the common case: every byte counts
+        self.used_gated = 0  # the bytes the budget caps
         self.clock = clock
         self.limit = limit
         self.used = 0
@@ -144,6 +152,7 @@ class BudgetPool:
         for category, nbytes in t.parts.items():
             self.used += nbytes
             self.by_cat[category] += nbytes
+        self.used_gated += self.need(t.parts)
         self._changed()
         self._done(t)
 
@@ -153,8 +162,17 @@ class BudgetPool:
         if t.on_grant is not None:
             t.on_grant()
 
-    def fits(self, nbytes: int) -> bool:
-        return self.budget is None or self.used + nbytes <= self.budget
+    def gated_bytes(self, parts: dict[str, int]) -> int:
+        """The bytes of `parts` that the budget caps."""
+        return sum(n for c, n in parts.items() if c in self.gated)
+
+    def need(self, parts: dict[str, int]) -> int:
+        """What a request of `parts` takes from the budget."""
+        return sum(parts.values()) if self.all_gated else self.gated_bytes(parts)
+
+    def fits(self, need: int) -> bool:
+        """Whether `need` more budgeted bytes fit."""
+        return self.budget is None or self.used_gated + need <= self.budget
 
     def request(self, parts: dict[str, int], priority: int = PRIO_LOAD, what: str = "",
                 on_grant: Callable[[], object] | None = None) -> Ticket:
@@ -164,7 +182,7 @@ class BudgetPool:
         t = Ticket(priority, self._seq, {c: b for c, b in parts.items() if b > 0}, what, on_grant)
         if t.nbytes <= 0:
             self._done(t)
-        elif not self.waiting and self.fits(t.nbytes):
+        elif not self.waiting and self.fits(self.need(t.parts)):
             self._grant(t)
         else:
             heapq.heappush(self.waiting, t)
@@ -176,6 +194,8 @@ class BudgetPool:
             return
         self.used -= nbytes
         self.by_cat[category] -= nbytes
+        if category in self.gated:
+            self.used_gated -= nbytes
         self._changed()
         self._drain()
 
@@ -183,6 +203,7 @@ class BudgetPool:
         """Re-label `nbytes` from one category to another (a staging buffer that becomes a weight)."""
         self.by_cat[src] -= nbytes
         self.by_cat[dst] += nbytes
+        self.used_gated += nbytes * ((dst in self.gated) - (src in self.gated))
         self._changed()
 
     def restore(self, nbytes: int) -> None:
@@ -191,7 +212,7 @@ class BudgetPool:
         self._changed()
 
     def _drain(self) -> None:
-        while self.waiting and self.fits(self.waiting[0].nbytes):
+        while self.waiting and self.fits(self.need(self.waiting[0].parts)):
             self._grant(heapq.heappop(self.waiting))
 
     @property
@@ -202,6 +223,34 @@ class BudgetPool:
     def time_average(self, end: float) -> dict[str, float]:
         """Time-averaged bytes in use, total and by category, over [0, end]."""
         return time_average(self.timeline, end)
+
+
+class PreallocatedPool:
+    """Stands in for the pool of a load into a schedule's preallocated buffers (taken from the
+    budget once, at the start): every request is granted at once, nothing is counted."""
+
+    def request(self, parts: dict[str, int], priority: int = PRIO_LOAD, what: str = "",
+                on_grant: Callable[[], object] | None = None) -> Ticket:
+        t = Ticket(priority, 0, dict(parts), what, on_grant)
+        BudgetPool._done(t)
+        return t
+
+    def free(self, nbytes: int, category: str) -> None:
+        pass
+
+    def move(self, nbytes: int, src: str, dst: str) -> None:
+        pass
+
+
+PREALLOCATED = PreallocatedPool()
+
+
+def buffer_parts(buffers: dict[str, dict]) -> dict[str, int]:
+    """Bytes per category of a schedule's preallocated buffers."""
+    parts: dict[str, int] = {}
+    for buf in buffers.values():
+        parts[buf["category"]] = parts.get(buf["category"], 0) + int(buf["bytes"])
+    return parts
 
 
 def time_average(timeline: list[tuple[float, ...]], end: float) -> dict[str, float]:
@@ -225,17 +274,18 @@ class MemoryPool(BudgetPool):
     or lower priority."""
 
     def __init__(self, env: simpy.Environment, budget: int | None, limit: int | None = None,
-                 on_pending: Callable[[], None] | None = None):
-        super().__init__(budget, lambda: env.now, limit)
+                 on_pending: Callable[[], None] | None = None, scope: str = "total"):
+        super().__init__(budget, lambda: env.now, limit, scope)
         self.env = env
         self.on_pending = on_pending  # asks the engine for an end-of-instant grant pass
-        self.queue: list[tuple] = []  # (priority, time, step, segment, nbytes, parts, callback)
+        # (priority, time, step, segment, budgeted bytes, parts, callback)
+        self.queue: list[tuple] = []
 
     def submit(self, parts: tuple[tuple[str, int], ...], priority: int, step: int,
                segment: int, callback: Callable[[], object]) -> None:
         """Ask for `parts` together; `callback` runs when they are granted."""
-        nbytes = sum(b for _, b in parts)
-        heapq.heappush(self.queue, (priority, self.env.now, step, segment, nbytes, parts,
+        need = sum([b for c, b in parts if self.all_gated or c in self.gated])
+        heapq.heappush(self.queue, (priority, self.env.now, step, segment, need, parts,
                                     callback))
         if self.on_pending is not None:
             self.on_pending()
@@ -245,6 +295,8 @@ class MemoryPool(BudgetPool):
             return
         self.used -= nbytes
         self.by_cat[category] -= nbytes
+        if category in self.gated:
+            self.used_gated -= nbytes
         self._changed()
         if self.queue and self.on_pending is not None:
             self.on_pending()
@@ -253,13 +305,15 @@ class MemoryPool(BudgetPool):
         """Grant waiting requests in order while the head fits (their callbacks run at once)."""
         q = self.queue
         budget = self.budget
-        while q and (budget is None or self.used + q[0][4] <= budget):
-            _, _, _, _, nbytes, parts, callback = heapq.heappop(q)
+        while q and (budget is None or self.used_gated + q[0][4] <= budget):
+            _, _, _, _, need, parts, callback = heapq.heappop(q)
+            nbytes = sum([b for _, b in parts])
             if nbytes > 0:
                 by_cat = self.by_cat
                 for category, b in parts:
                     by_cat[category] += b
                 self.used += nbytes
+                self.used_gated += need
                 self._changed()
                 self._peaks.add(self.timeline[-1])  # a grant's bytes count before any release
             callback()

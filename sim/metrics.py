@@ -19,7 +19,8 @@ class Metrics:
     busy seconds of each load stage before that. Memory is physical: peak_memory_by_category
     holds each category's own peak (not simultaneous), memory_at_peak_by_category the split at
     the instant of the total peak; peak_weight_bytes is weights + staging at one instant (the
-    papers' parameter memory). memory_outcome says what the OS did past memory_limit_bytes:
+    papers' parameter memory); budget_scope says what the budget capped (total or weights).
+    memory_outcome says what the OS did past memory_limit_bytes:
     fits, evicted (mapped weight pages dropped, never needed again), thrashed (page_faults
     re-read refault_bytes, counted in flash_bytes_read) or killed (then infeasible).
     For token workloads (LLM prefill + decode invocations), ttft_s is the time from the start
@@ -78,6 +79,7 @@ class Metrics:
     kv_bytes_written: int | None = None  # KV spill: KV written to flash (counted, not timed)
     executor: str = "simpy"  # evaluator | simpy: which executor produced these numbers
     executor_note: str | None = None  # why the SimPy engine ran where the evaluator was asked
+    budget_scope: str = "total"
 
     @property
     def model(self) -> str:

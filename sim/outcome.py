@@ -134,7 +134,8 @@ def assemble(p: Prepared, budget: int | None, rec: RunRecord, executor: str,
         memory_at_peak_by_category=dict(zip(CATEGORIES, peak.row[2:], strict=True)),
         memory_limit_bytes=limit, memory_outcome=outcome,
         page_faults=rec.page_faults, refault_bytes=rec.refault_bytes,
-        evicted_bytes=rec.evicted_bytes, executor=executor, executor_note=note, **tokens,
+        evicted_bytes=rec.evicted_bytes, budget_scope=schedule.budget_scope,
+        executor=executor, executor_note=note, **tokens,
     )
 
 

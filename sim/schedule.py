@@ -11,7 +11,13 @@ Rules (checked by `validate_schedule`):
 - each (invocation, op) is computed exactly once;
 - a compute's weights are resident and its `after` names the load that made each resident;
 - a free names resident tensors and its `after` names every compute that used them since load;
-- a tensor is not loaded again while resident.
+- a tensor is not loaded again while resident;
+- `copy_after` and `after_read` name earlier steps (`after_read`: loads only);
+- a `preallocated` load needs the schedule's `buffers` and fits its largest one.
+
+Preallocated buffers (`Schedule.buffers`) are held from the start to the end of the run, as a
+runtime that allocates its staging rings once (Demand Layering): loads into them and the frees
+of their tensors take nothing from and give nothing back to the memory budget.
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ from typing import Any
 from sim.errors import ScheduleError
 from workloads.formats import FormatError, get_format
 
-PATHS = ("direct", "via_buffer")
+PATHS = ("direct", "via_buffer", "staged")
 # meta entries that are wall-clock measurements of planning, not properties of the plan
 TIMING_META = ("plan_time_s", "solver_wall_s")
 DESTINATIONS = ("texture", "buffer")
+BUDGET_SCOPES = ("total", "weights")
+BUFFER_CATEGORIES = ("staging", "weights")
 FORMAT_VERSION = 1
 
 
@@ -41,7 +49,17 @@ class Load:
 
     `direct`: pre-laid-out data streamed straight into its destination (no transform).
     `via_buffer`: read into a host staging buffer, copy to a GPU buffer, then (if `dst` is
-    texture) transform into the texture layout.
+    texture) transform into the texture layout. The copy is skipped where the GPU maps host
+    memory (zero-copy).
+    `staged`: as `via_buffer`, but the copy to a GPU buffer happens even where the GPU could map
+    host memory (Demand Layering's sync and async pipelines copy every layer with cudaMemcpy).
+
+    `read_bytes`: bytes read from flash when they differ from what the runtime's file format
+    gives (O_DIRECT reads whole 512-byte sectors). `copy_after`: steps that must finish before
+    the stages after the read (copy, transform) start: the GPU buffer they write is still in
+    use. `preallocated`: the data goes into the schedule's preallocated buffers.
+    `request_bytes`: the bytes are read in pieces of this size, one request each (the rows an
+    embedding lookup gathers); None = contiguous.
     """
 
     id: int
@@ -53,11 +71,15 @@ class Load:
     src: str = "flash"
     layout: dict[str, Any] | None = None  # e.g. {"image": "image2d_array", "w":.., "h":.., "layers":..}
     request_bytes: int | None = None  # read in pieces of this size (gathered rows); None = whole
+    read_bytes: int | None = None
+    copy_after: tuple[int, ...] = ()
+    preallocated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Compute:
-    """Run one op of one invocation on the GPU."""
+    """Run one op of one invocation on the GPU. `after_read`: loads whose storage read must
+    have finished first (the step barrier of a lock-step pipeline)."""
 
     id: int
     op: str
@@ -73,6 +95,7 @@ class Compute:
     inputs: tuple[int, ...] = ()  # computes whose outputs this op reads
     after: tuple[int, ...] = ()
     op_class: str = ""  # kernel class for runtime efficiencies ('' = from `kind`)
+    after_read: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +110,11 @@ class Free:
 Step = Load | Compute | Free
 _KINDS: dict[str, type] = {"load": Load, "compute": Compute, "free": Free}
 _NAMES = {v: k for k, v in _KINDS.items()}
+_TUPLES = ("after", "inputs", "tensors", "weights", "copy_after", "after_read")
+# optional fields left out of the JSON at their defaults (older files stay byte-identical)
+_OPTIONAL = {"layout": None, "request_bytes": None, "read_bytes": None, "copy_after": [],
+             "preallocated": False,
+             "after_read": []}
 
 
 @dataclass
@@ -99,7 +127,11 @@ class InvocationInfo:
 
 @dataclass
 class Schedule:
-    """A plan for one workload on one profile under one budget."""
+    """A plan for one workload on one profile under one budget.
+
+    `budget_scope`: what the budget caps: `total` (every category) or `weights` (weights and
+    staging only: the papers' parameter memory). `buffers`: name -> {"bytes", "category"} of
+    buffers allocated at the start and held to the end (see the module docstring)."""
 
     policy: str
     workload: str
@@ -110,12 +142,14 @@ class Schedule:
     steps: list[Step] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     runtime: str = "ideal"  # the runtime profile it was planned for (its ops as it fuses them)
+    budget_scope: str = "total"
+    buffers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # --- building -------------------------------------------------------------------------
     def add(self, step_type: type, **kwargs: Any) -> int:
         """Append a step of `kind` (Load/Compute/Free) with the next id; returns the id."""
         sid = len(self.steps)
-        for key in ("after", "inputs", "tensors", "weights"):
+        for key in _TUPLES:
             if key in kwargs:
                 kwargs[key] = tuple(kwargs[key])
         self.steps.append(step_type(id=sid, **kwargs))
@@ -150,12 +184,11 @@ class Schedule:
         for s in self.steps:
             d = asdict(s)
             d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-            if isinstance(s, Load):
-                for key in ("layout", "request_bytes"):  # optional, left out when unset
-                    if d[key] is None:
-                        d.pop(key)
+            for key, default in _OPTIONAL.items():
+                if key in d and d[key] == default:
+                    d.pop(key)
             steps.append({"step": _NAMES[type(s)], **d})
-        return {
+        out = {
             "format": "weightstream-schedule", "version": FORMAT_VERSION,
             "policy": self.policy, "workload": self.workload, "profile": self.profile,
             "runtime": self.runtime, "budget_bytes": self.budget_bytes,
@@ -164,6 +197,11 @@ class Schedule:
             "meta": self.meta if timings else without_timings(self.meta),
             "steps": steps,
         }
+        if self.budget_scope != "total":
+            out["budget_scope"] = self.budget_scope
+        if self.buffers:
+            out["buffers"] = self.buffers
+        return out
 
     def save(self, path: str | Path, timings: bool = False) -> None:
         """Write as JSON (atomically: a temp file renamed into place; nothing is left behind
@@ -185,7 +223,8 @@ class Schedule:
             raise ScheduleError("not a weightstream schedule (missing \"format\": "
                                 "\"weightstream-schedule\")")
         _check_keys(data, _TOP_REQUIRED,
-                    (*_TOP_REQUIRED, "version", "runtime", "budget_bytes", "meta"), "schedule")
+                    (*_TOP_REQUIRED, "version", "runtime", "budget_bytes", "meta", "budget_scope",
+                     "buffers"), "schedule")
         version = data.get("version", FORMAT_VERSION)
         if version != FORMAT_VERSION or isinstance(version, bool):
             raise ScheduleError(f"version: this weightstream reads schedule format version "
@@ -223,9 +262,15 @@ class Schedule:
             raise ScheduleError(f"steps: expected a non-empty list of steps, found "
                                 f"{_found(raw_steps)}")
         steps = [_step(raw, i) for i, raw in enumerate(raw_steps)]
+        scope = _field(data.get("budget_scope", "total"), "text", "budget_scope")
+        buffers = data.get("buffers") or {}
+        if not isinstance(buffers, dict) or not all(isinstance(v, dict) for v in buffers.values()):
+            raise ScheduleError(f"buffers: expected a mapping of name to {{bytes, category}}, "
+                                f"found {_found(buffers)}")
         return cls(policy=data["policy"], workload=data["workload"], profile=data["profile"],
                    budget_bytes=budget, tensor_bytes=tensor_bytes, invocations=invocations,
-                   steps=steps, meta=meta, runtime=runtime)
+                   steps=steps, meta=meta, runtime=runtime, budget_scope=scope,
+                   buffers={str(k): dict(v) for k, v in buffers.items()})
 
     @classmethod
     def load(cls, path: str | Path) -> Schedule:
@@ -255,11 +300,13 @@ _STEP_FIELDS = {"id": "index", "after": "refs", "inputs": "refs", "tensors": "na
                 "output_bytes": "size", "workspace_bytes": "size", "state_bytes": "size",
                 "path": "text", "dst": "text", "src": "text", "op": "text", "kind": "text",
                 "dtype": "text", "invocation": "index", "layout": "mapping?",
-                "op_class": "text?", "request_bytes": "size?"}
+                "op_class": "text?", "read_bytes": "size?", "copy_after": "refs",
+                "preallocated": "bool", "after_read": "refs", "request_bytes": "count?"}
 _EXPECTED = {"index": "a whole number >= 0", "size": "a whole number >= 0",
              "text": "a non-empty text", "text?": "a text", "refs": "a list of step ids",
              "names": "a list of tensor names", "mapping?": "a mapping or null",
-             "size?": "a whole number > 0 or null"}
+             "size?": "a whole number >= 0 or null", "bool": "true or false",
+             "count?": "a whole number > 0 or null"}
 
 
 def _no_constant(name: str) -> Any:
@@ -312,10 +359,16 @@ def _field(value: Any, kind: str, where: str) -> Any:
             raise ScheduleError(f"{where}: expected {_EXPECTED[kind]}, found {_found(value)}")
         return value
     if kind == "size?":
+        return None if value is None else _field(value, "size", where)
+    if kind == "count?":
         n = None if value is None else _whole(value)
         if value is not None and (n is None or n <= 0):
             raise ScheduleError(f"{where}: expected {_EXPECTED[kind]}, found {_found(value)}")
         return n
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ScheduleError(f"{where}: expected {_EXPECTED[kind]}, found {_found(value)}")
+        return value
     if kind == "mapping?":
         if value is not None and not isinstance(value, dict):
             raise ScheduleError(f"{where}: expected {_EXPECTED[kind]}, found {_found(value)}")
@@ -376,6 +429,19 @@ def validate_schedule(s: Schedule, expected_ops: dict[int, Iterable[str]] | None
     tensor_bytes = s.tensor_bytes
     ninv = len(s.invocations)
     known_dtypes: set[str] = set()  # weight formats already checked
+    if s.budget_scope not in BUDGET_SCOPES:
+        raise ScheduleError(f"unknown budget scope {s.budget_scope!r}; valid: "
+                            f"{', '.join(BUDGET_SCOPES)}")
+    largest_buffer = 0
+    for name, buf in s.buffers.items():
+        nbytes, cat = buf.get("bytes"), buf.get("category")
+        if not isinstance(nbytes, int) or nbytes < 0:
+            raise ScheduleError(f"buffer {name!r}: 'bytes' must be a whole number >= 0, found "
+                                f"{nbytes!r}")
+        if cat not in BUFFER_CATEGORIES:
+            raise ScheduleError(f"buffer {name!r}: unknown category {cat!r}; valid: "
+                                f"{', '.join(BUFFER_CATEGORIES)}")
+        largest_buffer = max(largest_buffer, nbytes)
     for pos, step in enumerate(s.steps):
         if step.id != pos:
             raise ScheduleError(f"step at position {pos} has id {step.id}; ids must be 0..n-1 "
@@ -390,6 +456,12 @@ def validate_schedule(s: Schedule, expected_ops: dict[int, Iterable[str]] | None
             for r in step.inputs:
                 if kinds[r] is not Compute:
                     raise ScheduleError(f"step {pos} (compute {step.op}): input {r} is not a compute")
+            if step.after_read:
+                _check_refs(step, step.after_read, "after_read")
+                for r in step.after_read:
+                    if kinds[r] is not Load:
+                        raise ScheduleError(f"step {pos} (compute {step.op}): after_read names "
+                                            f"step {r}, which is not a load")
             if not 0 <= step.invocation < ninv:
                 raise ScheduleError(f"step {pos} (compute {step.op}): invocation {step.invocation} "
                                     f"out of range (0..{ninv - 1})")
@@ -433,6 +505,18 @@ def validate_schedule(s: Schedule, expected_ops: dict[int, Iterable[str]] | None
             if step.request_bytes is not None and step.request_bytes <= 0:
                 raise ScheduleError(f"step {pos} (load): request_bytes must be positive, found "
                                     f"{step.request_bytes}")
+            if step.read_bytes is not None and step.read_bytes < 0:
+                raise ScheduleError(f"step {pos} (load): negative read size {step.read_bytes}")
+            if step.copy_after:
+                _check_refs(step, step.copy_after, "copy_after")
+            if step.preallocated:
+                if not s.buffers:
+                    raise ScheduleError(f"step {pos} (load) is preallocated but the schedule "
+                                        "declares no buffers")
+                held = max(step.bytes, step.read_bytes or 0)
+                if held > largest_buffer:
+                    raise ScheduleError(f"step {pos} (load) needs {held} bytes, more than the "
+                                        f"largest preallocated buffer ({largest_buffer} bytes)")
             if not step.tensors:
                 raise ScheduleError(f"step {pos} (load) loads no tensor")
             total = 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from workloads import Op, Tensor, chain, single
+import random
+
+from workloads import Model, Op, Tensor, Workload, chain, single
+from workloads.workload import Invocation
 
 
 def linear_chain(n: int = 3, weight_elems: int = 500_000_000, flops: int = 10**9,
@@ -44,3 +47,26 @@ def flaky_chain(marker: str, name: str = "flaky"):
     if Path(marker).exists():
         raise RuntimeError(f"flaky: {marker} exists")
     return linear_chain(3, 5_000_000, 10**9, name)
+
+
+def random_workload(seed: int, n: int, repeats: int = 1) -> Workload:
+    """A random DAG of `n` ops: random weights (some shared), FLOPs, activations."""
+    rng = random.Random(seed)
+    ops, edges = [], []
+    shared = Tensor(f"r{seed}/shared", (rng.randint(1, 64), 1024), "fp16")
+    for i in range(n):
+        weights: tuple[Tensor, ...] = ()
+        roll = rng.random()
+        if roll < 0.7:
+            weights = (Tensor(f"r{seed}/w{i}", (rng.randint(1, 256), 4096),
+                              rng.choice(["fp16", "fp32", "int8", "int4"])),)
+        elif roll < 0.8:
+            weights = (shared,)
+        ops.append(Op(f"op{i}", "linear", flops=rng.randint(0, 10**9), weights=weights,
+                      input_elems=rng.randint(0, 10**5), output_elems=rng.randint(1, 10**5),
+                      workspace_elems=rng.randint(0, 10**4), state_elems=rng.choice([0, 0, 512])))
+        for j in range(max(0, i - 3), i):
+            if rng.random() < 0.5 or j == i - 1:
+                edges.append((f"op{j}", f"op{i}"))
+    model = Model(f"r{seed}", ops, edges)
+    return Workload(model.name, tuple(Invocation(model, f"run[{k}]") for k in range(repeats)))

@@ -12,10 +12,9 @@ from hwprofiles.storage import read_time
 from sim import plan, simulate
 from sim.capacity import min_feasible_budget
 from sim.engine import jitter_hook
-from workloads import Model, Op, Tensor, Workload, repeated, single
-from workloads.workload import Invocation
+from workloads import repeated, single
 
-from helpers import linear_chain
+from helpers import linear_chain, random_workload
 
 GB = 10**9
 # toy profile, one 1 GB fp16 layer: read 1 s, copy 0.5 s, transform 0.25 s;
@@ -117,31 +116,6 @@ def test_chrome_trace_and_dataframe(toy_profile, three_layers, tmp_path):
 
 
 # --- invariants over random graphs ----------------------------------------------------------
-
-def random_workload(seed: int, n: int, repeats: int = 1) -> Workload:
-    """A random DAG of `n` ops: random weights (some shared), FLOPs, activations."""
-    import random
-
-    rng = random.Random(seed)
-    ops, edges = [], []
-    shared = Tensor(f"r{seed}/shared", (rng.randint(1, 64), 1024), "fp16")
-    for i in range(n):
-        weights: tuple[Tensor, ...] = ()
-        roll = rng.random()
-        if roll < 0.7:
-            weights = (Tensor(f"r{seed}/w{i}", (rng.randint(1, 256), 4096),
-                              rng.choice(["fp16", "fp32", "int8", "int4"])),)
-        elif roll < 0.8:
-            weights = (shared,)
-        ops.append(Op(f"op{i}", "linear", flops=rng.randint(0, 10**9), weights=weights,
-                      input_elems=rng.randint(0, 10**5), output_elems=rng.randint(1, 10**5),
-                      workspace_elems=rng.randint(0, 10**4), state_elems=rng.choice([0, 0, 512])))
-        for j in range(max(0, i - 3), i):
-            if rng.random() < 0.5 or j == i - 1:
-                edges.append((f"op{j}", f"op{i}"))
-    model = Model(f"r{seed}", ops, edges)
-    return Workload(model.name, tuple(Invocation(model, f"run[{k}]") for k in range(repeats)))
-
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10**6), n=st.integers(1, 25), repeats=st.integers(1, 3),

@@ -96,7 +96,8 @@ def test_planner_matches_exhaustive_search(toy_zc, seed, n_ops, repeats, slack):
 def test_planner_matches_exhaustive_search_with_staging(toy_profile, seed, n_ops, repeats, slack):
     """Without zero-copy the planner reserves one staging buffer, so it is optimal over the
     plans whose planned memory fits (the engine can run some tighter ones), and it is never
-    slower than the baselines."""
+    slower than sequential. (pipeline's auto depth is chosen on the engine, whose memory gating
+    runs some of those tighter windows, so at tight budgets it can beat a static plan.)"""
     wl = small_workload(seed, n_ops, repeats)
     budget = int(min_feasible_budget("flashmem", wl, toy_profile, tile="off") * slack)
     s = plan("flashmem", wl, toy_profile, budget, solver="cp-sat", tile="off")
@@ -104,10 +105,9 @@ def test_planner_matches_exhaustive_search_with_staging(toy_profile, seed, n_ops
     assert got.feasible
     assert got.latency_s == pytest.approx(
         exhaustive_best(wl, toy_profile, budget, planned_fit=True), rel=1e-9)
-    for policy in ("sequential", "pipeline"):
-        other = simulate(plan(policy, wl, toy_profile, budget), toy_profile).metrics
-        if other.feasible:
-            assert got.latency_s <= other.latency_s + 1e-12, policy
+    other = simulate(plan("sequential", wl, toy_profile, budget), toy_profile).metrics
+    if other.feasible:
+        assert got.latency_s <= other.latency_s + 1e-12
 
 
 def test_solver_reports_status_bound_and_gap(toy_zc):
@@ -253,3 +253,23 @@ def test_flashmem_needs_least_memory(toy_profile, toy_zc, zero_copy):
     assert need["flashmem"] <= need["sequential"] * 1.0001
     if zero_copy:
         assert need["flashmem"] <= largest * 1.01 + 10**5 < need["sequential"]
+
+
+@pytest.mark.parametrize("seed", [3, 7, 12])
+def test_rolling_windows_never_lose_to_greedy(toy_zc, seed):
+    """CP-SAT in windows of 2 weighted ops, warm-started from the greedy plan, keeps a window's
+    plan only when the engine's timing says it is faster: never slower than greedy, never
+    faster than the best plan there is."""
+    wl = small_workload(seed, 3, 2)
+    # whole tensors (tile="off"), as the exhaustive search plans them
+    budget = int(min_feasible_budget("flashmem", wl, toy_zc, tile="off") * 1.3)
+    g = simulate(plan("flashmem", wl, toy_zc, budget, solver="greedy", tile="off"),
+                 toy_zc).metrics
+    s = plan("flashmem", wl, toy_zc, budget, solver="rolling", solver_window=2, tile="off")
+    r = simulate(s, toy_zc).metrics
+    assert r.feasible and r.latency_s <= g.latency_s + 1e-12
+    assert r.latency_s >= exhaustive_best(wl, toy_zc, budget) - 1e-12
+    if "solver_skipped" not in s.meta:
+        n = s.meta["weighted_units"]
+        assert s.meta["solver_windows"] == -(-n // 2)
+        assert s.meta["solver_status"].startswith("rolling:")

@@ -35,7 +35,7 @@ def results(tmp_path_factory) -> pd.DataFrame:
     return run_sweep(spec, tmp_path_factory.mktemp("res"), SerialRunner(), progress=False).results
 
 
-@pytest.mark.parametrize("kind", ["tradeoff", "pareto", "speedup"])
+@pytest.mark.parametrize("kind", ["tradeoff", "pareto", "speedup", "planners"])
 @pytest.mark.parametrize("ext", ["png", "svg"])
 def test_each_kind_writes_a_file(results, tmp_path, kind, ext):
     path = plot_results(results, kind, tmp_path / f"{kind}.{ext}", title="t")
@@ -83,3 +83,11 @@ def test_bad_plot_requests(results, tmp_path):
         plot_results(results[results["policy"] != "preload"], "speedup", tmp_path / "x.png")
     with pytest.raises(ExperimentError, match="no results"):
         plot_results(results.iloc[0:0], "tradeoff", tmp_path / "x.png")
+
+
+def test_planners_plot_needs_its_columns(tmp_path):
+    from experiments.plots import plot_planners
+
+    with pytest.raises(ExperimentError, match="lower_bound_s"):
+        plot_planners(pd.DataFrame({"model": ["m"], "policy": ["p"], "budget_bytes": [1],
+                                    "latency_s": [1.0]}), tmp_path / "p.png")

@@ -20,12 +20,12 @@ from validate.published import (
 )
 
 # what the shipped runtime profiles achieve on the shipped table (docs/runtimes.md): check rows
-# 28.9% median |error|, 70.4% within 2x (the issue asked for 25% / 80%: see docs/runtimes.md for
-# the rows that miss and why); fit rows 7.0% / 87.9%
+# 28.9% median |error|, 67.4% within 2x (the issue asked for 25% / 80%: see docs/runtimes.md for
+# the rows that miss and why); fit rows 7.0% / 91.1%
 CHECK_MEDIAN_MAX = 0.30
-CHECK_WITHIN_2X_MIN = 0.70
+CHECK_WITHIN_2X_MIN = 0.65
 FIT_MEDIAN_MAX = 0.08
-FIT_WITHIN_2X_MIN = 0.85
+FIT_WITHIN_2X_MIN = 0.90
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_every_simulated_row_simulates(outcomes):
 
 def test_errors_stay_at_what_the_profiles_achieve(outcomes):
     check = summarise(outcomes, "check")
-    assert check.simulated == 27
+    assert check.simulated == 43
     assert check.median_abs_error <= CHECK_MEDIAN_MAX
     assert check.within_2x >= CHECK_WITHIN_2X_MIN
     fit = summarise(outcomes, "fit")
@@ -147,7 +147,7 @@ def test_bad_tables_are_refused_cleanly(tmp_path, rows, needle):
 
 def test_fit_refuses_check_rows_and_unknown_fields(tmp_path):
     rows = load_table()
-    with pytest.raises(Exception, match="no fit rows for runtime 'litert-gpu'"):
-        fit_runtime(rows, "litert-gpu", ["efficiency.gemv"])
+    with pytest.raises(Exception, match="no fit rows for runtime 'litert-lm'"):
+        fit_runtime(rows, "litert-lm", ["efficiency.gemv"])  # it has check rows only
     with pytest.raises(Exception, match="unknown runtime field 'efficiency.tensor'"):
         fit_runtime(rows, "mlc-llm", ["efficiency.tensor"])

@@ -188,17 +188,20 @@ def test_auto_runner_stays_serial_for_small_work_and_pools_large_work():
     assert out == [(-1, 1), (-2, 2), (-3, 3)] and r._pool is None and r.name == "auto"
 
 
-def test_sweep_shares_work_and_decides_tiny_budgets_analytically(tmp_path):
+@pytest.mark.parametrize("scope", ["total", "weights"])
+def test_sweep_shares_work_and_decides_tiny_budgets_analytically(tmp_path, scope):
     """Budgets below the workload's working set are infeasible without planning; every other
-    row equals planning and simulating that run on its own."""
+    row equals planning and simulating that run on its own (pipeline depth=auto included: the
+    depth it picks by simulation, each candidate depth planned once per chunk)."""
     from experiments.resolve import load_profile_ref, load_workload
     from experiments.runs import expand
     from sim import plan, simulate
 
-    spec = parse_spec(small_spec(budgets=["1MB", "25MB", "200MB"],
-                                 policies=["sequential", {"name": "pipeline",
-                                                          "options": {"depth": 2}},
-                                           "flashmem"]))
+    spec = parse_spec({**small_spec(budgets=["1MB", "25MB", "200MB"],
+                                    policies=["sequential", {"name": "pipeline",
+                                                             "options": {"depth": 2}},
+                                              "pipeline", "flashmem"]),
+                       "budget_scope": scope})
     rows = {r["key"]: r for r in run_sweep(spec, tmp_path, SerialRunner(),
                                            progress=False).results.to_dict("records")}
     for run in expand(spec):
@@ -209,8 +212,13 @@ def test_sweep_shares_work_and_decides_tiny_budgets_analytically(tmp_path):
             assert not row["feasible"]
             continue
         wl, prof = load_workload(run.workload, run.dtype), load_profile_ref(run.profile)
-        s = plan(run.policy.name, wl, prof, run.budget_bytes, **dict(run.policy.options))
+        s = plan(run.policy.name, wl, prof, run.budget_bytes, None, scope,
+                 **dict(run.policy.options))
         m = simulate(s, prof, budget=run.budget_bytes, record_trace=False).metrics
         assert row["feasible"] == m.feasible, run
         assert row["latency_s"] == m.latency_s and row["peak_memory_bytes"] == \
             m.peak_memory_bytes, run
+        if "depth" in m.meta:
+            assert row["meta.depth"] == m.meta["depth"], run
+        if "auto_candidates" in m.meta:
+            assert row["meta.auto_candidates"] == m.meta["auto_candidates"], run

@@ -149,7 +149,11 @@ def make_schedule(case: Case, profile: HardwareProfile, size: float = 1.0,
         budget = 2 * model.weight_bytes + 4 * act + 4 * largest
     else:
         budget = 4 * largest + 4 * act
-    opts = {"path": case.path}
+    opts: dict[str, object] = {"path": case.path}
+    if case.policy == "pipeline":
+        # a fixed window: depth=auto picks the depth that fits the engine's exact timing, which
+        # at a tight budget may leave no slack for a device's different timing
+        opts["depth"] = 2
     s = plan(case.policy, wl, prof, budget, **opts)
     s.meta["case"] = case.name
     return s

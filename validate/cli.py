@@ -208,8 +208,10 @@ def _refit(base: str, check_file: str, out: str, name: str | None) -> None:
 @click.option("--chrome", type=click.Path(dir_okay=False), default=None,
               help="also write a Chrome/Perfetto trace")
 @click.option("--queue-depth", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--reads-in-flight", type=click.IntRange(min=1), default=1, show_default=True,
+              help="reads submitted at once (the runtime's load.reads_in_flight)")
 def replay(schedule_file: str, spec: str | None, scale: float, weights_dir: str | None,
-           out: str | None, chrome: str | None, queue_depth: int) -> None:
+           out: str | None, chrome: str | None, queue_depth: int, reads_in_flight: int) -> None:
     """Execute a saved Schedule on a real OpenCL device and measure its timeline."""
     from sim.errors import ScheduleError
     from sim.schedule import Schedule
@@ -223,7 +225,7 @@ def replay(schedule_file: str, spec: str | None, scale: float, weights_dir: str 
         raise ValidateError(str(exc)) from None
     dev = open_device(spec)
     opts = ReplayOptions(scale=scale, weights_dir=Path(weights_dir) if weights_dir else None,
-                         queue_depth=queue_depth)
+                         queue_depth=queue_depth, reads_in_flight=reads_in_flight)
     r = run_replay(dev, s, opts)
     if out:
         r.save(out)

@@ -3,7 +3,9 @@
 Weights live in one file on disk (each load's tensors contiguous, 4 KiB aligned). A single
 storage thread serves reads in issue order (like the simulator's storage FIFO), each read split
 into at most `queue_depth` contiguous parts read at once (`BlobReader.read_parts`), into
-page-aligned host staging buffers. Copies run on a copy queue, buffer->image transforms on a transform queue, and one
+page-aligned host staging buffers; with `reads_in_flight` > 1 that many storage threads submit
+successive reads, so requests stay in flight across reads (an io_uring-style reader, as the
+engine models). Copies run on a copy queue, buffer->image transforms on a transform queue, and one
 FLOP-matched proxy kernel per compute on an in-order compute queue (list order), which waits
 on its loads' events. Loads, frees and every allocation wait as the simulator's engine does:
 `after` steps done, memory granted within the budget by a host-side pool. One host thread
@@ -28,7 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from sim.memory import PRIO_COMPUTE, PRIO_LOAD, Activations, BudgetPool
+from sim.memory import (
+    PREALLOCATED,
+    PRIO_COMPUTE,
+    PRIO_LOAD,
+    Activations,
+    BudgetPool,
+    buffer_parts,
+)
 from sim.schedule import Compute, Free, Load, Schedule
 from sim.trace import Interval, Trace
 from validate.device import Device, host_now
@@ -59,6 +68,7 @@ class ReplayOptions:
     weights_dir: Path | None = None
     queue_depth: int = 4
     max_global: int | None = None  # None: `max_global_for` the device
+    reads_in_flight: int = 1  # reads submitted at once (1: one after the other)
 
 
 @dataclass
@@ -127,7 +137,9 @@ def scale_schedule(s: Schedule, f: float) -> Schedule:
     steps: list[Any] = []
     for st in s.steps:
         if isinstance(st, Load):
-            steps.append(replace(st, bytes=sum(tb[t] for t in st.tensors), layout=None))
+            rb = None if st.read_bytes is None else sb(st.read_bytes)
+            steps.append(replace(st, bytes=sum(tb[t] for t in st.tensors), layout=None,
+                                 read_bytes=rb))
         elif isinstance(st, Compute):
             steps.append(replace(st, flops=round(st.flops * f), input_bytes=sb(st.input_bytes),
                                  output_bytes=sb(st.output_bytes),
@@ -135,10 +147,11 @@ def scale_schedule(s: Schedule, f: float) -> Schedule:
                                  state_bytes=sb(st.state_bytes)))
         else:
             steps.append(st)
+    buffers = {k: {**v, "bytes": sb(int(v["bytes"]))} for k, v in s.buffers.items()}
     # the budget grows by what rounding added, so a plan that fitted still fits
     budget = None if s.budget_bytes is None else math.ceil(s.budget_bytes * f + surplus[0])
     return Schedule(s.policy, s.workload, s.profile, budget, tb, list(s.invocations), steps,
-                    {**s.meta, "scale": f})
+                    {**s.meta, "scale": f}, s.runtime, s.budget_scope, buffers)
 
 
 @dataclass
@@ -187,7 +200,8 @@ class _Replay:
         self.objs: dict[str, _Obj] = {}  # tensor -> object
         self.notify: _queue.SimpleQueue = _queue.SimpleQueue()
         self.t0 = 0.0
-        self.pool = BudgetPool(s.budget_bytes, lambda: host_now() - self.t0)
+        self.pool = BudgetPool(s.budget_bytes, lambda: host_now() - self.t0,
+                               scope=s.budget_scope)
         self.activations = Activations(s.steps)
         self.cticket: dict[int, Any] = {}
         self.outstanding = 0
@@ -207,6 +221,8 @@ class _Replay:
         self.wakes = 0
         # (step, resource) -> [memory requested, granted, issued to the unit] (host s from t0)
         self.marks: dict[tuple[int, str], list[float | None]] = {}
+        self.buffered = {t for st in s.steps if isinstance(st, Load) and st.preallocated
+                         for t in st.tensors}
 
     # --- preparation (not timed) ---------------------------------------------------------
     def prepare(self) -> None:
@@ -231,6 +247,8 @@ class _Replay:
                 ls.region = align_up(ls.layout.nbytes)
             else:
                 ls.region = align_up(max(16, st.bytes))
+            if st.read_bytes is not None:  # whole sectors (the replay reads whole pages)
+                ls.region = max(ls.region, align_up(st.read_bytes))
             self.loads[st.id] = ls
             off += ls.region
         self.path = self.workdir / "weights.bin"
@@ -239,7 +257,8 @@ class _Replay:
             write_blob_file(self.path, size)
         self.reader = BlobReader(self.path, self.opts.queue_depth)
         self.reader.drop_cache()
-        self.storage = ThreadPoolExecutor(1, thread_name_prefix="ws-storage")
+        self.storage = ThreadPoolExecutor(max(1, self.opts.reads_in_flight),
+                                          thread_name_prefix="ws-storage")
         # kernels: transform program, one proxy program per weight-kind signature
         self.tr_prg = build(self.dev, transform_src()) if info.image_support else None
         computes = [st for st in self.s.steps if isinstance(st, Compute)]
@@ -417,7 +436,8 @@ class _Replay:
 
     def advance_load(self, st: Load) -> bool:
         ls = self.loads[st.id]
-        pool, b = self.pool, st.bytes
+        # a load into preallocated buffers takes nothing from the budget (taken at the start)
+        pool, b = (self.pool if not st.preallocated else PREALLOCATED), st.bytes
         if ls.stage == 0:
             if not self._deps_done(st.after):
                 return False
@@ -447,7 +467,7 @@ class _Replay:
             ls.stage = 3
             return True
         if ls.stage == 3:
-            if not ls.ticket.granted:
+            if not ls.ticket.granted or not self._deps_done(st.copy_after):
                 return False
             final = st.path == "direct" or st.dst == "buffer" or ls.layout is None
             if final:
@@ -473,7 +493,7 @@ class _Replay:
             ls.stage = 4
             return True
         if ls.stage == 4:  # via_buffer -> texture: copy in flight, transform waits for memory
-            moved = self._free_host_if_copied(ls, b)
+            moved = self._free_host_if_copied(ls, b, pool)
             if not ls.wticket.granted:
                 return moved
             obj = self._new_obj(st, ls)
@@ -493,7 +513,7 @@ class _Replay:
             ls.stage = 5
             return True
         if ls.stage == 5:
-            moved = self._free_host_if_copied(ls, b)
+            moved = self._free_host_if_copied(ls, b, pool)
             if not ls.host_freed or not self._complete(ls.tr_ev):
                 return moved
             self.outstanding -= 1
@@ -524,14 +544,14 @@ class _Replay:
     def _give(self, key: tuple, obj: Any) -> None:
         self.cache.setdefault(key, []).append(obj)
 
-    def _free_host_if_copied(self, ls: _LoadState, b: int) -> bool:
+    def _free_host_if_copied(self, ls: _LoadState, b: int, pool: Any) -> bool:
         if ls.host_freed or not self._complete(ls.copy_ev):
             return False
         self.outstanding -= 1
         ls.host_freed = True
         self._give(("host", ls.region), ls.host)
         ls.host = None
-        self.pool.free(b, "staging")
+        pool.free(b, "staging")
         return True
 
     def _new_obj(self, st: Load, ls: _LoadState) -> _Obj:
@@ -567,6 +587,8 @@ class _Replay:
             return True
         if self.compute_ids[self.next_compute] != st.id:
             return False  # computes are issued in list order (the previous one wakes this one)
+        if any(self.loads[d].stage < 3 for d in st.after_read):
+            return False  # a lock-step barrier: those reads have not finished
         for d in (*st.after, *st.inputs):
             if self.done[d]:
                 continue
@@ -612,7 +634,8 @@ class _Replay:
             if not obj.live and obj.mem is not None:
                 self._give(obj.key, obj.mem)
                 obj.mem = None
-        self.pool.free(sum(self.s.tensor_bytes[t] for t in st.tensors), "weights")
+        self.pool.free(sum(self.s.tensor_bytes[t] for t in st.tensors
+                           if t not in self.buffered), "weights")
         self._issued(st.id, "free")
         self._finish(st.id)
         return True
@@ -651,7 +674,8 @@ class _Replay:
     def run(self) -> tuple[float, float]:
         budget = self.s.budget_bytes
         for st in self.s.steps:
-            if isinstance(st, Load) and budget is not None and st.bytes > budget:
+            if isinstance(st, Load) and budget is not None and st.bytes > budget \
+                    and not st.preallocated:
                 raise ValidateError(f"load step {st.id} needs {st.bytes} bytes at once, more than "
                                     f"the budget of {budget} bytes")
         # a native runtime has no garbage collector: keep its pauses out of the timed run
@@ -665,12 +689,19 @@ class _Replay:
 
     def _run(self) -> tuple[float, float]:
         budget = self.s.budget_bytes
+        held = buffer_parts(self.s.buffers)
+        if budget is not None and self.pool.gated_bytes(held) > budget:
+            raise ValidateError(f"the schedule's preallocated buffers need "
+                                f"{sum(held.values())} bytes, more than the budget of {budget} "
+                                "bytes")
         self.proxy_flops: dict[int, int] = {}
         steps, done, ready = self.s.steps, self.done, self.ready
         self.left = len(steps)
         self.is_compute = [isinstance(st, Compute) for st in steps]
         self.t0 = host_now()
         self.pool.timeline = [(0.0, 0, 0, 0, 0, 0, 0)]
+        if held:  # taken at the start, held to the end
+            self.pool.request(held, PRIO_COMPUTE, "preallocated buffers")
         ready.extend(st.id for st in steps)  # each step once; later only when an event concerns it
         while True:
             t = host_now()

@@ -86,6 +86,11 @@ def _chains(model: Model, rules: Sequence[str]) -> list[list[str]]:
     return chains
 
 
+def fusion_chains(model: Model, rules: Iterable[str]) -> list[list[str]]:
+    """The op-name chains `rules` would merge in `model`, each in execution order."""
+    return _chains(model, tuple(rules))
+
+
 def _merge(model: Model, chain: list[str]) -> Op:
     """One op doing the work of `chain` (see the module docstring)."""
     ops = [model.op(n) for n in chain]

@@ -95,6 +95,18 @@ def _parse(name: str, dtype: str) -> Workload | None:
     return None
 
 
+def is_workload_name(name: str) -> bool:
+    """Whether `name` is a zoo model, a fixed scenario or a pattern over valid names (checked
+    without building the workload)."""
+    if name in ZOO or name in SCENARIOS or _SD.match(name):
+        return True
+    for pattern, names in ((_GENERATE, LLM_CONFIGS), (_DECODE, LLM_CONFIGS), (_REPEAT, ZOO)):
+        m = pattern.match(name)
+        if m and m["model"] in names:
+            return True
+    return False
+
+
 def _unknown(kind: str, name: str) -> WorkloadError:
     return WorkloadError(
         f"unknown {kind} {name!r}; valid scenarios: {', '.join(SCENARIOS)} (patterns: "

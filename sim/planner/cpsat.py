@@ -34,8 +34,11 @@ def _ns(t: float) -> int:
 
 
 def solve(problem: Problem, hint: Plan | None = None, time_limit_s: float = 10.0,
-          lookahead: int = DEFAULT_LOOKAHEAD, workers: int = 1) -> SolverResult:
-    """Solve the overlap plan; returns the best plan found (or None) with its bound."""
+          lookahead: int = DEFAULT_LOOKAHEAD, workers: int = 1,
+          free: set[int] | None = None) -> SolverResult:
+    """Solve the overlap plan; returns the best plan found (or None) with its bound. With
+    `free` (unit indices), only those units' issue positions are decided: every other unit and
+    the resident set stay as in `hint` (one window of a rolling-window solve)."""
     m = cp_model.CpModel()
     n, units, groups = problem.n, problem.units, problem.groups
     zc = problem.zero_copy
@@ -79,8 +82,43 @@ def solve(problem: Problem, hint: Plan | None = None, time_limit_s: float = 10.0
     p_prev = None
     F_prev: object = res_read_end
     C_prev: object = copy_end
+    fixed: dict[int, int | None] = {}  # unit -> its fixed issue position (None: resident)
+    if free is not None and hint is not None:
+        fixed = {u.index: hint.issue.get(u.index) for u in units if u.index not in free}
+    const_terms: list[int] = [0] * n  # bytes of fixed streamed loads held at each position
     for u in units:
+        g = groups[u.group]
+        if u.index in fixed:  # a decision outside the window: constants from the hint
+            q = fixed[u.index]
+            if q is None:
+                continue
+            p = m.new_constant(q)
+            if p_prev is not None:
+                m.add(p >= p_prev)
+            p_prev = p
+            ls = m.new_int_var(0, horizon, f"Ls{u.index}")
+            m.add(ls >= F_prev)
+            if q >= 1:
+                m.add(ls >= S[q - 1] + c[q - 1])
+            F = m.new_int_var(0, horizon, f"F{u.index}")
+            m.add(F >= F_prev)
+            m.add(F >= ls + _ns(g.read_s))
+            ready = ls + _ns(g.read_s)
+            if not zc:
+                C = m.new_int_var(0, horizon, f"C{u.index}")
+                m.add(C >= C_prev)
+                m.add(C >= ls + _ns(g.read_s) + _ns(g.copy_s))
+                m.add(C >= C_prev + _ns(g.copy_s))
+                C_prev = C
+                ready = C
+            m.add(S[u.pos] >= ready)
+            F_prev = F
+            for k in range(q, u.pos + 1):
+                const_terms[k] += g.bytes
+            continue
         lo = max(0, u.pos - lookahead)
+        if hint is not None and u.index in hint.issue:
+            lo = min(lo, hint.issue[u.index])  # the hint's own issue point stays expressible
         yi = {k: m.new_bool_var(f"y{u.index}_{k}") for k in range(lo, u.pos + 1)}
         y[u.index] = yi
         for k in range(lo + 1, u.pos + 1):
@@ -92,7 +130,6 @@ def solve(problem: Problem, hint: Plan | None = None, time_limit_s: float = 10.0
         if p_prev is not None:
             m.add(p >= p_prev)
         p_prev = p
-        g = groups[u.group]
         ls = m.new_int_var(0, horizon, f"Ls{u.index}")
         m.add(ls >= F_prev)
         for k in range(max(lo, 1), u.pos + 1):
@@ -122,10 +159,11 @@ def solve(problem: Problem, hint: Plan | None = None, time_limit_s: float = 10.0
         terms: list[list[object]] = [[] for _ in range(n)]
         for u in units:
             s = groups[u.group].bytes
-            for k, v in y[u.index].items():
+            for k, v in y.get(u.index, {}).items():
                 terms[k].append(s * v)
         for k in range(n):
-            m.add(base + sum(terms[k]) + problem.act_bytes[k] <= problem.budget)
+            m.add(base + sum(terms[k]) + const_terms[k] + problem.act_bytes[k]
+                  <= problem.budget)
 
     makespan = S[n - 1] + c[n - 1] if n else 0
     m.minimize(makespan)
@@ -133,6 +171,8 @@ def solve(problem: Problem, hint: Plan | None = None, time_limit_s: float = 10.0
     if hint is not None:
         for g, v in r.items():
             m.add_hint(v, g in hint.resident)
+            if free is not None:
+                m.add(v == (g in hint.resident))
         for i, yi in y.items():
             for k, v in yi.items():
                 m.add_hint(v, i in hint.issue and hint.issue[i] <= k)
@@ -149,7 +189,7 @@ def solve(problem: Problem, hint: Plan | None = None, time_limit_s: float = 10.0
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return SolverResult(None, name, None, None, wall)
     resident = frozenset(g for g, v in r.items() if solver.boolean_value(v))
-    issue = {}
+    issue = {i: q for i, q in fixed.items() if q is not None}
     for i, yi in y.items():
         issued = [k for k, v in yi.items() if solver.boolean_value(v)]
         if issued:

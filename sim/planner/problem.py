@@ -119,9 +119,10 @@ class ProblemArrays:
 
 
 def build_problem(workload: Workload, profile: HardwareProfile, budget: int | None,
-                  runtime: RuntimeProfile | None = None) -> Problem:
+                  runtime: RuntimeProfile | None = None, budget_scope: str = "total") -> Problem:
     """Extract positions, units, groups, durations and layouts for the planners (durations as
-    `runtime` runs the ops: the executors' timing model, shared)."""
+    `runtime` runs the ops: the executors' timing model, shared). With `budget_scope` 'weights'
+    the budget caps weights and staging only, so activations count as zero."""
     hw = HardwareModel(profile, runtime or IDEAL)
     tensors = workload.tensors
     gpu = profile.gpu
@@ -190,6 +191,8 @@ def build_problem(workload: Workload, profile: HardwareProfile, budget: int | No
                                 request_size=min((p[2] for p in parts if p[2]), default=None))
         g.read_s, g.copy_s = stages["read"], stages["copy"]
     hops = (gpu.hop("read"), gpu.hop("read"), gpu.hop("copy"), gpu.hop("kernel"))
-    return Problem(workload, profile, budget, seq, compute_s, best_compute_s,
-                   workload.activation_profile(),
+    acts = workload.activation_profile()
+    if budget_scope == "weights":
+        acts = [0] * len(acts)
+    return Problem(workload, profile, budget, seq, compute_s, best_compute_s, acts,
                    stream_units, groups, layouts, profile.transfer.zero_copy, hops)

@@ -4,20 +4,24 @@ style pipeline.
 - preload: read, copy and transform every weight (one after another, as a framework's
   session creation does), then run every op. Memory = all weights + activations.
 - sequential: per layer: load its weights, run it, free them. Nothing overlaps.
-- pipeline (Demand Layering, RTSS'22): the load of layer k may start once layer k - depth has
-  finished and freed its weights, so storage reads, copies/transforms and compute of
-  consecutive layers overlap. depth 1 = sequential; larger depth = more memory, less delay.
-  depth='auto' takes the deepest window whose estimated peak fits the budget.
+- pipeline (layer-by-layer streaming in the manner of Demand Layering, RTSS'22; the paper's
+  own pipelines are the `demand-layering` policy): the load of layer k may start once layer
+  k - depth has finished and freed its weights, so storage reads, copies/transforms and compute
+  of consecutive layers overlap; memory is taken per load from the budget. depth 1 =
+  sequential; larger depth = more memory, less delay. depth='auto' simulates the candidate
+  depths (`search.fastest_depth`: every one up to 64 weighted layers, else a geometric grid
+  until it stops improving) and takes the fastest that completes within the budget, the least
+  memory among equals.
 """
 
 from __future__ import annotations
 
+from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
 from sim.errors import SimError
-from sim.policies.builder import Builder, Unit, next_uses, units
+from sim.policies.builder import Builder, next_uses, units
+from sim.policies.search import fastest_depth, simulated
 from workloads.workload import Workload
-
-MAX_AUTO_DEPTH = 8
 
 
 def preload(workload: Workload, profile: HardwareProfile, budget: int | None = None,
@@ -44,48 +48,25 @@ def activation_peak(workload: Workload) -> int:
     return max(workload.activation_profile(), default=0)
 
 
-def _weighted_bytes(seq: list[Unit], b: Builder) -> list[int]:
-    return [b.nbytes(dict.fromkeys(t.name for t in u.op.weights)) for u in seq if u.op.weights]
-
-
-def estimate_window_peak(layer_bytes: list[int], depth: int, direct: bool,
-                         act_peak: int) -> int:
-    """Peak memory of a depth-`depth` window over layers (+ one staging copy + activations)."""
-    if not layer_bytes:
-        return act_peak
-    window = sum(layer_bytes[:depth])
-    best = window
-    for i in range(depth, len(layer_bytes)):
-        window += layer_bytes[i] - layer_bytes[i - depth]
-        best = max(best, window)
-    return best + (0 if direct else max(layer_bytes)) + act_peak
-
-
-def auto_depth(workload: Workload, profile: HardwareProfile, budget: int | None,
-               path: str = "via_buffer", seq: list[Unit] | None = None,
-               b: Builder | None = None) -> int:
-    """The pipeline depth `depth='auto'` picks: the deepest window (up to MAX_AUTO_DEPTH)
-    whose estimated peak fits the budget; 2 without a budget."""
-    if budget is None:
-        return 2
-    seq = seq if seq is not None else units(workload)
-    b = b or Builder("pipeline", workload, profile, budget)
-    layer_bytes = _weighted_bytes(seq, b)
-    act = activation_peak(workload)
-    for d in range(MAX_AUTO_DEPTH, 0, -1):
-        if estimate_window_peak(layer_bytes, d, path == "direct", act) <= budget:
-            return d
-    return 1
-
-
 def stream(workload: Workload, profile: HardwareProfile, budget: int | None = None,
-           depth: int | str = 2, path: str = "via_buffer", policy: str = "pipeline") -> Builder:
+           depth: int | str = 2, path: str = "via_buffer", policy: str = "pipeline",
+           runtime: RuntimeProfile | None = None, budget_scope: str = "total") -> Builder:
     """Layer-by-layer streaming with a window of `depth` layers in flight."""
-    b = Builder(policy, workload, profile, budget)
-    seq = units(workload)
     if depth == "auto":
-        depth = auto_depth(workload, profile, budget, path, seq, b)
-    if not isinstance(depth, int) or depth < 1:
+        n = max(1, sum(1 for u in units(workload) if u.op.weights))
+
+        def score(d: int) -> tuple[float, int]:
+            return simulated(stream(workload, profile, budget, d, path, policy, runtime,
+                                    budget_scope), profile, budget, runtime)
+
+        d, _, _, tried = fastest_depth(n, score)
+        b = stream(workload, profile, budget, d, path, policy, runtime, budget_scope)
+        b.schedule.meta["auto_candidates"] = tried
+        return b
+    b = Builder(policy, workload, profile, budget)
+    b.schedule.budget_scope = budget_scope
+    seq = units(workload)
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
         raise SimError(f"pipeline depth must be a whole number >= 1 or 'auto', found {depth!r}")
     b.schedule.meta["depth"] = depth
     uses = list(next_uses(seq))
@@ -133,5 +114,7 @@ def sequential(workload: Workload, profile: HardwareProfile, budget: int | None 
 
 
 def pipeline(workload: Workload, profile: HardwareProfile, budget: int | None = None,
-             depth: int | str = "auto", path: str = "via_buffer") -> Builder:
-    return stream(workload, profile, budget, depth=depth, path=path, policy="pipeline")
+             depth: int | str = "auto", path: str = "via_buffer",
+             runtime: RuntimeProfile | None = None, budget_scope: str = "total") -> Builder:
+    return stream(workload, profile, budget, depth=depth, path=path, policy="pipeline",
+                  runtime=runtime, budget_scope=budget_scope)

@@ -59,14 +59,16 @@ class Builder:
         return sum(self.schedule.tensor_bytes[t] for t in tensors)
 
     def load(self, tensors: Iterable[str], after: Iterable[int] = (), path: str = "via_buffer",
-             dst: str | None = None, layout: dict | None = None) -> int:
+             dst: str | None = None, layout: dict | None = None, read_bytes: int | None = None,
+             copy_after: Iterable[int] = (), preallocated: bool = False) -> int:
         tensors = tuple(tensors)
         nbytes = self.nbytes(tensors)
         steps = self.schedule.steps
         pieces = [u for u in (self._read_unit.get(t, 0) for t in tensors) if u]
         steps.append(Load(len(steps), tensors, nbytes, path,
                           dst or default_dst(self.profile, nbytes), tuple(after), "flash",
-                          layout, min(pieces) if pieces else None))
+                          layout, min(pieces) if pieces else None, read_bytes,
+                          tuple(dict.fromkeys(copy_after)), preallocated))
         return len(steps) - 1
 
     def _kernel(self, op: Op) -> tuple:
@@ -82,7 +84,8 @@ class Builder:
         """The distinct weight tensors `op` reads, in order."""
         return self._kernel(op)[3]
 
-    def compute(self, unit: Unit, after: Iterable[int] = ()) -> int:
+    def compute(self, unit: Unit, after: Iterable[int] = (), after_read: Iterable[int] = ()
+                ) -> int:
         op = unit.op
         k = self._kernel(op)
         ids = self._compute_ids[unit.inv]
@@ -91,7 +94,7 @@ class Builder:
         cid = len(steps)
         steps.append(Compute(cid, op.name, unit.inv, k[0], k[1], k[2], k[3], k[4], k[5], k[6],
                              k[7], tuple([ids[p] for p in preds]), tuple(dict.fromkeys(after)),
-                             k[8]))
+                             k[8], tuple(dict.fromkeys(after_read))))
         ids[op.name] = cid
         return cid
 

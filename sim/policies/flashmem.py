@@ -33,11 +33,18 @@ quarter of the budget, else the most recent whole blocks that fit in that quarte
 one). Spilled KV is streamed like a weight used once (`Metrics.kv_bytes_read`); the blocks
 written to flash are counted (`kv_bytes_written`), not timed (the profiles model reads only).
 
-Planner: CP-SAT (sim.planner.cpsat) within a (deterministic) time limit, hinted by the greedy
-planner, with issue points at most `solver_lookahead` ops ahead; graphs with more than
-`solver_max_units` weighted ops use the greedy planner alone (solver="cp-sat" forces it). The best plan by
-the analytical timeline wins; meta records which planner, the solver bound and the gap, the
-plan time and the latency lower bound.
+Planner: the greedy planner, then CP-SAT (sim.planner.cpsat) within a (deterministic) time
+limit, warm-started from the greedy plan, unless the greedy plan already meets the latency
+lower bound: with solver="auto" on the whole graph when it has at most `solver_max_units`
+weighted ops ("cp-sat" forces it on any graph); with solver="rolling" in rolling windows of
+`solver_window` weighted ops (the other decisions and the resident set fixed to the incumbent
+plan, each window's time a share of the limit), for zoo-sized graphs of up to
+`rolling_max_units` weighted ops. Issue points are at most `solver_lookahead` ops ahead. Every
+candidate is scored with the executors' timing (`plan.makespan`) and the best wins; meta records
+which planner produced the plan, the solver status (and on whole graphs its bound and gap), the
+windows that improved it, the plan time and the gap to the latency lower bound. (Rolling
+windows are opt-in: on the zoo models tried each window proved the greedy plan optimal given
+the rest, at 1-30 s of planning; `benchmarks/bench_planner.py` measures it.)
 """
 
 from __future__ import annotations
@@ -52,7 +59,14 @@ from sim.bounds import lower_bound
 from sim.errors import SimError
 from sim.planner.build import build_schedule
 from sim.planner.cpsat import solve
-from sim.planner.plan import DEFAULT_LOOKAHEAD, greedy, just_in_time, keep_more, makespan
+from sim.planner.plan import (
+    DEFAULT_LOOKAHEAD,
+    Plan,
+    greedy,
+    just_in_time,
+    keep_more,
+    makespan,
+)
 from sim.planner.problem import Problem, build_problem
 from sim.policies.builder import Builder
 from workloads.kvcache import cached_tokens, kv_token_bytes, spill_kv
@@ -61,20 +75,22 @@ from workloads.routing import Routing, route_experts, sparse_ffn
 from workloads.streaming import TILEABLE, gather_rows, tile_workload
 from workloads.workload import Workload
 
-SOLVERS = ("auto", "cp-sat", "greedy")
+SOLVERS = ("auto", "cp-sat", "rolling", "greedy")
 EMBEDDINGS = ("rows", "table")
 
 
 MIN_TILE = 256 * 1024  # bytes: smaller tiles cost more in kernel launches than they save
 
 
-def tile_limit(workload: Workload, profile: HardwareProfile, budget: int | None) -> int:
+def tile_limit(workload: Workload, profile: HardwareProfile, budget: int | None,
+               budget_scope: str = "total") -> int:
     """The largest tile `tile="auto"` allows: one allocation, and half of what the budget
     leaves after the activations (so a tile can stream in while the one before it runs), but
     never below MIN_TILE."""
     limit = profile.gpu.max_alloc
     if budget is not None:
-        room = (budget - max(workload.activation_profile(), default=0)) // 2
+        acts = max(workload.activation_profile(), default=0) if budget_scope == "total" else 0
+        room = (budget - acts) // 2
         limit = min(limit, max(room, MIN_TILE))
     return limit
 
@@ -190,16 +206,20 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
              embedding: str = "rows", tile: str | int = "auto", routing: str = "off",
              routing_seed: int = 0, sparsity: object = None, bundle: int = 64,
              predictor_rank: int = 128, kv_spill: object = "off", kv_block: int = 16,
-             runtime: RuntimeProfile | None = None, problem: Problem | None = None) -> Builder:
+             solver_window: int = 32, rolling_max_units: int = 2000,
+             runtime: RuntimeProfile | None = None, budget_scope: str = "total",
+             problem: Problem | None = None) -> Builder:
     if solver not in SOLVERS:
         raise SimError(f"unknown flashmem solver {solver!r}; valid: {', '.join(SOLVERS)}")
     t0 = time.perf_counter()
-    window = kv_window(workload, kv_spill, kv_block, budget)
+    # a budget of weights alone leaves the KV cache (an activation) out of it: nothing to spill
+    window = kv_window(workload, kv_spill, kv_block,
+                       budget if budget_scope == "total" or kv_spill != "auto" else None)
     workload, kv_written = streamed_workload(workload, embedding, routing, routing_seed,
                                              sparsity, bundle, predictor_rank, window or "off",
                                              kv_block)
     if tile == "auto":
-        limit = tile_limit(workload, profile, budget)
+        limit = tile_limit(workload, profile, budget, budget_scope)
         largest = max((op.weight_bytes for inv in workload.invocations for op in inv.model.ops
                        if op.kind in TILEABLE), default=0)
         # untiled where every op's weights fit one allocation and the limit; tiles at the
@@ -230,10 +250,10 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
     best: tuple | None = None
     for size in sizes:
         wl = workload if size is None else tile_workload(workload, size)
-        if problem is not None and problem.workload is wl:
+        if problem is not None and problem.workload is wl and budget_scope == "total":
             prob = replace(problem, budget=budget)
         else:
-            prob = build_problem(wl, profile, budget, runtime)
+            prob = build_problem(wl, profile, budget, runtime, budget_scope)
         found = greedy(prob, lookahead, quick=len(sizes) > 1)
         if best is None or (found is not None and (best[2] is None
                                                    or found[1] < best[2][1] - 1e-15)):
@@ -247,10 +267,22 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
         meta["planner"] = "just-in-time (no plan fits the budget)"
     else:
         plan, est = found
-    use_solver = solver == "cp-sat" or (solver == "auto" and len(problem.units) <= solver_max_units)
-    if solver == "auto" and not use_solver:
-        meta["solver_skipped"] = (f"{len(problem.units)} weighted ops > solver_max_units "
-                                  f"({solver_max_units})")
+    lb = lower_bound(workload, profile, budget, problem)
+    n_units = len(problem.units)
+    use_solver = solver == "cp-sat" or (solver == "auto" and n_units <= solver_max_units)
+    rolling = solver == "rolling" and n_units <= rolling_max_units
+    if solver in ("auto", "rolling") and est is not None and est <= lb * (1 + 1e-9):
+        use_solver = rolling = False
+        meta["solver_skipped"] = "the greedy plan meets the latency lower bound: optimal"
+    elif solver == "auto" and not use_solver:
+        meta["solver_skipped"] = (f"{n_units} weighted ops > solver_max_units "
+                                  f"({solver_max_units}); solver=rolling runs CP-SAT in windows")
+    elif solver == "rolling" and not rolling:
+        meta["solver_skipped"] = (f"{n_units} weighted ops > rolling_max_units "
+                                  f"({rolling_max_units})")
+    if rolling and found is not None:
+        plan, est = _rolling(problem, plan, est, time_limit, min(lookahead, solver_lookahead),
+                             solver_window, meta)
     if use_solver and found is not None:
         res = solve(problem, plan, time_limit, min(lookahead, solver_lookahead))
         meta.update(solver_status=res.status, solver_wall_s=res.wall_s,
@@ -265,7 +297,6 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
     if est is not None:
         plan, est = keep_more(problem, plan, est)
     b = build_schedule(problem, plan)
-    lb = lower_bound(workload, profile, budget, problem)
     if window is not None:
         meta.update(kv_window_tokens=window, kv_bytes_written=kv_written)
     if size is not None:
@@ -278,3 +309,29 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
                 streamed_units=len(plan.issue), weighted_units=len(problem.units))
     b.schedule.meta.update(meta)
     return b
+
+
+def _rolling(problem: Problem, plan: Plan, est: float, time_limit: float, lookahead: int,
+             window: int, meta: dict[str, object]) -> tuple[Plan, float]:
+    """CP-SAT over consecutive windows of `window` weighted ops, each warm-started from the
+    best plan so far with every other decision fixed; keeps a window's plan only if the
+    executors' timing (`makespan`) says it is faster."""
+    n = len(problem.units)
+    starts = list(range(0, n, max(1, window)))
+    share = time_limit / max(1, len(starts))
+    improved, statuses, wall = 0, [], 0.0
+    for a in starts:
+        res = solve(problem, plan, share, lookahead, free=set(range(a, min(n, a + window))))
+        statuses.append(res.status)
+        wall += res.wall_s
+        if res.plan is not None:
+            t = makespan(problem, res.plan)
+            if t < est - 1e-12:
+                plan, est = Plan(res.plan.resident, res.plan.issue, "cp-sat"), t
+                improved += 1
+    meta.update(solver_windows=len(starts), solver_windows_improved=improved,
+                solver_wall_s=wall, solver_status="rolling: " + ", ".join(
+                    f"{statuses.count(k)} {k}" for k in dict.fromkeys(statuses)))
+    if improved:
+        meta["planner"] = "cp-sat (rolling windows)"
+    return plan, est
