@@ -20,8 +20,9 @@ IDEAL_REF = ProfileRef("ideal", "ideal", (), digest_of({}))
 
 # bump when the meaning of a results row changes: every run is then keyed anew and re-executed
 # 2: status column; 3: runtimes, init/exec, OS memory; 4: budget scope, pipeline depth=auto on
-# the engine, demand-layering and flashmem-opg, planner columns
-RESULTS_SCHEMA = "weightstream-results/4"
+# the engine, demand-layering and flashmem-opg, planner columns; 5: the executor columns, token
+# metrics, flashmem streaming LLMs (lookups reading rows, tiles), hit rates, KV spill
+RESULTS_SCHEMA = "weightstream-results/5"
 # columns whose values depend on the machine and the moment, not on the inputs
 TIMING_COLUMNS = ("wall_s", "meta.plan_time_s", "meta.solver_wall_s")
 

@@ -1,5 +1,5 @@
-"""Choosing a policy's knob by simulation: the candidate depths to try and the engine's verdict
-on each (one timing model: the engine that runs the schedule scores it)."""
+"""Choosing a policy's knob by simulation: the candidate depths to try and the executors' verdict
+on each (one timing model: what runs the schedule scores it)."""
 
 from __future__ import annotations
 
