@@ -97,9 +97,9 @@ def summary_lines(m: Any) -> list[str]:
                                f"{format_bytes(m.refault_bytes)}"}[m.memory_outcome]
         lines.append(f"  app memory     limit {format_bytes(m.memory_limit_bytes)}: {outcome}")
     if m.ttft_s is not None:
+        rate = f", {m.tokens_per_s:.2f} tokens/s" if m.tokens_per_s is not None else ""
         tpot = (f", time per output token {format_time(m.tpot_s)} (p99 "
-                f"{format_time(m.tpot_p99_s)}), {m.tokens_per_s:.2f} tokens/s"
-                if m.tpot_s is not None else "")
+                f"{format_time(m.tpot_p99_s)}){rate}" if m.tpot_s is not None else "")
         lines.append(f"  tokens         first token after {format_time(m.ttft_s)}{tpot}")
     hits = [f"{what} {rate:.0%} found in memory" for what, rate in (
         ("experts", m.expert_hit_rate), ("neuron bundles", m.neuron_hit_rate))

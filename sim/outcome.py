@@ -102,7 +102,9 @@ def assemble(p: Prepared, budget: int | None, rec: RunRecord, executor: str,
     if rec.error is not None:
         error = rec.error
     peak = rec.peak
-    tokens = token_metrics([inv.label for inv in schedule.invocations], inv_end, inv_lat)
+    # a run that did not complete has no token timings to report
+    tokens = token_metrics([inv.label for inv in schedule.invocations], inv_end, inv_lat) \
+        if error is None else {}
     kinds = {steps[c].kind for c in p.compute_ids}  # type: ignore[union-attr]
     for kind, name in (("moe_expert", "expert_hit_rate"), ("ffn_bundle", "neuron_hit_rate")):
         if kind in kinds:

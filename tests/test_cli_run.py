@@ -74,3 +74,21 @@ def test_output_folders_are_created(tmp_path):
     assert r.exit_code == 0, r.output
     assert all(p.stat().st_size > 100 for p in paths)
     assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_streaming_options_and_an_infeasible_generation_print_cleanly():
+    """The LLM summary lines (tokens, hit rate, KV spill) print, and a generation that cannot
+    run at its budget exits 3 without token timings (it has none) or a traceback."""
+    def run(*args: str):
+        return CliRunner().invoke(main, ["run", "--workload", "gpt2-p16-d2", "--profile",
+                                         "snapdragon-8-gen-3", *args])
+
+    r = run("--policy", "flashmem", "--budget", "64MiB", "--option", "kv_spill=4",
+            "--option", "sparsity=0.5")
+    assert r.exit_code == 0, r.output
+    for line in ("tokens         first token after", "hit rate       neuron bundles",
+                 "KV spill       4 most recent tokens per layer"):
+        assert line in r.output
+    r = run("--policy", "preload", "--budget", "64MiB")
+    assert r.exit_code == 3, r.output  # a traceback would exit 1
+    assert "infeasible" in r.output and "tokens" not in r.output
