@@ -153,8 +153,7 @@ class Shared:
         from sim import plan, simulate
 
         name, scope = run.policy.name, run.budget_scope
-        key = (_key(run.workload), run.dtype, run.profile, run.runtime, scope, name,
-               json.dumps(options, sort_keys=True, default=str))
+        key = self._free_key(run, options)
         if key not in self.free:
             s = plan(name, wl, prof, None, rt, scope, **options)
             free = simulate(s, prof, budget=None, record_trace=False, runtime=rt,
@@ -169,23 +168,36 @@ class Shared:
         return simulate(replace(s, budget_bytes=budget), prof, budget=budget,
                         record_trace=False, runtime=rt, engine=run.engine).metrics
 
+    @staticmethod
+    def _free_key(run: Any, options: dict[str, Any]) -> tuple:
+        """Which budget-free schedule a run at any budget shares."""
+        return (_key(run.workload), run.dtype, run.profile, run.runtime, run.budget_scope,
+                run.policy.name, json.dumps(options, sort_keys=True, default=str))
+
     def _auto_pipeline(self, run: Any, wl: Any, prof: Any, rt: Any, budget: int | None,
                        options: dict[str, Any]) -> Any:
         """pipeline depth='auto' as `sim.policies.baselines.stream` chooses it (the fastest
         candidate depth at this budget), each depth's schedule planned once per chunk."""
         from sim.lowering import lower
         from sim.policies.builder import units
-        from sim.policies.search import fastest_depth
+        from sim.policies.search import fastest_robust_depth, fits_at_any_timing
 
-        n = max(1, sum(1 for u in units(lower(wl, rt)) if u.op.weights))
+        lowered = lower(wl, rt)
+        n = max(1, sum(1 for u in units(lowered) if u.op.weights))
+        act = lowered.activation_profile() if run.budget_scope == "total" else None
 
         def score(d: int) -> tuple[float, int]:
             m = self._at_budget(run, wl, prof, rt, budget, {**options, "depth": d})
             return (m.latency_s if m.feasible else float("inf")), m.peak_memory_bytes
 
-        d, _, _, tried = fastest_depth(n, score)
+        def robust(d: int) -> bool:
+            s, _ = self.free[self._free_key(run, {**options, "depth": d})]
+            return fits_at_any_timing(s, prof, budget, rt, act)
+
+        d, tried, rejected = fastest_robust_depth(n, score, robust)
         m = self._at_budget(run, wl, prof, rt, budget, {**options, "depth": d})
-        return replace(m, meta={**m.meta, "auto_candidates": tried})
+        return replace(m, meta={**m.meta, "auto_candidates": tried,
+                                "auto_rejected_fragile": rejected})
 
 
 def _key(ref: WorkloadRef) -> str:

@@ -403,24 +403,40 @@ def _json_default(v: Any) -> Any:
 
 
 def fail_unstarted(spec: TuneSpec, study: Any) -> int:
-    """Fail trials a killed worker left RUNNING before its first heartbeat and before it drew
-    any parameter (Optuna's stale-trial check only sees trials with a heartbeat). A live worker
-    draws parameters milliseconds after it starts a trial, so a parameterless trial older than
-    `stale_after` has no worker; nothing was being evaluated, so nothing is re-queued."""
+    """Fail trials a killed worker left RUNNING before their first heartbeat (Optuna's
+    stale-trial check only sees trials with one). A live worker records its first heartbeat
+    milliseconds after it starts a trial, so such a trial older than `stale_after` has no
+    worker. One that had drawn parameters is re-queued with them, as a stale trial is."""
+    import copy
     import datetime as dt
 
     optuna = _optuna()
+    storage = study._storage
     now = dt.datetime.now()
     n = 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if not t.params and t.datetime_start is not None and \
-                (now - t.datetime_start).total_seconds() > spec.stale_after:
-            try:
-                study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-                n += 1
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass  # another process finished or failed it meanwhile
+        if t.datetime_start is None or \
+                (now - t.datetime_start).total_seconds() <= spec.stale_after or \
+                _has_heartbeat(storage, t._trial_id):
+            continue
+        try:
+            storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process finished or failed it meanwhile
+        n += 1
+        retry = storage.get_heartbeat_stale_trial_callback()
+        if t.params and retry is not None:
+            retry(study, copy.deepcopy(storage.get_trial(t._trial_id)))
     return n
+
+
+def _has_heartbeat(storage: Any, trial_id: int) -> bool:
+    """Whether the trial has recorded a heartbeat in the RDB storage."""
+    from optuna.storages._rdb import models
+
+    backend = getattr(storage, "_backend", storage)
+    with backend.scoped_session() as session:
+        return models.TrialHeartbeatModel.where_trial_id(trial_id, session) is not None
 
 
 def optuna_fail_stale(study: Any) -> None:

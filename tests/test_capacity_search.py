@@ -34,11 +34,17 @@ def test_preload_needs_its_full_footprint(four_layers, toy_profile):
 
 def test_pipeline_bisects_to_the_depth_two_window(four_layers, toy_profile):
     # depth 1 (sequential) takes 4 x 0.275 = 1.1 s; depth 2 overlaps the next layer's load
-    # with compute: 0.65 s. Depth 2 needs 2 x 100 MB weights + 100 MB staging + 4 KB
-    # activations = 300.004 MB; the search stops within 1 % above it.
-    r = search_capacity("pipeline", four_layers, toy_profile, 0.7)
+    # with compute: 0.65 s. At the nominal timing depth 2 needs 2 x 100 MB weights + 100 MB
+    # staging + 4 KB activations = 300.004 MB; the search stops within 1 % above it.
+    r = search_capacity("pipeline", four_layers, toy_profile, 0.7, depth=2)
     assert r.met and r.latency_s == pytest.approx(0.65)
     assert 300_004_000 <= r.budget_bytes <= 300_004_000 * 1.01 + 1
+    # depth=auto takes depth 2 only where it fits at any timing: both loads at their peaks (one
+    # transforming out of its staging buffer while the next copies into its own: 2 x 200 MB)
+    # + 4 KB = 400.004 MB; below it, depth 2 could wait forever for memory on a faster device
+    r = search_capacity("pipeline", four_layers, toy_profile, 0.7)
+    assert r.met and r.latency_s == pytest.approx(0.65)
+    assert 400_004_000 <= r.budget_bytes <= 400_004_000 * 1.01 + 1
     # a looser target is met at the smallest feasible budget (sequential behaviour)
     r = search_capacity("pipeline", four_layers, toy_profile, 1.2)
     assert r.met and r.budget_bytes == r.min_feasible_bytes and r.latency_s == pytest.approx(1.1)

@@ -128,7 +128,9 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert not (out / "results.parquet").exists()  # killed before its export
-    time.sleep(2.5)  # the killed trial's heartbeat goes stale
+    # the killed trial's heartbeat goes stale: older than stale_after (2 s) as SQLite's now()
+    # sees it, to the whole second, so up to 1 s more
+    time.sleep(3.5)
     spec = parse_tune(yaml.safe_load(RESUME), base=tmp_path)
     res = run_tune(spec, out)
     studies = prepare_studies(spec, res.storage)
@@ -156,6 +158,41 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     again = run_tune(spec, out)
     assert again.exported == 0 and again.executed == {"search": 0, "grid": 0}
     assert len(load_results(out)) == 8 + 6
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_dead_trial_without_a_heartbeat_is_failed_and_its_draw_re_queued(tmp_path):
+    """A worker killed after drawing parameters but before its first heartbeat leaves a RUNNING
+    trial Optuna's stale check cannot see; the resume fails it and re-queues its draw once."""
+    import datetime as dt
+
+    import optuna
+
+    from experiments.tune import fail_unstarted, open_storage, storage_url
+
+    spec = parse_tune(yaml.safe_load(RESUME), base=tmp_path)
+    url = storage_url(tmp_path / "out", None)
+    study = optuna.create_study(study_name="dead", storage=open_storage(spec, url))
+    drew = study.ask()
+    drew.suggest_categorical("dtype", ["fp16", "q8_0"])
+    fresh = study.ask()  # started now: a live worker may be about to beat
+    empty = study.ask()
+    old = dt.datetime.now() - dt.timedelta(seconds=spec.stale_after + 1)
+    backend = study._storage
+    backend = getattr(backend, "_backend", backend)
+    from optuna.storages._rdb import models
+    with backend.scoped_session() as session:
+        for t in (drew, empty):
+            session.get(models.TrialModel, t._trial_id).datetime_start = old
+        session.commit()
+    study = optuna.load_study(study_name="dead", storage=open_storage(spec, url))
+    assert fail_unstarted(spec, study) == 2
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[drew.number] == states[empty.number] == optuna.trial.TrialState.FAIL
+    assert states[fresh.number] == optuna.trial.TrialState.RUNNING
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert len(waiting) == 1 and waiting[0].system_attrs["failed_trial"] == drew.number
+    assert fail_unstarted(spec, study) == 0  # nothing twice
 
 
 def test_dask_workers_share_one_study(tmp_path):

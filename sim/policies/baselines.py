@@ -11,7 +11,9 @@ style pipeline.
   sequential; larger depth = more memory, less delay. depth='auto' simulates the candidate
   depths (`search.fastest_depth`: every one up to 64 weighted layers, else a geometric grid
   until it stops improving) and takes the fastest that completes within the budget, the least
-  memory among equals.
+  memory among equals, among those whose window fits the budget at any timing
+  (`search.fits_at_any_timing`): a depth that fits only at the profile's nominal timing is
+  passed over, as on a device that reads faster its loads could wait forever for memory.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
 from sim.errors import SimError
 from sim.policies.builder import Builder, next_uses, units
-from sim.policies.search import fastest_depth, simulated
+from sim.policies.search import fastest_robust_depth, fits_at_any_timing, simulated
 from workloads.workload import Workload
 
 
@@ -59,9 +61,17 @@ def stream(workload: Workload, profile: HardwareProfile, budget: int | None = No
             return simulated(stream(workload, profile, budget, d, path, policy, runtime,
                                     budget_scope), profile, budget, runtime)
 
-        d, _, _, tried = fastest_depth(n, score)
+        act = workload.activation_profile() if budget_scope == "total" else None
+
+        def robust(d: int) -> bool:
+            return fits_at_any_timing(
+                stream(workload, profile, budget, d, path, policy, runtime,
+                       budget_scope).schedule, profile, budget, runtime, act)
+
+        d, tried, rejected = fastest_robust_depth(n, score, robust)
         b = stream(workload, profile, budget, d, path, policy, runtime, budget_scope)
         b.schedule.meta["auto_candidates"] = tried
+        b.schedule.meta["auto_rejected_fragile"] = rejected
         return b
     b = Builder(policy, workload, profile, budget)
     b.schedule.budget_scope = budget_scope
