@@ -175,3 +175,23 @@ def test_greedy_start_respects_the_capacities(toy_zc):
         start = greedy_opg(inst)
         assert not violations(inst, start)
         assert solve(inst, 20.0).objective <= start.objective + 1e-12
+
+
+@pytest.mark.parametrize(("seed", "n", "repeats", "slack"),
+                         [(727502, 1, 3, 1.274), (989228, 7, 2, 1.958), (460827, 15, 3, 1.553)])
+def test_it_runs_wherever_the_capacity_search_says_it_can(toy_profile, seed, n, repeats, slack):
+    """The capacity search gives flashmem-opg flashmem's floor (its last fallback is flashmem's
+    greedy planner). On these random graphs, above that floor, the OPG found no plan and its
+    old fallback (whole tensors, just in time) needed a staging copy and a texture of a weight
+    at once: the schedule could not start. Now it completes, under jitter too."""
+    from sim.capacity import min_feasible_budget
+    from sim.engine import jitter_hook
+
+    from helpers import random_workload
+
+    wl = random_workload(seed, n, repeats)
+    budget = int(min_feasible_budget("flashmem-opg", wl, toy_profile) * slack)
+    s = plan("flashmem-opg", wl, toy_profile, budget)
+    for hook in (None, jitter_hook(0.3, seed)):
+        m = simulate(s, toy_profile, hook=hook, record_trace=False).metrics
+        assert m.feasible and m.peak_memory_bytes <= budget, (s.meta["planner"], m.error)

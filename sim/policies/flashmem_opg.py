@@ -38,9 +38,10 @@ from sim.planner.opg import (
     to_plan,
     violations,
 )
-from sim.planner.plan import greedy, just_in_time, makespan
+from sim.planner.plan import greedy, makespan
 from sim.planner.problem import build_problem
 from sim.policies.builder import Builder
+from sim.policies.flashmem import flashmem
 from workloads.workload import Workload
 
 
@@ -109,12 +110,23 @@ def flashmem_opg(workload: Workload, profile: HardwareProfile, budget: int | Non
                     preloaded_groups=len(sol.preload))
         if sol.objective:
             meta["solver_gap"] = max(0.0, (sol.objective - (sol.bound or 0.0)) / sol.objective)
-    elif found is not None:
-        plan, planner = found[0], "greedy (OPG fallback)"
-        meta.setdefault("fallback", "no OPG plan: the greedy planner")
     else:
-        plan, planner = just_in_time(problem), "just-in-time (no plan fits M_peak)"
-        meta.setdefault("fallback", "no plan fits M_peak: every load just in time")
+        # the last fallback is weightstream's flashmem planner, greedy (its tiles and row
+        # lookups included): the same floor as `flashmem`, which capacity searches rely on
+        b = flashmem(workload, profile, cap, solver="greedy", runtime=runtime,
+                     budget_scope=budget_scope)
+        fm = b.schedule.meta
+        b.schedule.policy = "flashmem-opg"
+        b.schedule.budget_bytes = budget
+        if fm["planner"] == "greedy":
+            planner = "greedy (OPG fallback)"
+            meta.setdefault("fallback", "no OPG plan: flashmem's greedy planner")
+        else:
+            planner = "just-in-time (no plan fits M_peak)"
+            meta.setdefault("fallback", "no plan fits M_peak: every load just in time")
+        meta.update(planner=planner, plan_time_s=time.perf_counter() - t0)
+        b.schedule.meta.update(meta)
+        return b
     b = build_schedule(replace(problem, budget=budget), plan, policy="flashmem-opg")
     est = makespan(problem, plan)
     lb = lower_bound(workload, profile, budget, problem)
