@@ -394,10 +394,19 @@ class DaskRunner:
                 for fut in done:
                     item = items[index[fut.key]]
                     if fut.status == "finished":
-                        yield item, fut.result()
+                        try:  # waits if the result was lost meanwhile and is computed again
+                            result = fut.result()
+                        except Exception as exc:  # ... and that run failed
+                            yield item, Lost(f"{type(exc).__name__}: {exc}")
+                        else:
+                            yield item, result
                     elif fut.status == "error":
                         exc = fut.exception()
                         yield item, Lost(f"{type(exc).__name__}: {exc}")
+                    elif fut.status in ("lost", "pending"):
+                        # finished, then its result went with a worker that died before we
+                        # fetched it: the scheduler computes it again
+                        pending.add(fut)
                     else:
                         raise ExperimentError(
                             f"the Dask scheduler at {client.scheduler.address} dropped the "
