@@ -20,12 +20,13 @@ from validate.published import (
 )
 
 # what the shipped runtime profiles achieve on the shipped table (docs/runtimes.md): check rows
-# 28.9% median |error|, 67.4% within 2x (the issue asked for 25% / 80%: see docs/runtimes.md for
-# the rows that miss and why); fit rows 7.0% / 91.1%
-CHECK_MEDIAN_MAX = 0.30
-CHECK_WITHIN_2X_MIN = 0.65
-FIT_MEDIAN_MAX = 0.08
-FIT_WITHIN_2X_MIN = 0.90
+# 28.9% median |error|, 73.3% within 2x (the issue asked for 25% / 80%: see docs/runtimes.md for
+# the rows that miss and why); fit rows 10.7% / 88.9% (the third pass simulates fit rows the
+# profiles cannot all match: ConvNeXt's channel MLPs, PocketPal's Qwen3-1.7B)
+CHECK_MEDIAN_MAX = 0.29
+CHECK_WITHIN_2X_MIN = 0.73
+FIT_MEDIAN_MAX = 0.11
+FIT_WITHIN_2X_MIN = 0.88
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_every_simulated_row_simulates(outcomes):
 
 def test_errors_stay_at_what_the_profiles_achieve(outcomes):
     check = summarise(outcomes, "check")
-    assert check.simulated == 43
+    assert check.simulated == 45
     assert check.median_abs_error <= CHECK_MEDIAN_MAX
     assert check.within_2x >= CHECK_WITHIN_2X_MIN
     fit = summarise(outcomes, "fit")

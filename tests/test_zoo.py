@@ -67,7 +67,7 @@ def test_whisper_small_split_sums_to_published_total(zoo):
 
 
 def test_every_model_has_metadata_and_prefixed_unique_tensors(zoo):
-    assert len(zoo) == 29
+    assert len(zoo) == 35
     all_names: set[str] = set()
     for name, m in zoo.items():
         assert m.family == ZOO[name].family and m.source and m.published_params

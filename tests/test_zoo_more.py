@@ -28,6 +28,10 @@ EXACT: dict[str, tuple[int, str]] = {
     "qwen2-1.5b": (1_543_714_304, "HF Qwen/Qwen2-1.5B (1.5B on the card)"),
     "qwen-7b": (7_721_324_544, "HF Qwen/Qwen-7B v1 (7.7B on the card)"),
     "qwen3-4b": (4_022_468_096, "HF Qwen/Qwen3-4B (4.0B on the card)"),
+    "qwen2.5-0.5b": (494_032_768, "HF Qwen/Qwen2.5-0.5B (0.49B on the card; llama-bench "
+                                  "prints 494.03 M for its GGUF, llama.cpp issue #12669)"),
+    "qwen3-1.7b": (1_720_574_976, "HF Qwen/Qwen3-1.7B (1.7B on the card, 1.4B "
+                                  "non-embedding)"),
     "gemma3-1b": (999_885_952, "HF google/gemma-3-1b-pt (302M embedding + 698M)"),
     "redpajama-incite-3b": (2_775_864_320, "HF RedPajama-INCITE-Base-3B-v1 (2.8B on the card)"),
 }
@@ -51,6 +55,8 @@ def test_exact_parameter_counts(name):
     (["qwen2-1.5b"], 1.5e9, 0.034),  # model card "1.5B"
     (["qwen-7b"], 7.7e9, 0.0065),  # "7.7B"
     (["qwen3-4b"], 4.0e9, 0.0125),  # "4.0B" (3.6B non-embedding: below)
+    (["qwen2.5-0.5b"], 0.49e9, 0.011),  # "0.49B"
+    (["qwen3-1.7b"], 1.7e9, 0.03),  # "1.7B" (1.4B non-embedding: below)
     (["gemma3-1b"], 1.0e9, 0.0005),  # Gemma 3 report: 302M embedding + 698M non-embedding
     (["redpajama-incite-3b"], 2.8e9, 0.018),  # "2.8B"
     (["whisper-medium-encoder", "whisper-medium-decoder"], 769e6, 0.0075),  # paper: 769M
@@ -64,6 +70,8 @@ def test_rounded_published_figures(names, published, rel):
 def test_embedding_split_of_qwen3_and_gemma3():
     q3, g3 = get_model("qwen3-4b"), get_model("gemma3-1b")
     assert (q3.param_count - 151936 * 2560) / 1e9 == pytest.approx(3.6, abs=0.05)
+    q17 = get_model("qwen3-1.7b")
+    assert (q17.param_count - 151936 * 2048) / 1e9 == pytest.approx(1.4, abs=0.05)
     assert 262144 * 1152 / 1e6 == pytest.approx(302, abs=0.5)
     assert (g3.param_count - 262144 * 1152) / 1e6 == pytest.approx(698, abs=0.5)
 

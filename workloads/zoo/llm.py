@@ -137,6 +137,13 @@ QWEN2_15B = LMConfig("qwen2-1.5b", "llama", 151936, 1536, 28, 12, 8960, kv_heads
                             "vocab 151936, q/k/v bias, tied, no sliding window): 1,543,714,304 "
                             "params computed from the config, equal to transformers' "
                             "Qwen2ForCausalLM num_parameters() (the card says 1.5B)")
+QWEN25_05B = LMConfig("qwen2.5-0.5b", "llama", 151936, 896, 24, 14, 4864, kv_heads=2,
+                      tied=True, qkv_bias=True, published_params=494_032_768,
+                      source="Qwen2.5 technical report, arXiv:2412.15115; HF Qwen/Qwen2.5-0.5B "
+                             "config.json (24 layers, hidden 896, 14 heads / 2 KV heads, "
+                             "intermediate 4864, vocab 151936, q/k/v bias, tied): 494,032,768 "
+                             "params computed from the config (llama-bench prints 494.03 M for "
+                             "its GGUF; the card says 0.49B)")
 QWEN_7B = LMConfig("qwen-7b", "qwen", 151936, 4096, 32, 32, 11008, tied=False, qkv_bias=True,
                    published_params=7_721_324_544,
                    source="Bai et al. 2023, arXiv:2309.16609; HF Qwen/Qwen-7B (v1) config.json "
@@ -152,6 +159,13 @@ QWEN3_4B = LMConfig("qwen3-4b", "llama", 151936, 2560, 36, 32, 9728, kv_heads=8,
                            "params computed from the config, equal to transformers' "
                            "Qwen3ForCausalLM num_parameters() (the card says 4.0B, 3.6B "
                            "non-embedding)")
+QWEN3_17B = LMConfig("qwen3-1.7b", "llama", 151936, 2048, 28, 16, 6144, kv_heads=8,
+                     head_dim=128, tied=True, qk_norm=True, published_params=1_720_574_976,
+                     source="Qwen3 technical report, arXiv:2505.09388; HF Qwen/Qwen3-1.7B "
+                            "config.json (28 layers, hidden 2048, 16 heads / 8 KV heads x 128, "
+                            "intermediate 6144, vocab 151936, q_norm/k_norm, tied): "
+                            "1,720,574,976 params computed from the config (the card says 1.7B, "
+                            "1.4B non-embedding)")
 GEMMA3_1B = LMConfig("gemma3-1b", "gemma3", 262144, 1152, 26, 4, 6912, kv_heads=1, head_dim=256,
                      tied=True, qk_norm=True, act="gelu", local_window=512,
                      local_layers=tuple(i for i in range(26) if (i + 1) % 6),
@@ -183,8 +197,8 @@ MIXTRAL_8X7B = LMConfig("mixtral-8x7b", "mixtral", 32000, 4096, 32, 32, 14336, k
                                "num_parameters() (the paper: 46.7B, 12.9B active per token)")
 
 CONFIGS: dict[str, LMConfig] = {c.name: c for c in (
-    GPT2, GPT_NEO_125M, GPT_NEO_13, GPT_NEO_27, LLAMA2_7B, LLAMA32_1B, QWEN2_15B, QWEN_7B,
-    QWEN3_4B, GEMMA3_1B, REDPAJAMA_3B, MIXTRAL_8X7B)}
+    GPT2, GPT_NEO_125M, GPT_NEO_13, GPT_NEO_27, LLAMA2_7B, LLAMA32_1B, QWEN25_05B, QWEN2_15B,
+    QWEN_7B, QWEN3_17B, QWEN3_4B, GEMMA3_1B, REDPAJAMA_3B, MIXTRAL_8X7B)}
 
 
 def _names(style: str) -> dict[str, str]:
