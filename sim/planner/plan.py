@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -317,6 +317,21 @@ def bound(problem: Problem, resident: frozenset[int]) -> float:
     return max(a.prefix[-1], storage + (problem.hops[0] if storage else 0.0))
 
 
+VIRTUAL_FRACTIONS = (1.0, 0.85, 0.7, 0.5)  # of the weights: budgets whose issue points are tried
+
+
+def virtual_budgets(problem: Problem) -> list[int]:
+    """Budgets below `problem.budget` (any, without one) whose earliest-issue plans are tried as
+    well: VIRTUAL_FRACTIONS of the weights' bytes, as a sweep over budgets relative to the
+    weights sets them; only where every weight fits the real budget (below that, the budget
+    shapes the plans itself)."""
+    weights = sum(g.bytes for g in problem.groups)
+    if problem.budget is not None and weights > problem.budget:
+        return []
+    caps = [int(weights * f) for f in VIRTUAL_FRACTIONS]
+    return [c for c in dict.fromkeys(caps) if problem.budget is None or c < problem.budget]
+
+
 def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD,
            quick: bool = False) -> tuple[Plan, float] | None:
     """Best (by analytical makespan) over the residency candidates of the earliest-issue plan
@@ -326,6 +341,10 @@ def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD,
     Candidates are tried in order of their lower bound (`bound`) and skipped once it exceeds
     the best makespan found: the plan chosen is the one trying all of them in turn would
     choose (the first, in that order, to be better than every one before it).
+
+    Where every weight fits the budget (or there is none), the earliest-issue plans of tighter
+    budgets (`virtual_budgets`) are merged into reads too: they fit this budget, so a larger
+    budget does not lose the plans a smaller one finds.
 
     `quick`: only the earliest-issue plans (to compare workloads, e.g. tile sizes, cheaply)."""
     found: dict[int, tuple[Plan, float]] = {}  # candidate's turn -> (plan, makespan)
@@ -356,8 +375,8 @@ def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD,
     first = winner(len(candidates))
     if quick:
         return first
-    # fixed windows for the residency the earliest-issue plans preferred (and for none)
     turn = len(candidates)
+    # fixed windows for the residency the earliest-issue plans preferred (and for none)
     chosen = first[0].resident if first else frozenset()
     for resident in dict.fromkeys([chosen, frozenset()]):
         lb = bound(problem, resident)
@@ -370,14 +389,23 @@ def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD,
     t0 = problem.profile.storage.request_latency
     small = sorted(problem.groups[u.group].bytes for u in problem.units
                    if u.group not in chosen)
+    # where every weight fits (or without a budget) earliest issue puts loads as early as
+    # `lookahead` allows and merges them into reads of at most `size`; the issue points a
+    # tighter budget imposes group them differently, and a plan that fits a tighter budget
+    # fits this one: merged too, so a larger budget keeps what a smaller one would find
+    shaped = [first[0]] if first is not None else []
+    for cap in virtual_budgets(problem):
+        plan = earliest_issue(replace(problem, budget=cap), chosen, lookahead)
+        if plan is not None and plan.issue not in [q.issue for q in shaped]:
+            shaped.append(plan)
     for size in BATCH_SIZES:
         # a read of several units saves at most one request latency per unit it takes in
         if bisect.bisect_left(small, size) * t0 < 1e-3 * best[0]:
-            turn += 1 + len(BATCH_DEPTHS)
+            turn += len(shaped) + len(BATCH_DEPTHS)
             continue
-        if first is not None:
-            attempt(turn, lb, lambda size=size: coalesced(problem, first[0], size))
-        turn += 1
+        for plan in shaped:
+            attempt(turn, lb, lambda size=size, plan=plan: coalesced(problem, plan, size))
+            turn += 1
         for d in BATCH_DEPTHS:
             attempt(turn, lb, lambda d=d, size=size: batched_window(problem, chosen, d, size))
             turn += 1

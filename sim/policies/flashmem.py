@@ -15,7 +15,10 @@ only its tokens' rows from flash, a row at a time, and the table never has to be
 allocation holds (`gpu.max_alloc`) or half the budget left after the activations runs as
 partial kernels over row tiles of them; where the weights do not all fit the budget, tiles of
 a quarter of that are tried too (finer pieces fill the memory kept resident across
-invocations, e.g. across an LLM's tokens, more fully), and the planner picks the tile size by
+invocations, e.g. across an LLM's tokens, more fully); where they all fit (or without a
+budget) tiles of 1/4, 1/16 and 1/64 of the limit are tried (a partial kernel starts as soon as
+its piece lands, so a larger budget never rules out the tiling a smaller one would pick), and
+the planner picks the tile size by
 the plans' estimated latency (never below 256 KiB; untiled where every op fits); `tile=N` tiles at N bytes,
 `tile="off"` never. The smallest budget is then a tile and the live activations.
 
@@ -231,8 +234,12 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
         if largest > limit:
             sizes.append(limit)
         quarter = max(MIN_TILE, limit // 4)
-        if largest > quarter and budget is not None and workload.weight_bytes > budget:
-            sizes.append(quarter)
+        if budget is not None and workload.weight_bytes > budget:
+            if largest > quarter:
+                sizes.append(quarter)
+        else:  # every weight fits: tiles only let partial kernels start as their pieces land
+            sizes += [s for s in dict.fromkeys((limit // 4, limit // 16, limit // 64))
+                      if MIN_TILE <= s < largest]
     elif tile == "off":
         sizes = [None]
     else:
