@@ -147,3 +147,12 @@ def test_cli_models_list_shows_them():
     assert r.exit_code == 0, r.output
     for name in NEW:
         assert name in r.output
+
+
+@pytest.mark.parametrize("name,image", [("inception-v3", 32), ("googlenet", 8),
+                                        ("convnext-tiny", 16)])
+def test_an_image_too_small_for_the_architecture_is_refused(name, image):
+    from workloads.model import WorkloadError
+
+    with pytest.raises(WorkloadError, match="too small for this model"):
+        get_model(name, image=image)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from workloads.model import Model
+from workloads.model import Model, WorkloadError
 from workloads.zoo.layers import Act, GraphBuilder, conv_out
 
 
@@ -115,7 +115,11 @@ def _pool(b: GraphBuilder, x: Act, name: str, kind: str, k: int, stride: int, pa
         if not ceil:
             return conv_out(n, k, stride, pad)
         out = math.ceil((n + 2 * pad - k) / stride) + 1
-        return out - 1 if (out - 1) * stride >= n + pad else out
+        out = out - 1 if (out - 1) * stride >= n + pad else out
+        if out < 1:
+            raise WorkloadError(f"a {k}x{k} pooling window (stride {stride}) does not fit an "
+                                f"input {n} wide: the image is too small for this model")
+        return out
 
     return b.elementwise(name, kind, [x], (c, size(h), size(w)))
 

@@ -38,8 +38,13 @@ class Act:
 
 
 def conv_out(size: int, k: int, stride: int, pad: int) -> int:
-    """Spatial output size of a convolution or pooling window."""
-    return (size + 2 * pad - k) // stride + 1
+    """Spatial output size of a convolution or pooling window; WorkloadError when the window
+    does not fit the input (an image too small for the architecture)."""
+    out = (size + 2 * pad - k) // stride + 1
+    if out < 1:
+        raise WorkloadError(f"a {k}x{k} window (stride {stride}, padding {pad}) does not fit an "
+                            f"input {size} wide: the image is too small for this model")
+    return out
 
 
 @lru_cache(maxsize=1 << 16)
