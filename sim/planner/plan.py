@@ -333,7 +333,8 @@ def virtual_budgets(problem: Problem) -> list[int]:
 
 
 def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD,
-           quick: bool = False) -> tuple[Plan, float] | None:
+           quick: bool = False, phase: dict[int, tuple[Plan, float]] | None = None
+           ) -> tuple[Plan, float] | None:
     """Best (by analytical makespan) over the residency candidates of the earliest-issue plan
     and the fixed-window plans (depth 1..MAX_WINDOW), which contain the pipeline policy's
     issue pattern.
@@ -346,9 +347,16 @@ def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD,
     budgets (`virtual_budgets`) are merged into reads too: they fit this budget, so a larger
     budget does not lose the plans a smaller one finds.
 
-    `quick`: only the earliest-issue plans (to compare workloads, e.g. tile sizes, cheaply)."""
+    `quick`: only the earliest-issue plans (to compare workloads, e.g. tile sizes, cheaply).
+    `phase`: a dict the earliest-issue plans are recorded in (pass an empty one with `quick`),
+    or taken from (pass it back without `quick`): the full search then does not plan them
+    again, with the same result."""
     found: dict[int, tuple[Plan, float]] = {}  # candidate's turn -> (plan, makespan)
     best = [float("inf")]
+    reuse = bool(phase) and not quick
+    if reuse:
+        found.update(phase)
+        best[0] = min((t for _, t in phase.values()), default=float("inf"))
 
     def attempt(turn: int, lb: float, make: Callable[[], Plan | None]) -> None:
         if lb > best[0] * (1 + 1e-9) + 1e-12:
@@ -368,12 +376,15 @@ def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD,
         return chosen
 
     candidates = residency_candidates(problem)
-    bounds = [bound(problem, r) for r in candidates]
-    for turn in sorted(range(len(candidates)), key=lambda k: bounds[k]):
-        attempt(turn, bounds[turn],
-                lambda r=candidates[turn]: earliest_issue(problem, r, lookahead))
+    if not reuse:
+        bounds = [bound(problem, r) for r in candidates]
+        for turn in sorted(range(len(candidates)), key=lambda k: bounds[k]):
+            attempt(turn, bounds[turn],
+                    lambda r=candidates[turn]: earliest_issue(problem, r, lookahead))
     first = winner(len(candidates))
     if quick:
+        if phase is not None:
+            phase.update(found)
         return first
     turn = len(candidates)
     # fixed windows for the residency the earliest-issue plans preferred (and for none)

@@ -261,13 +261,14 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
             prob = replace(problem, budget=budget)
         else:
             prob = build_problem(wl, profile, budget, runtime, budget_scope)
-        found = greedy(prob, lookahead, quick=len(sizes) > 1)
+        phase: dict = {}
+        found = greedy(prob, lookahead, quick=len(sizes) > 1, phase=phase)
         if best is None or (found is not None and (best[2] is None
                                                    or found[1] < best[2][1] - 1e-15)):
-            best = (wl, prob, found, size)
-    workload, problem, found, size = best  # type: ignore[misc]
+            best = (wl, prob, found, size, phase)
+    workload, problem, found, size, phase = best  # type: ignore[misc]
     if len(sizes) > 1 and found is not None:
-        found = greedy(problem, lookahead)
+        found = greedy(problem, lookahead, phase=phase)
     meta: dict[str, object] = {"planner": "greedy"}
     if found is None:
         plan, est = just_in_time(problem), None
