@@ -382,8 +382,13 @@ def run_worker(task: WorkerTask) -> int:
         row = dict(row)
         row["config"], row["constraint_values"] = cfg, cons
         trial.set_user_attr("row", json.dumps(row, default=_json_default))
-        for i, c in enumerate(cons):  # the samplers read these (<= 0: met)
-            trial.set_constraint(f"c{i}", c)
+        # the samplers read these (<= 0: met); a trial retried after its worker was killed
+        # carries the ones the dead worker set, for the same configuration: equal by
+        # determinism, so they are kept, not set twice
+        held = trial.storage.get_trial_system_attrs(trial._trial_id)
+        for i, c in enumerate(cons):
+            if f"constraints:c{i}" not in held:
+                trial.set_constraint(f"c{i}", c)
         done += 1
         return values if len(values) > 1 else values[0]
 

@@ -101,6 +101,9 @@ space:
 """
 
 
+# a trial retried after its worker died carries the constraints the dead worker set: they are
+# kept, not set twice (Optuna warns and ignores a second value)
+@pytest.mark.filterwarnings("error:The constraint value is ignored")
 def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     spec_path = tmp_path / "resume.yaml"
     spec_path.write_text(RESUME)
