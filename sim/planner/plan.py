@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -183,10 +183,11 @@ def _parts(problem: Problem, units: tuple[int, ...], unit_group: np.ndarray
 
 
 def earliest_issue(problem: Problem, resident: frozenset[int],
-                   lookahead: int = DEFAULT_LOOKAHEAD) -> Plan | None:
-    """Issue every streamed load as early as memory and issue order allow; None if a unit
-    cannot fit even when loaded just in time."""
-    budget = problem.budget
+                   lookahead: int = DEFAULT_LOOKAHEAD, cap: int | None = None) -> Plan | None:
+    """Issue every streamed load as early as memory and issue order allow (memory: the
+    problem's budget, or the tighter `cap`); None if a unit cannot fit even when loaded just
+    in time."""
+    budget = problem.budget if cap is None else cap
     base = resident_bytes(problem, resident) + problem.staging_reserve()
     a = problem.arrays
     # free[k]: bytes still free while op k runs, given the loads issued so far
@@ -406,7 +407,7 @@ def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD,
     # fits this one: merged too, so a larger budget keeps what a smaller one would find
     shaped = [first[0]] if first is not None else []
     for cap in virtual_budgets(problem):
-        plan = earliest_issue(replace(problem, budget=cap), chosen, lookahead)
+        plan = earliest_issue(problem, chosen, lookahead, cap)
         if plan is not None and plan.issue not in [q.issue for q in shaped]:
             shaped.append(plan)
     for size in BATCH_SIZES:

@@ -10,9 +10,7 @@ before them; residual adds, route and inception-branch concatenations are weight
 
 from __future__ import annotations
 
-import math
-
-from workloads.model import Model, WorkloadError
+from workloads.model import Model
 from workloads.zoo.layers import Act, GraphBuilder, conv_out
 
 
@@ -107,41 +105,17 @@ def mobilenetv2(dtype: str = "fp16", image: int = 224, classes: int = 1000) -> M
 
 def _pool(b: GraphBuilder, x: Act, name: str, kind: str, k: int, stride: int, pad: int = 0,
           ceil: bool = False) -> Act:
-    """A max / average pooling window (PyTorch ceil_mode: a last partial window counts if it
-    starts inside the input or its left padding)."""
+    """A max / average pooling window (`ceil`: PyTorch's ceil_mode)."""
     c, h, w = x.shape
-
-    def size(n: int) -> int:
-        if not ceil:
-            return conv_out(n, k, stride, pad)
-        out = math.ceil((n + 2 * pad - k) / stride) + 1
-        out = out - 1 if (out - 1) * stride >= n + pad else out
-        if out < 1:
-            raise WorkloadError(f"a {k}x{k} pooling window (stride {stride}) does not fit an "
-                                f"input {n} wide: the image is too small for this model")
-        return out
-
-    return b.elementwise(name, kind, [x], (c, size(h), size(w)))
-
-
-def _conv_rect(b: GraphBuilder, x: Act, name: str, cout: int, kh: int, kw: int) -> Act:
-    """A bias-free kh x kw convolution, stride 1, 'same' padding (Inception-v3's 1x7 / 7x1 /
-    1x3 / 3x1 factorised kernels); weight (cout, cin, kh, kw)."""
-    cin, h, w = x.shape
-    weight = b.tensor(f"{name}.weight", cout, cin, kh, kw)
-    flops = 2 * cout * h * w * cin * kh * kw
-    return b.op(name, "conv", [x], (cout, h, w), flops, [weight], kernel=(kh, kw), stride=1,
-                groups=1, act="")
+    return b.elementwise(name, kind, [x], (c, conv_out(h, k, stride, pad, ceil),
+                                           conv_out(w, k, stride, pad, ceil)))
 
 
 def _basic_conv(b: GraphBuilder, x: Act, p: str, cout: int, k: int | tuple[int, int],
                 stride: int = 1, pad: int | None = None) -> Act:
     """torchvision's BasicConv2d (GoogLeNet, Inception-v3): bias-free conv `p.conv`, batch
     norm `p.bn` (eps 0.001; scale and shift), ReLU."""
-    if isinstance(k, tuple):
-        x = _conv_rect(b, x, f"{p}.conv", cout, *k)
-    else:
-        x = b.conv2d(x, f"{p}.conv", cout, k, stride, pad, bias=False)
+    x = b.conv2d(x, f"{p}.conv", cout, k, stride, pad, bias=False)
     return b.norm(x, f"{p}.bn", "batchnorm", channel_axis=0, act="relu")
 
 

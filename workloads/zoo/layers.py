@@ -37,10 +37,15 @@ class Act:
         return math.prod(self.shape)
 
 
-def conv_out(size: int, k: int, stride: int, pad: int) -> int:
-    """Spatial output size of a convolution or pooling window; WorkloadError when the window
-    does not fit the input (an image too small for the architecture)."""
-    out = (size + 2 * pad - k) // stride + 1
+def conv_out(size: int, k: int, stride: int, pad: int, ceil: bool = False) -> int:
+    """Spatial output size of a convolution or pooling window (`ceil`: PyTorch's ceil_mode, a
+    last partial window counts if it starts inside the input or its left padding);
+    WorkloadError when the window does not fit the input (an image too small for the model)."""
+    if ceil:
+        out = -(-(size + 2 * pad - k) // stride) + 1
+        out = out - 1 if (out - 1) * stride >= size + pad else out
+    else:
+        out = (size + 2 * pad - k) // stride + 1
     if out < 1:
         raise WorkloadError(f"a {k}x{k} window (stride {stride}, padding {pad}) does not fit an "
                             f"input {size} wide: the image is too small for this model")
@@ -109,18 +114,21 @@ class GraphBuilder:
         return Model(self.model, self.ops, dict.fromkeys(self.edges), **meta)  # type: ignore[arg-type]
 
     # -- layers -------------------------------------------------------------------------------
-    def conv2d(self, x: Act, name: str, cout: int, k: int, stride: int = 1, pad: int | None = None,
-               groups: int = 1, bias: bool = True, act: str = "", wname: str | None = None) -> Act:
-        """2-D convolution on a (C, H, W) activation; weight (cout, cin/groups, k, k)."""
+    def conv2d(self, x: Act, name: str, cout: int, k: int | tuple[int, int], stride: int = 1,
+               pad: int | None = None, groups: int = 1, bias: bool = True, act: str = "",
+               wname: str | None = None) -> Act:
+        """2-D convolution on a (C, H, W) activation; weight (cout, cin/groups, kh, kw); `k` a
+        size or (kh, kw) (rectangular kernels pad each axis by half of it by default)."""
         cin, h, w = x.shape
-        pad = k // 2 if pad is None else pad
-        ho, wo = conv_out(h, k, stride, pad), conv_out(w, k, stride, pad)
+        kh, kw = k if isinstance(k, tuple) else (k, k)
+        ph, pw = (kh // 2, kw // 2) if pad is None else (pad, pad)
+        ho, wo = conv_out(h, kh, stride, ph), conv_out(w, kw, stride, pw)
         wname = wname or name
-        weights = [self.tensor(f"{wname}.weight", cout, cin // groups, k, k)]
+        weights = [self.tensor(f"{wname}.weight", cout, cin // groups, kh, kw)]
         if bias:
             weights.append(self.tensor(f"{wname}.bias", cout))
         out = cout * ho * wo
-        flops = 2 * out * (cin // groups) * k * k + (out if bias else 0) + ACT_FLOPS[act] * out
+        flops = 2 * out * (cin // groups) * kh * kw + (out if bias else 0) + ACT_FLOPS[act] * out
         return self.op(name, "conv", [x], (cout, ho, wo), flops, weights,
                        kernel=k, stride=stride, groups=groups, act=act)
 
