@@ -152,3 +152,13 @@ def test_fit_refuses_check_rows_and_unknown_fields(tmp_path):
         fit_runtime(rows, "litert-lm", ["efficiency.gemv"])  # it has check rows only
     with pytest.raises(Exception, match="unknown runtime field 'efficiency.tensor'"):
         fit_runtime(rows, "mlc-llm", ["efficiency.tensor"])
+
+
+def test_fit_cli_refuses_a_bad_row_pattern_and_names_the_runtimes_with_fit_rows():
+    r = CliRunner().invoke(main, ["validate", "published", "--fit", "litert-gpu", "--param",
+                                  "init.fixed", "--rows", "["])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "--rows '[' is not a regular expression" in r.output
+    r = CliRunner().invoke(main, ["validate", "published", "--fit", "nosuch", "--param",
+                                  "init.fixed"])
+    assert r.exit_code == 2 and "runtimes with fit rows:" in r.output and "litert-gpu" in r.output

@@ -367,11 +367,17 @@ def fit_runtime(rows: Sequence[Row], runtime: str, params: Sequence[str],
     from hwprofiles.loader import RUNTIME, load_runtime
     from hwprofiles.runtime import runtime_value
 
+    try:
+        pattern = None if match is None else re.compile(match)
+    except re.error as exc:
+        raise ValidateError(f"--rows {match!r} is not a regular expression: {exc}") from None
     mine = [r for r in rows if r.role == "fit" and r.simulate and r.runtime == runtime
-            and (match is None or re.search(match, r.id))]
+            and (pattern is None or pattern.search(r.id))]
     if not mine:
+        have = sorted({r.runtime for r in rows if r.role == "fit" and r.simulate and r.runtime})
         raise ValidateError(f"no fit rows for runtime {runtime!r}"
-                            + (f" matching {match!r}" if match else ""))
+                            + (f" matching {match!r}" if match else "")
+                            + f"; runtimes with fit rows: {', '.join(have)}")
     base = load_runtime(runtime)
     groups = [tuple(p.strip() for p in spec.split(",") if p.strip()) for spec in params]
     start = []
