@@ -43,7 +43,7 @@ BUFFER_CATEGORIES = ("staging", "weights")
 FORMAT_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Load:
     """Read `tensors` (stored contiguously, `bytes` in all) from flash into GPU memory.
 
@@ -76,7 +76,7 @@ class Load:
     preallocated: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Compute:
     """Run one op of one invocation on the GPU. `after_read`: loads whose storage read must
     have finished first (the step barrier of a lock-step pipeline)."""
@@ -98,7 +98,7 @@ class Compute:
     after_read: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Free:
     """Release the memory of resident `tensors`."""
 

@@ -5,8 +5,11 @@ name, so a policy may keep them resident across invocations."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
-from workloads.model import Model, Tensor, WorkloadError, activation_profile
+import numpy as np
+
+from workloads.model import Model, Tensor, WorkloadError
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,28 @@ class Workload:
     def activation_profile(self) -> list[int]:
         """Activation + workspace + KV bytes while each op of each invocation runs; the KV
         cache carries over from one invocation to the next."""
-        out: list[int] = []
-        state = 0
-        for inv in self.invocations:
-            out += activation_profile(inv.model, state)
-            state += sum(op.state_bytes for op in inv.model.ops)
-        return out
+        return self._activations.tolist()
+
+    @cached_property
+    def _activations(self) -> np.ndarray:
+        # `model.activation_profile` over every invocation at once: activations die within
+        # their invocation (each output has had its last consumer by the model's end), so the
+        # running sum of outputs alive returns to zero between invocations; state accumulates
+        models = [inv.model for inv in self.invocations]
+        ops = [op for m in models for op in m.ops]
+        if not ops:
+            return np.zeros(0, dtype=np.int64)
+        out = np.array([op.output_bytes for op in ops], dtype=np.int64)
+        work = np.array([op.workspace_bytes for op in ops], dtype=np.int64)
+        kv = np.cumsum(np.array([op.state_bytes for op in ops], dtype=np.int64))
+        starts = np.cumsum([0] + [len(m.ops) for m in models[:-1]])
+        structs = [m._structure for m in models]
+        at = np.concatenate([st.dies_at + s for st, s in zip(structs, starts, strict=True)])
+        pos = np.concatenate([st.dies_pos + s for st, s in zip(structs, starts, strict=True)])
+        freed = np.zeros(len(ops), dtype=np.int64)
+        np.add.at(freed, at, out[pos])
+        live = np.concatenate(([0], np.cumsum(out - freed)[:-1]))  # alive before each op runs
+        return live + out + work + kv
 
     @property
     def models(self) -> list[str]:

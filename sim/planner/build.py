@@ -43,36 +43,50 @@ def build_schedule(problem: Problem, plan: Plan, policy: str = "flashmem") -> Bu
     issued: dict[int, list[int]] = {}
     for i, p in sorted(plan.issue.items()):
         issued.setdefault(p, []).append(i)
-    unit_at = {u.pos: u for u in problem.units}
+    # per position: the group of the streamed unit that runs there (its loads end after it)
+    streamed_at = {u.pos: u.group for u in problem.units if u.index in plan.issue}
+    groups = problem.groups
+    units = problem.units
     claims: dict[str, int] = {}
     users: dict[str, list[int]] = {}
     last: int | None = None
     batch_of = {i: bt for bt in plan.batches for i in bt}
+    weight_names = b.weight_names
+    compute = b.compute
     for u in problem.seq:
-        for i in issued.get(u.pos, ()):
-            tensors = problem.groups[problem.units[i].group].tensors
-            together = batch_of.get(i)
-            if together is None or i == together[0]:  # a batch's tensors: one load
-                want = tensors if together is None else tuple(dict.fromkeys(
-                    t for k in together for t in problem.groups[problem.units[k].group].tensors))
-                need = tuple([t for t in want if t not in loaded])
-                if need:
-                    loaded.update(_emit(b, problem, need, [last] if last is not None else [],
-                                        layouts, dst_of))
-            for t in tensors:
-                claims[t] = claims.get(t, 0) + 1
-        names = b.weight_names(u.op)
-        after = [loaded[t] for t in names]
-        if u.pos == 0:
-            after += resident_ids
-        cid = b.compute(u, after)
-        last = cid
-        for t in names:
-            users.setdefault(t, []).append(cid)
-        su = unit_at.get(u.pos)
-        if su is not None and su.index in plan.issue:
+        pos = u.pos
+        here = issued.get(pos)
+        if here is not None:
+            for i in here:
+                tensors = groups[units[i].group].tensors
+                together = batch_of.get(i)
+                if together is None or i == together[0]:  # a batch's tensors: one load
+                    want = tensors if together is None else tuple(dict.fromkeys(
+                        t for k in together for t in groups[units[k].group].tensors))
+                    need = tuple([t for t in want if t not in loaded])
+                    if need:
+                        loaded.update(_emit(b, problem, need, [last] if last is not None else [],
+                                            layouts, dst_of))
+                for t in tensors:
+                    claims[t] = claims.get(t, 0) + 1
+        names = weight_names(u.op)
+        if names:
+            after = [loaded[t] for t in names]
+            if pos == 0:
+                after += resident_ids
+            last = cid = compute(u, after)
+            for t in names:
+                used = users.get(t)
+                if used is None:
+                    users[t] = [cid]
+                else:
+                    used.append(cid)
+        else:
+            last = cid = compute(u, resident_ids if pos == 0 else ())
+        g = streamed_at.get(pos)
+        if g is not None:
             done = []
-            for t in problem.groups[su.group].tensors:
+            for t in groups[g].tensors:
                 claims[t] -= 1
                 if claims[t] == 0 and t not in pinned:
                     done.append(t)

@@ -192,44 +192,56 @@ def earliest_issue(problem: Problem, resident: frozenset[int],
     a = problem.arrays
     # free[k]: bytes still free while op k runs, given the loads issued so far
     free = None if budget is None else budget - base - a.act
-    issue: dict[int, int] = {}
+    index, positions = _streamed(problem, resident)
+    sizes = a.group_bytes[a.unit_group[index]]
+    positions = positions.tolist()
+    if free is None:
+        lows = np.maximum(np.asarray(positions, dtype=np.int64) - lookahead, 0)
+        return Plan(resident, dict(zip(index.tolist(),
+                                       np.maximum.accumulate(lows).tolist() if len(lows)
+                                       else [], strict=True)))
+    issue_at: list[int] = []
     p_prev = 0
-    gbytes = a.group_bytes
-    for u in problem.units:
-        if u.group in resident:
-            continue
-        pos = u.pos
-        lo = max(p_prev, pos - lookahead)
-        if free is None:
-            p = lo
-        else:
-            s = gbytes[u.group]
-            short = (free[lo:pos + 1] < s).nonzero()[0]
-            if short.size:
-                if short[-1] == pos - lo:
-                    return None
-                p = lo + int(short[-1]) + 1
-            else:
-                p = lo
+    for pos, s in zip(positions, sizes.tolist(), strict=True):
+        lo = pos - lookahead
+        if lo < p_prev:
+            lo = p_prev
+        window = free[lo:pos + 1]
+        short = (window < s).nonzero()[0]
+        if short.size:
+            if short[-1] == pos - lo:
+                return None
+            p = lo + int(short[-1]) + 1
             free[p:pos + 1] -= s
-        issue[u.index] = p
+        else:
+            p = lo
+            window -= s
+        issue_at.append(p)
         p_prev = p
-    return Plan(resident, issue)
+    return Plan(resident, dict(zip(index.tolist(), issue_at, strict=True)))
 
 
 def window_issue(problem: Problem, resident: frozenset[int], depth: int) -> Plan | None:
     """Demand-Layering style issue points: streamed unit i is issued right after streamed unit
     i - depth has run (its weights freed); None if the plan does not fit the budget."""
-    issue: dict[int, int] = {}
-    streamed = [u for u in problem.units if u.group not in resident]
-    p_prev = 0
-    for j, u in enumerate(streamed):
-        p = streamed[j - depth].pos + 1 if j >= depth else 0
-        p = min(max(p, p_prev), u.pos)
-        issue[u.index] = p
-        p_prev = p
-    plan = Plan(resident, issue)
+    index, positions = _streamed(problem, resident)
+    # unit j is issued after unit j - depth's op, never before an earlier unit's issue point
+    # nor after its own op: positions grow, so the running maximum is all three
+    after = np.zeros(len(positions), dtype=np.int64)
+    if depth < len(positions):
+        after[depth:] = positions[:-depth] + 1
+    issue = np.minimum(np.maximum.accumulate(after), positions) if len(after) else after
+    plan = Plan(resident, dict(zip(index.tolist(), issue.tolist(), strict=True)))
     return plan if fits(problem, plan) else None
+
+
+def _streamed(problem: Problem, resident: frozenset[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and positions of the units whose groups are not resident, in position order."""
+    a = problem.arrays
+    if not resident:
+        return np.arange(len(a.unit_pos)), a.unit_pos
+    keep = ~np.isin(a.unit_group, np.fromiter(resident, dtype=np.int64, count=len(resident)))
+    return np.flatnonzero(keep), a.unit_pos[keep]
 
 
 def batched_window(problem: Problem, resident: frozenset[int], depth: int,

@@ -93,15 +93,17 @@ class Problem:
     def arrays(self) -> ProblemArrays:
         """The problem as numpy arrays (per position, per unit, per group)."""
         c = np.asarray(self.compute_s, dtype=np.float64)
+        per_group = [[self.load_s(b, r) for _, b, r in g.parts] for g in self.groups]
+        unit_pos = [u.pos for u in self.units]
+        unit_group = [u.group for u in self.units]
         return ProblemArrays(
             np.concatenate(([0.0], np.cumsum(c))).tolist(),
             np.asarray(self.act_bytes, dtype=np.int64),
-            np.array([u.pos for u in self.units], dtype=np.int64),
-            np.array([u.group for u in self.units], dtype=np.int64),
+            np.array(unit_pos, dtype=np.int64), np.array(unit_group, dtype=np.int64),
             np.array([g.bytes for g in self.groups], dtype=np.int64),
             [g.read_s for g in self.groups], [g.copy_s for g in self.groups],
-            [u.pos for u in self.units], [u.group for u in self.units],
-            [[self.load_s(b, r) for _, b, r in self.groups[u.group].parts] for u in self.units])
+            unit_pos, unit_group,
+            [per_group[g] for g in unit_group])
 
 
 @dataclass
@@ -151,13 +153,14 @@ def build_problem(workload: Workload, profile: HardwareProfile, budget: int | No
     index = [where[id(u.op)] for u in seq]
     compute_s = [times[k] for k in index]
     best_compute_s = [best[k] for k in index]
+    # the group of each distinct op's weights (groups numbered in first-use order)
     groups: list[Group] = []
     by_key: dict[tuple[str, ...], int] = {}
     owner: dict[str, int] = {}
-    stream_units: list[StreamUnit] = []
-    for u, k in zip(seq, index, strict=True):
-        names_u = names[k]
+    op_group: list[int] = []
+    for names_u in names:
         if not names_u:
+            op_group.append(-1)
             continue
         gid = by_key.get(names_u)
         if gid is None:
@@ -175,8 +178,13 @@ def build_problem(workload: Workload, profile: HardwareProfile, budget: int | No
             by_key[names_u] = gid
             for t in groups[gid].tensors:
                 owner[t] = gid
-        groups[gid].uses.append(len(stream_units))
-        stream_units.append(StreamUnit(len(stream_units), u.pos, gid))
+        op_group.append(gid)
+    stream_units: list[StreamUnit] = []
+    for pos, k in enumerate(index):
+        gid = op_group[k]
+        if gid >= 0:
+            groups[gid].uses.append(len(stream_units))
+            stream_units.append(StreamUnit(len(stream_units), pos, gid))
     unit_of = {n: t.read_unit for n, t in tensors.items() if t.read_unit}
     for g in groups:
         parts = []

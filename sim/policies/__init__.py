@@ -9,6 +9,7 @@ from typing import Any
 from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
 from sim.errors import SimError
+from sim.gcpause import paused_gc
 from sim.hardware import IDEAL
 from sim.lowering import lower
 from sim.policies.baselines import pipeline, preload, sequential
@@ -92,12 +93,13 @@ def plan(policy: str, workload: Workload, profile: HardwareProfile, budget: int 
         options = {**options, "budget_scope": budget_scope}
     if problem is not None and "problem" in params:
         options = {**options, "problem": problem}
-    built = fn(workload, profile, budget, **options)
-    schedule = built.schedule
-    schedule.runtime = runtime.name
-    schedule.budget_scope = budget_scope
-    # against the workload the policy planned (its ops tiled, its lookups reading rows)
-    validate_schedule(schedule, expected_ops(built.workload))
+    with paused_gc():  # planning allocates much and frees it all (see sim.gcpause)
+        built = fn(workload, profile, budget, **options)
+        schedule = built.schedule
+        schedule.runtime = runtime.name
+        schedule.budget_scope = budget_scope
+        # against the workload the policy planned (its ops tiled, its lookups reading rows)
+        validate_schedule(schedule, expected_ops(built.workload))
     return schedule
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from hwprofiles.schema import HardwareProfile
 from sim.lowering import op_class
@@ -12,9 +12,8 @@ from workloads.model import Op
 from workloads.workload import Workload
 
 
-@dataclass(frozen=True)
-class Unit:
-    """One op of one invocation, in global execution order."""
+class Unit(NamedTuple):
+    """One op of one invocation, in global execution order (a tuple: an LLM has 10^5)."""
 
     pos: int
     inv: int
@@ -23,11 +22,8 @@ class Unit:
 
 def units(workload: Workload) -> list[Unit]:
     """Every (invocation, op) in the order the GPU runs them."""
-    out: list[Unit] = []
-    for i, inv in enumerate(workload.invocations):
-        for op in inv.model.ops:
-            out.append(Unit(len(out), i, op))
-    return out
+    ops = [(i, op) for i, inv in enumerate(workload.invocations) for op in inv.model.ops]
+    return list(map(Unit._make, [(k, i, op) for k, (i, op) in enumerate(ops)]))
 
 
 def default_dst(profile: HardwareProfile, nbytes: int) -> str:
@@ -51,12 +47,15 @@ class Builder:
             invocations=[InvocationInfo(inv.label, inv.model.name)
                          for inv in workload.invocations])
         self._compute_ids: list[dict[str, int]] = [{} for _ in workload.invocations]
+        # per invocation: each op's predecessors (the model's own table)
+        self._preds = [inv.model._structure.predecessors for inv in workload.invocations]
         # tensors read in pieces from flash (gathered embedding rows): the piece size
         self._read_unit = {n: t.read_unit for n, t in workload.tensors.items() if t.read_unit}
         self._kernels: dict[int, tuple] = {}  # per op object: what every compute of it repeats
 
     def nbytes(self, tensors: Iterable[str]) -> int:
-        return sum(self.schedule.tensor_bytes[t] for t in tensors)
+        tb = self.schedule.tensor_bytes
+        return sum([tb[t] for t in tensors])
 
     def load(self, tensors: Iterable[str], after: Iterable[int] = (), path: str = "via_buffer",
              dst: str | None = None, layout: dict | None = None, read_bytes: int | None = None,
@@ -64,11 +63,12 @@ class Builder:
         tensors = tuple(tensors)
         nbytes = self.nbytes(tensors)
         steps = self.schedule.steps
-        pieces = [u for u in (self._read_unit.get(t, 0) for t in tensors) if u]
+        ru = self._read_unit
+        pieces = [u for u in (ru.get(t, 0) for t in tensors) if u] if ru else ()
         steps.append(Load(len(steps), tensors, nbytes, path,
                           dst or default_dst(self.profile, nbytes), tuple(after), "flash",
                           layout, min(pieces) if pieces else None, read_bytes,
-                          tuple(dict.fromkeys(copy_after)), preallocated))
+                          _distinct(copy_after), preallocated))
         return len(steps) - 1
 
     def _kernel(self, op: Op) -> tuple:
@@ -87,21 +87,31 @@ class Builder:
     def compute(self, unit: Unit, after: Iterable[int] = (), after_read: Iterable[int] = ()
                 ) -> int:
         op = unit.op
-        k = self._kernel(op)
-        ids = self._compute_ids[unit.inv]
-        preds = self.workload.invocations[unit.inv].model.predecessors(op.name)
+        k = self._kernels.get(id(op)) or self._kernel(op)
+        inv = unit.inv
+        ids = self._compute_ids[inv]
+        name = op.name
         steps = self.schedule.steps
         cid = len(steps)
-        steps.append(Compute(cid, op.name, unit.inv, k[0], k[1], k[2], k[3], k[4], k[5], k[6],
-                             k[7], tuple([ids[p] for p in preds]), tuple(dict.fromkeys(after)),
-                             k[8], tuple(dict.fromkeys(after_read))))
-        ids[op.name] = cid
+        steps.append(Compute(cid, name, inv, k[0], k[1], k[2], k[3], k[4], k[5], k[6],
+                             k[7], tuple([ids[p] for p in self._preds[inv][name]]),
+                             _distinct(after), k[8], _distinct(after_read)))
+        ids[name] = cid
         return cid
 
     def free(self, tensors: Iterable[str], after: Iterable[int]) -> int:
         steps = self.schedule.steps
         steps.append(Free(len(steps), tuple(tensors), tuple(dict.fromkeys(after))))
         return len(steps) - 1
+
+
+def _distinct(ids: Iterable[int]) -> tuple[int, ...]:
+    """`ids` once each, in order."""
+    if type(ids) is not tuple:
+        ids = tuple(ids)
+    if len(ids) < 2 or (len(ids) == 2 and ids[0] != ids[1]):
+        return ids
+    return tuple(dict.fromkeys(ids))
 
 
 def next_uses(seq: list[Unit]) -> Iterator[dict[str, int | None]]:

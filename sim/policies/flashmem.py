@@ -223,8 +223,9 @@ def flashmem(workload: Workload, profile: HardwareProfile, budget: int | None = 
                                              kv_block)
     if tile == "auto":
         limit = tile_limit(workload, profile, budget, budget_scope)
-        largest = max((op.weight_bytes for inv in workload.invocations for op in inv.model.ops
-                       if op.kind in TILEABLE), default=0)
+        distinct = {id(op): op for inv in workload.invocations for op in inv.model.ops}
+        largest = max((op.weight_bytes for op in distinct.values() if op.kind in TILEABLE),
+                      default=0)
         # untiled where every op's weights fit one allocation and the limit; tiles at the
         # limit; and quarter tiles where some op is larger and the weights do not all fit
         # (finer pieces fill the memory kept resident across invocations more fully)

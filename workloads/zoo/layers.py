@@ -95,9 +95,9 @@ class GraphBuilder:
            flops: int, weights: Sequence[Tensor] = (), *, input_elems: int | None = None,
            workspace: int = 0, state: int = 0, **attrs: object) -> Act:
         """Add one op reading `inputs` and writing an activation of `out_shape`."""
-        out_shape = tuple(int(d) for d in out_shape)
+        out_shape = tuple(map(int, out_shape))
         if input_elems is None:
-            input_elems = sum(a.numel for a in inputs)
+            input_elems = sum([math.prod(a.shape) for a in inputs])
         args = (name, kind, int(flops), tuple(weights), int(input_elems), math.prod(out_shape),
                 int(workspace), int(state), self.dtype)
         try:
@@ -105,9 +105,7 @@ class GraphBuilder:
         except TypeError:  # an unhashable attribute value: build it uncached
             op = Op(*args, attrs=attrs)
         self.ops.append(op)
-        for a in inputs:
-            if a.src is not None:
-                self.edges.append((a.src, name))
+        self.edges += [(a.src, name) for a in inputs if a.src is not None]
         return Act(name, out_shape)
 
     def build(self, **meta: object) -> Model:
