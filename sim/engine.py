@@ -522,4 +522,7 @@ def simulate(schedule: Schedule, profile: HardwareProfile, *, budget: int | None
     metrics = assemble(prep, budget, rec, "simpy")
     intervals = sorted(e.intervals, key=lambda i: (i.start, i.resource, i.step)) \
         if record_trace else []
+    # the pool calls back into the engine: without that cycle the run's memory is freed now,
+    # not at a full collection (planning and evaluating pause the collector)
+    e.pool.on_pending = None
     return SimResult(metrics, Trace(intervals, list(e.pool.timeline), "sim"))
