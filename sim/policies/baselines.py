@@ -57,19 +57,32 @@ def stream(workload: Workload, profile: HardwareProfile, budget: int | None = No
     if depth == "auto":
         n = max(1, sum(1 for u in units(workload) if u.op.weights))
 
+        # the schedule of the best depth scored so far is kept: the search usually checks and
+        # returns that one, which then need not be built twice more
+        kept: dict[int, Builder] = {}
+        best: list[tuple[float, int]] = []
+
+        def build(d: int) -> Builder:
+            b = kept.get(d)
+            return b if b is not None else stream(workload, profile, budget, d, path, policy,
+                                                  runtime, budget_scope)
+
         def score(d: int) -> tuple[float, int]:
-            return simulated(stream(workload, profile, budget, d, path, policy, runtime,
-                                    budget_scope), profile, budget, runtime)
+            b = build(d)
+            r = simulated(b, profile, budget, runtime)
+            if not best or r < best[0]:
+                best[:] = [r]
+                kept.clear()
+                kept[d] = b
+            return r
 
         act = workload.activation_profile() if budget_scope == "total" else None
 
         def robust(d: int) -> bool:
-            return fits_at_any_timing(
-                stream(workload, profile, budget, d, path, policy, runtime,
-                       budget_scope).schedule, profile, budget, runtime, act)
+            return fits_at_any_timing(build(d).schedule, profile, budget, runtime, act)
 
         d, tried, rejected = fastest_robust_depth(n, score, robust)
-        b = stream(workload, profile, budget, d, path, policy, runtime, budget_scope)
+        b = build(d)
         b.schedule.meta["auto_candidates"] = tried
         b.schedule.meta["auto_rejected_fragile"] = rejected
         return b
