@@ -116,6 +116,28 @@ def test_an_embedding_lookup_reads_only_its_rows(toy_profile):
     assert sum("m/emb.tile" in t for t in s.tensor_bytes) >= 2
 
 
+def test_gathered_rows_are_never_read_in_a_batch(toy_profile):
+    """A load takes one piece size for all it reads, so flashmem reads a gathered lookup alone
+    and merges only contiguous tensors: 4 rows of 2,000 bytes (4 requests of 100 us + 2 us),
+    then the two linear layers' 20,000 + 200 bytes as one read (100 us + 20.2 us). Merged with
+    the rows, the whole 28,200 bytes would be read 2,000 at a time (15 requests)."""
+    prof = replace(toy_profile, storage=replace(toy_profile.storage, request_latency=100e-6),
+                   transfer=replace(toy_profile.transfer, zero_copy=True))
+    table = Tensor("m/emb", (50_000, 1000), "fp16")
+    head, out = Tensor("m/head", (10, 1000), "fp16"), Tensor("m/out", (10, 10), "fp16")
+    ops = [Op("embed", "embedding", 0, (table,), 4, 4000, attrs={"gather_rows": 4}),
+           Op("head", "linear", 80_000, (head,), 4000, 40),
+           Op("out", "linear", 800, (out,), 40, 40)]
+    s = plan("flashmem", single(chain("m", ops)), prof, None)
+    loads = s.loads
+    assert [ld.tensors for ld in loads] == [("m/emb.rows@m",), ("m/head", "m/out")]
+    assert loads[0].request_bytes == 2000 and loads[1].request_bytes is None
+    r = simulate(s, prof)
+    reads = [i.end - i.start for i in r.trace.intervals if i.resource == "storage"]
+    assert reads == pytest.approx([4 * (100e-6 + 2000 / GB), 100e-6 + 20_200 / GB], rel=1e-9)
+    assert r.metrics.latency_s == pytest.approx(s.meta["estimated_latency_s"], rel=1e-12)
+
+
 def test_gpt2_at_40_mib_and_llama2_7b_at_64_mib():
     """The budgets below the largest tensor that whole-tensor streaming refused (gpt2's 74 MiB
     tied embedding; llama-2-7b's 250 MiB embedding and LM head, 86 MiB MLP weights)."""

@@ -254,12 +254,13 @@ def batched_window(problem: Problem, resident: frozenset[int], depth: int,
         return None  # every unit fills a read alone: the plain window plans cover it
     batches: list[list] = []
     held = size
+    alone = _gathered(problem)
     for u in streamed:
-        if held >= size:
+        if held >= size or u.group in alone:
             batches.append([])
             held = 0
         batches[-1].append(u)
-        held += problem.groups[u.group].bytes
+        held = size if u.group in alone else held + problem.groups[u.group].bytes
     issue: dict[int, int] = {}
     p_prev = 0
     for j, b in enumerate(batches):
@@ -273,18 +274,26 @@ def batched_window(problem: Problem, resident: frozenset[int], depth: int,
     return plan if fits(problem, plan) else None
 
 
+def _gathered(problem: Problem) -> set[int]:
+    """Groups read in pieces (gathered rows): a load takes one piece size for all it reads, so
+    they are read alone, never in a batch with contiguous tensors."""
+    return {g.gid for g in problem.groups if any(r for _, _, r in g.parts)}
+
+
 def coalesced(problem: Problem, plan: Plan, size: int) -> Plan | None:
     """`plan` with consecutive streamed units issued at the same position read together, up
     to `size` bytes a read (memory is unchanged: they are issued there anyway); None if no two
     units share a read."""
     batches: list[list[int]] = []
     held, at = size, -1
+    alone = _gathered(problem)
     for i, p in plan.issue.items():
-        if held >= size or p != at:
+        g = problem.units[i].group
+        if held >= size or p != at or g in alone:
             batches.append([])
             held, at = 0, p
         batches[-1].append(i)
-        held += problem.groups[problem.units[i].group].bytes
+        held = size if g in alone else held + problem.groups[g].bytes
     merged = tuple(tuple(b) for b in batches if len(b) > 1)
     if not merged:
         return None
