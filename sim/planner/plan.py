@@ -23,6 +23,8 @@ DEFAULT_LOOKAHEAD = 256  # how many ops before its use a load may be issued
 MAX_WINDOW = 8  # deepest fixed window tried as a candidate
 BATCH_SIZES = (2**20, 4 * 2**20, 16 * 2**20)  # bytes per read tried as candidates
 BATCH_DEPTHS = (1, 2, 3, 4)  # batches in flight tried as candidates
+GROW_FIRST = (2**16, 2**20)  # first read of a growing batch sequence (bytes)
+GROW_FACTORS = (1.5, 2.0)  # how much larger each next read of it may be
 
 
 @dataclass
@@ -300,6 +302,30 @@ def coalesced(problem: Problem, plan: Plan, size: int) -> Plan | None:
     return Plan(plan.resident, plan.issue, plan.planner, merged)
 
 
+def grown(problem: Problem, plan: Plan, first: int, factor: float) -> Plan | None:
+    """`plan` with consecutive streamed units issued at the same position read together in
+    batches that grow: the first up to `first` bytes, each next one `factor` times the one
+    before. The first kernels wait only for a small read, later ones (further from the start,
+    with more compute before them) for larger reads that pay fewer request latencies; None if
+    no two units share a read."""
+    batches: list[list[int]] = []
+    alone = _gathered(problem)
+    cap, held, at = float(first), -1.0, -1
+    for i, p in plan.issue.items():
+        g = problem.units[i].group
+        if held < 0 or held >= cap or p != at or g in alone:
+            if held >= 0:
+                cap *= factor
+            batches.append([])
+            held, at = 0.0, p
+        batches[-1].append(i)
+        held = float("inf") if g in alone else held + problem.groups[g].bytes
+    merged = tuple(tuple(b) for b in batches if len(b) > 1)
+    if not merged:
+        return None
+    return Plan(plan.resident, plan.issue, plan.planner, merged)
+
+
 def residency_candidates(problem: Problem, steps: int = 8) -> list[frozenset[int]]:
     """Resident sets to try: prefixes of the reused groups (most reuses first) filling
     0, 1/steps, ..., all of the memory left after the largest activation footprint, and the
@@ -442,6 +468,15 @@ def greedy(problem: Problem, lookahead: int = DEFAULT_LOOKAHEAD,
         for d in BATCH_DEPTHS:
             attempt(turn, lb, lambda d=d, size=size: batched_window(problem, chosen, d, size))
             turn += 1
+    # batches that grow from a small first read; they save at most the request latencies of
+    # the reads they merge: tried where those are at least 1% of the best plan
+    if len(small) * t0 >= 1e-2 * best[0]:
+        for first in GROW_FIRST:
+            for factor in GROW_FACTORS:
+                for plan in shaped:
+                    attempt(turn, lb, lambda plan=plan, first=first, factor=factor:
+                            grown(problem, plan, first, factor))
+                    turn += 1
     return winner(turn)
 
 
