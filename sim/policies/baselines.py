@@ -57,32 +57,23 @@ def stream(workload: Workload, profile: HardwareProfile, budget: int | None = No
     if depth == "auto":
         n = max(1, sum(1 for u in units(workload) if u.op.weights))
 
-        # the schedule of the best depth scored so far is kept: the search usually checks and
-        # returns that one, which then need not be built twice more
-        kept: dict[int, Builder] = {}
-        best: list[tuple[float, int]] = []
-
-        def build(d: int) -> Builder:
-            b = kept.get(d)
-            return b if b is not None else stream(workload, profile, budget, d, path, policy,
-                                                  runtime, budget_scope)
-
         def score(d: int) -> tuple[float, int]:
-            b = build(d)
-            r = simulated(b, profile, budget, runtime)
-            if not best or r < best[0]:
-                best[:] = [r]
-                kept.clear()
-                kept[d] = b
-            return r
+            return simulated(stream(workload, profile, budget, d, path, policy, runtime,
+                                    budget_scope), profile, budget, runtime)
 
         act = workload.activation_profile() if budget_scope == "total" else None
+        # the schedule checked last is kept: the search returns it, which then need not be
+        # built again (only it: two schedules of a 7B decode at once cost 40 MB of peak)
+        kept: dict[int, Builder] = {}
 
         def robust(d: int) -> bool:
-            return fits_at_any_timing(build(d).schedule, profile, budget, runtime, act)
+            kept.clear()
+            kept[d] = stream(workload, profile, budget, d, path, policy, runtime, budget_scope)
+            return fits_at_any_timing(kept[d].schedule, profile, budget, runtime, act)
 
         d, tried, rejected = fastest_robust_depth(n, score, robust)
-        b = build(d)
+        b = kept.pop(d, None) or stream(workload, profile, budget, d, path, policy, runtime,
+                                        budget_scope)
         b.schedule.meta["auto_candidates"] = tried
         b.schedule.meta["auto_rejected_fragile"] = rejected
         return b
