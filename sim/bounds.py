@@ -6,7 +6,9 @@ Valid for every policy under the engine's model:
   resident is read again for each reuse; which reloads are unavoidable is bounded by a
   fractional knapsack (keep the most reused bytes within budget - peak activations);
   reading B bytes takes at least read_time(B) (one contiguous read) — plus, without
-  zero-copy, B / copy bandwidth on the copy unit;
+  zero-copy, B / copy bandwidth on the copy unit; and, as every load must fit the budget, the
+  contiguous bytes take at least ceil(bytes / budget) reads (a request latency each) while
+  gathered rows are read a row at a time;
 - critical path: a weighted op cannot start before the first read of every weight it and the
   ops before it use has finished (at least one request latency + those bytes / bandwidth), and
   the last weighted op of each invocation not before every read they need (each distinct
@@ -24,6 +26,8 @@ before its last weight byte arrives (the terms above then add only the ops after
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -58,7 +62,7 @@ def lower_bound(workload: Workload, profile: HardwareProfile, budget: int | None
     tail = after[arr.unit_pos + divisible(p)]
     cap = float("inf") if budget is None else max(0, budget - max(p.act_bytes, default=0))
     must = _must_read(p, {g.gid: len(g.uses) for g in p.groups}, cap)
-    storage = read_time(profile.storage, int(must))
+    storage = max(read_time(profile.storage, int(must)), reads_bound(p, profile, budget, must))
     if not profile.transfer.zero_copy:
         storage = max(storage, must / profile.transfer.host_to_gpu_bandwidth)
     first = p.units[0]
@@ -83,6 +87,22 @@ def lower_bound(workload: Workload, profile: HardwareProfile, budget: int | None
             need = read_time(profile.storage, int(_must_read(p, uses, cap)))
             critical = max(critical, need + float(tail[u.index]))
     return max(compute, storage, critical, prefetch_bound(p, profile, budget))
+
+
+def reads_bound(p: Problem, profile: HardwareProfile, budget: int | None, must: float
+                ) -> float:
+    """Storage time when every load must fit the budget: the contiguous bytes take at least
+    ceil(bytes / budget) reads, each paying a request latency, and gathered rows are read a
+    piece at a time (at best all of them in one load, requests `queue_depth` deep); `must`
+    bytes in all cross the link."""
+    st = profile.storage
+    pieces = [(nbytes, r) for g in p.groups for _, nbytes, r in g.parts if r]
+    gathered = sum(nbytes for nbytes, _ in pieces)
+    contiguous = sum(g.bytes for g in p.groups) - gathered
+    reads = 1 if budget is None else math.ceil(contiguous / budget)
+    rows = read_time(st, gathered, request_size=min(r for _, r in pieces)) if pieces else 0.0
+    return rows + (reads * st.request_latency if contiguous else 0.0) + \
+        (must - gathered) / st.read_bandwidth
 
 
 def divisible(p: Problem) -> np.ndarray:

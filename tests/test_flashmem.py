@@ -325,3 +325,28 @@ def test_growing_batches_bring_cnns_near_the_bound(name):
     m = simulate(s, prof, record_trace=False).metrics
     assert m.latency_s == pytest.approx(s.meta["estimated_latency_s"], rel=1e-9)
     assert m.latency_s <= 1.025 * s.meta["lower_bound_s"]
+
+
+def test_the_bound_counts_a_read_per_budget_of_contiguous_bytes(toy_zc):
+    """Three 1 MB layers under a 1.5 MB budget: no load holds more than the budget, so there are
+    at least ceil(3 MB / 1.5 MB) = 2 reads, a request latency each: storage >= 2 t0 + 3 MB / bw
+    (one t0 without a budget); every policy that runs within the budget ends no sooner."""
+    from sim.bounds import reads_bound
+
+    wl = linear_chain(3, weight_elems=500_000, flops=1000)
+    st = toy_zc.storage
+    budget = 1_500_000 + 10_000
+    p = build_problem(wl, toy_zc, budget)
+    assert reads_bound(p, toy_zc, budget, 3 * MB) == pytest.approx(
+        2 * st.request_latency + 3 * MB / st.read_bandwidth, rel=1e-12)
+    assert reads_bound(p, toy_zc, None, 3 * MB) == pytest.approx(
+        st.request_latency + 3 * MB / st.read_bandwidth, rel=1e-12)
+    lb = lower_bound(wl, toy_zc, budget)
+    assert lb >= 2 * st.request_latency + 3 * MB / st.read_bandwidth
+    ran = []
+    for policy in ("flashmem", "sequential", "pipeline", "demand-layering"):
+        m = simulate(plan(policy, wl, toy_zc, budget), toy_zc, record_trace=False).metrics
+        if m.feasible:
+            ran.append(policy)
+            assert m.latency_s >= lb * (1 - 1e-12)
+    assert "flashmem" in ran
