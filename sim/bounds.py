@@ -98,11 +98,17 @@ def reads_bound(p: Problem, profile: HardwareProfile, budget: int | None, must: 
     st = profile.storage
     pieces = [(nbytes, r) for g in p.groups for _, nbytes, r in g.parts if r]
     gathered = sum(nbytes for nbytes, _ in pieces)
-    contiguous = sum(g.bytes for g in p.groups) - gathered
-    reads = 1 if budget is None else math.ceil(contiguous / budget)
     rows = read_time(st, gathered, request_size=min(r for _, r in pieces)) if pieces else 0.0
-    return rows + (reads * st.request_latency if contiguous else 0.0) + \
+    return rows + least_reads(p, budget) * st.request_latency + \
         (must - gathered) / st.read_bandwidth
+
+
+def least_reads(p: Problem, budget: int | None) -> int:
+    """Contiguous reads (not gathered rows) any schedule needs: every load fits the budget."""
+    contiguous = sum(nbytes for g in p.groups for _, nbytes, r in g.parts if not r)
+    if not contiguous:
+        return 0
+    return 1 if budget is None else math.ceil(contiguous / budget)
 
 
 def divisible(p: Problem) -> np.ndarray:
