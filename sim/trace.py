@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 RESOURCES = ("storage", "copy", "transform", "gpu")
 MEMORY_COLUMNS = ("time_s", "total", "weights", "staging", "activations", "workspace", "kv")
@@ -40,6 +41,8 @@ class Trace:
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per interval: resource, name, step, start, end, duration, bytes, invocation."""
+        import pandas as pd  # here, not at the top: importing it costs every use of `sim` 0.2 s
+
         df = pd.DataFrame([(i.resource, i.name, i.step, i.start, i.end, i.bytes, i.invocation)
                            for i in self.intervals],
                           columns=["resource", "name", "step", "start", "end", "bytes", "invocation"])
@@ -47,6 +50,8 @@ class Trace:
         return df
 
     def memory_dataframe(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame(self.memory, columns=list(MEMORY_COLUMNS))
 
     def busy_time(self, resource: str) -> float:

@@ -11,11 +11,13 @@ deterministic (fixed seed, interleaved workers, deterministic time limit).
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from ortools.sat.python import cp_model
+from typing import TYPE_CHECKING
 
 from sim.planner.plan import DEFAULT_LOOKAHEAD, Plan
 from sim.planner.problem import Problem
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
 
 NS = 1e9
 
@@ -39,6 +41,10 @@ def solve(problem: Problem, hint: Plan | None = None, time_limit_s: float = 10.0
     """Solve the overlap plan; returns the best plan found (or None) with its bound. With
     `free` (unit indices), only those units' issue positions are decided: every other unit and
     the resident set stay as in `hint` (one window of a rolling-window solve)."""
+    # here, not at the top: OR-Tools (and the pandas it imports) costs 0.2 s to import, and
+    # most plans never run the solver
+    from ortools.sat.python import cp_model
+
     m = cp_model.CpModel()
     n, units, groups = problem.n, problem.units, problem.groups
     zc = problem.zero_copy

@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-
-from ortools.sat.python import cp_model
+from typing import TYPE_CHECKING
 
 from sim.lowering import op_class
 from sim.planner.plan import Plan
 from sim.planner.problem import Problem
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
 
 # the paper's load capacity per op class (fraction of the kernel's own memory traffic)
 CAPACITY = {"norm": 0.0, "conv": 0.2, "depthwise": 0.2, "matmul": 0.2, "gemv": 0.2,
@@ -176,6 +178,8 @@ def solve(inst: OpgInstance, time_limit: float = TIME_LIMIT,
     capacities may be exceeded at a penalty); `objective` is None if no plan was found."""
     if not inst.units:  # nothing to load: the empty plan is optimal
         return OpgSolution(frozenset(), {}, {}, "OPTIMAL", 0.0, 0.0)
+    from ortools.sat.python import cp_model  # here: importing it costs every use of sim 0.2 s
+
     m = cp_model.CpModel()
     wp, wd = inst.weights
     groups = sorted({u.group for u in inst.units})
