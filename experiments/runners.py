@@ -264,10 +264,10 @@ def probe_scheduler(address: str, timeout: float) -> None:
 class AutoRunner:
     """Serial while that is faster, a process pool once the work pays its start-up.
 
-    The first item runs in this process and is timed; the rest go to a pool of `workers`
-    processes only when running them here would take longer than running them there plus
-    starting the pool (`startup_s` per worker: spawning, importing numpy, pandas, SimPy and
-    OR-Tools), so a small sweep never waits for workers it does not need.
+    Items run in this process, timed, until running the rest here would take longer (at the
+    mean time per item so far) than running them on a pool of `workers` processes plus starting
+    it (`startup_s` per worker: spawning, importing numpy, pandas and SimPy); then the rest go
+    to the pool. A small sweep never waits for workers it does not need.
     """
 
     workers: int = 0
@@ -287,20 +287,19 @@ class AutoRunner:
                       ) -> Iterator[tuple[T, R | Lost]]:
         if not items:
             return
-        t0 = time.perf_counter()
-        yield items[0], fn(items[0])
-        rest = items[1:]
-        if not rest:
-            return
-        per_item = time.perf_counter() - t0
-        if self._pool is None and not self.pool_pays(per_item * len(rest)):
-            for item in rest:
+        if self._pool is None:
+            # decided again after every item, from the mean so far: the first items of a
+            # sweep (an infeasible budget decided analytically) can be far cheaper than the rest
+            t0 = time.perf_counter()
+            for k, item in enumerate(items):
+                if k and self.pool_pays((time.perf_counter() - t0) / k * (len(items) - k)):
+                    self._pool = PoolRunner(self.workers)
+                    self.name = f"auto: {self.workers} processes"
+                    yield from self._pool.map_unordered(fn, items[k:])
+                    return
                 yield item, fn(item)
             return
-        if self._pool is None:
-            self._pool = PoolRunner(self.workers)
-            self.name = f"auto: {self.workers} processes"
-        yield from self._pool.map_unordered(fn, rest)
+        yield from self._pool.map_unordered(fn, items)
 
     def start(self) -> None:
         pass  # the pool starts only if the work pays for it

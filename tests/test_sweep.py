@@ -188,6 +188,20 @@ def test_auto_runner_stays_serial_for_small_work_and_pools_large_work():
     assert out == [(-1, 1), (-2, 2), (-3, 3)] and r._pool is None and r.name == "auto"
 
 
+def test_auto_runner_moves_to_a_pool_once_the_items_turn_out_costly():
+    """Cheap first items (infeasible budgets decided analytically) do not keep a costly sweep
+    serial: the decision is made again after every item, from the mean so far."""
+    import time
+
+    r = AutoRunner(2, startup_s=0.01)
+    items = [0.0, 0.0, 0.3, 0.3, 0.3, 0.3]
+    try:
+        out = list(r.map_unordered(time.sleep, items))
+    finally:
+        r.close()
+    assert sorted(i for i, _ in out) == sorted(items) and r.name == "auto: 2 processes"
+
+
 @pytest.mark.parametrize("scope", ["total", "weights"])
 def test_sweep_shares_work_and_decides_tiny_budgets_analytically(tmp_path, scope):
     """Budgets below the workload's working set are infeasible without planning; every other
