@@ -350,3 +350,16 @@ def test_the_bound_counts_a_read_per_budget_of_contiguous_bytes(toy_zc):
             ran.append(policy)
             assert m.latency_s >= lb * (1 - 1e-12)
     assert "flashmem" in ran
+
+
+def test_a_batched_read_is_staged_whole_without_zero_copy():
+    """Without zero-copy a batch of groups read as one load is staged whole: the planned memory
+    keeps room for it, so the plan runs within its budget (ResNet-50 at the held-out +0.1W case
+    on the calibrated H200 profile did not complete when batches counted one group's staging)."""
+    from validate.cases import ZooCase, zoo_schedule
+
+    prof = load_profile("calibrated-nvidia-h200")
+    assert not prof.transfer.zero_copy
+    s = zoo_schedule(ZooCase("resnet50", "flashmem", 0.1, "direct", "auto"), prof)
+    m = simulate(s, prof, record_trace=False).metrics
+    assert m.feasible and m.peak_memory_bytes <= s.budget_bytes

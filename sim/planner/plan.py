@@ -52,7 +52,7 @@ def memory_profile(problem: Problem, plan: Plan) -> list[int]:
 
 def _memory(problem: Problem, plan: Plan) -> np.ndarray:
     a = problem.arrays
-    base = resident_bytes(problem, plan.resident) + problem.staging_reserve()
+    base = resident_bytes(problem, plan.resident) + staging(problem, plan)
     diff = np.zeros(problem.n + 1, dtype=np.int64)
     if plan.issue:
         idx = np.fromiter(plan.issue.keys(), dtype=np.int64, count=len(plan.issue))
@@ -61,6 +61,17 @@ def _memory(problem: Problem, plan: Plan) -> np.ndarray:
         np.add.at(diff, pos, size)
         np.add.at(diff, a.unit_pos[idx] + 1, -size)
     return np.cumsum(diff[:-1]) + a.act + base
+
+
+def staging(problem: Problem, plan: Plan) -> int:
+    """Host staging kept free without zero-copy: room for the largest single load, a batch's
+    groups together (build_schedule reads a batch as one load, staged whole)."""
+    reserve = problem.staging_reserve()
+    if not reserve or not plan.batches:
+        return reserve
+    groups, units = problem.groups, problem.units
+    return max(reserve, *(sum(groups[g].bytes for g in {units[i].group for i in b})
+                          for b in plan.batches))
 
 
 def fits(problem: Problem, plan: Plan) -> bool:
@@ -284,8 +295,8 @@ def _gathered(problem: Problem) -> set[int]:
 
 def coalesced(problem: Problem, plan: Plan, size: int) -> Plan | None:
     """`plan` with consecutive streamed units issued at the same position read together, up
-    to `size` bytes a read (memory is unchanged: they are issued there anyway); None if no two
-    units share a read."""
+    to `size` bytes a read (the same memory, as they are issued there anyway, but for the host
+    staging of a batch without zero-copy); None if no two units share a read or it does not fit."""
     batches: list[list[int]] = []
     held, at = size, -1
     alone = _gathered(problem)
@@ -299,7 +310,8 @@ def coalesced(problem: Problem, plan: Plan, size: int) -> Plan | None:
     merged = tuple(tuple(b) for b in batches if len(b) > 1)
     if not merged:
         return None
-    return Plan(plan.resident, plan.issue, plan.planner, merged)
+    out = Plan(plan.resident, plan.issue, plan.planner, merged)
+    return out if fits(problem, out) else None  # a batch is staged whole without zero-copy
 
 
 def grown(problem: Problem, plan: Plan, first: int, factor: float) -> Plan | None:
@@ -323,7 +335,8 @@ def grown(problem: Problem, plan: Plan, first: int, factor: float) -> Plan | Non
     merged = tuple(tuple(b) for b in batches if len(b) > 1)
     if not merged:
         return None
-    return Plan(plan.resident, plan.issue, plan.planner, merged)
+    out = Plan(plan.resident, plan.issue, plan.planner, merged)
+    return out if fits(problem, out) else None  # a batch is staged whole without zero-copy
 
 
 def residency_candidates(problem: Problem, steps: int = 8) -> list[frozenset[int]]:
