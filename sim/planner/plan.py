@@ -296,22 +296,9 @@ def _gathered(problem: Problem) -> set[int]:
 def coalesced(problem: Problem, plan: Plan, size: int) -> Plan | None:
     """`plan` with consecutive streamed units issued at the same position read together, up
     to `size` bytes a read (the same memory, as they are issued there anyway, but for the host
-    staging of a batch without zero-copy); None if no two units share a read or it does not fit."""
-    batches: list[list[int]] = []
-    held, at = size, -1
-    alone = _gathered(problem)
-    for i, p in plan.issue.items():
-        g = problem.units[i].group
-        if held >= size or p != at or g in alone:
-            batches.append([])
-            held, at = 0, p
-        batches[-1].append(i)
-        held = size if g in alone else held + problem.groups[g].bytes
-    merged = tuple(tuple(b) for b in batches if len(b) > 1)
-    if not merged:
-        return None
-    out = Plan(plan.resident, plan.issue, plan.planner, merged)
-    return out if fits(problem, out) else None  # a batch is staged whole without zero-copy
+    staging of a batch without zero-copy); None if no two units share a read or it does not fit.
+    Batches that do not grow."""
+    return grown(problem, plan, size, 1.0)
 
 
 def grown(problem: Problem, plan: Plan, first: int, factor: float) -> Plan | None:
@@ -319,7 +306,7 @@ def grown(problem: Problem, plan: Plan, first: int, factor: float) -> Plan | Non
     batches that grow: the first up to `first` bytes, each next one `factor` times the one
     before. The first kernels wait only for a small read, later ones (further from the start,
     with more compute before them) for larger reads that pay fewer request latencies; None if
-    no two units share a read."""
+    no two units share a read or it does not fit."""
     batches: list[list[int]] = []
     alone = _gathered(problem)
     cap, held, at = float(first), -1.0, -1
