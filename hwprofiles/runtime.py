@@ -17,7 +17,8 @@ from typing import Any
 from hwprofiles.schema import Source
 
 # kernels are grouped into classes whose efficiency a runtime states separately
-OP_CLASSES = ("conv", "depthwise", "matmul", "gemv", "attention", "norm", "elementwise")
+OP_CLASSES = ("conv", "depthwise", "matmul", "matmul_narrow", "gemv", "attention", "norm",
+              "elementwise")
 HOLDING = ("anonymous", "mmap")
 TRANSFORM_UNITS = ("hardware", "gpu", "cpu")
 PROGRAM_KEYS = ("kind", "shape", "runtime")
@@ -48,11 +49,13 @@ RUNTIME_FIELDS: dict[str, str] = {
     "init.program_load": "time?",
     "dispatch.per_kernel": "time?",
     "fusion.rules": f"list:{'|'.join(FUSION_RULES)}?",
+    "kernels.narrow_min_dim": "count?",
+    "kernels.narrow_formats": f"list:{'|'.join(EFFICIENCY_KEYS)}?",
     **{f"efficiency.{c}": "ratio?" for c in OP_CLASSES},
     **{f"dtype_efficiency.{d}": "ratio?" for d in EFFICIENCY_KEYS},
     **{f"kernel_efficiency.{c}.{d}": "ratio?" for c in OP_CLASSES for d in EFFICIENCY_KEYS},
 }
-RUNTIME_SECTIONS = ("weights", "load", "init", "dispatch", "fusion", "efficiency",
+RUNTIME_SECTIONS = ("weights", "load", "init", "dispatch", "fusion", "kernels", "efficiency",
                     "dtype_efficiency", "kernel_efficiency")
 
 
@@ -79,6 +82,10 @@ class RuntimeProfile:
     set-up and builds finish before the first weight is read (a backend initialised before the
     model is loaded); with_load: they share the host with parsing while reads proceed.
     dispatch: `per_kernel` host cost of each kernel launch, on top of the GPU's own.
+    kernels: `narrow_min_dim` a matrix product over several tokens whose weight (in one of
+    `narrow_formats`) has a dimension below this runs the runtime's generic fallback kernel
+    instead of its tuned GEMM (llama.cpp's Adreno Q4_0 kernels need both >= 512): kernel class
+    `matmul_narrow`, with its own efficiency.
     efficiency: per op class and per dtype, the factor by which this runtime's kernels reach
     the hardware roofline (1 = as the hardware profile's compute efficiency says; 0.5 = twice
     as slow); `kernel_efficiency[class][dtype]`, where given, replaces the product of the two
@@ -105,6 +112,8 @@ class RuntimeProfile:
     init_order: str = "with_load"
     dispatch: float = 0.0
     fusion: tuple[str, ...] = ()
+    narrow_min_dim: int = 0
+    narrow_formats: tuple[str, ...] = ()
     efficiency: dict[str, float] = field(default_factory=dict)
     dtype_efficiency: dict[str, float] = field(default_factory=dict)
     kernel_efficiency: dict[str, float] = field(default_factory=dict)  # "class.dtype" -> ratio
@@ -161,6 +170,7 @@ _ATTR = {
     "init.cached": "cached", "init.program_load": "program_load", "init.order": "init_order",
     "dispatch.per_kernel": "dispatch",
     "fusion.rules": "fusion",
+    "kernels.narrow_min_dim": "narrow_min_dim", "kernels.narrow_formats": "narrow_formats",
 }
 
 

@@ -7,7 +7,10 @@ matmul; a convolution with one input channel per group is depthwise.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hwprofiles.runtime import RuntimeProfile
+from workloads.formats import runtime_keys
 from workloads.fusion import fuse
 from workloads.model import Model, Op
 from workloads.workload import Invocation, Workload
@@ -26,7 +29,11 @@ def kind_class(kind: str) -> str:
 
 
 def op_class(op: Op) -> str:
-    """The kernel class of `op`: conv, depthwise, matmul, gemv, attention, norm or elementwise."""
+    """The kernel class of `op`: conv, depthwise, matmul, matmul_narrow (set by `lower`), gemv,
+    attention, norm or elementwise."""
+    tagged = op.attrs.get("kernel_class")
+    if tagged:
+        return tagged  # type: ignore[return-value]
     cls = kind_class(op.kind)
     if cls == "conv" and op.weights and len(op.weights[0].shape) == 4 \
             and op.weights[0].shape[1] == 1 and op.weights[0].shape[0] > 1:
@@ -38,15 +45,42 @@ def op_class(op: Op) -> str:
     return cls
 
 
+def narrow(op: Op, runtime: RuntimeProfile) -> bool:
+    """Whether `runtime` runs `op` on its fallback kernel: a matrix product over several tokens
+    whose weight, in one of the runtime's `narrow_formats`, has a dimension below
+    `narrow_min_dim`, where the runtime states an efficiency for that kernel (without one the
+    product is an ordinary matmul: nothing is assumed)."""
+    if not runtime.narrow_min_dim or not op.weights or kind_class(op.kind) != "matmul":
+        return False
+    w = op.weights[0]
+    keys = runtime_keys(w.dtype)
+    return (len(w.shape) == 2 and min(w.shape) < runtime.narrow_min_dim
+            and op_class(op) == "matmul" and any(k in runtime.narrow_formats for k in keys)
+            and (runtime.states_dtype("matmul_narrow", *keys)
+                 or "matmul_narrow" in runtime.efficiency))
+
+
+def _lower_model(model: Model, runtime: RuntimeProfile) -> Model:
+    m = fuse(model, runtime.fusion) if runtime.fusion else model
+    if not runtime.narrow_min_dim or not any(narrow(op, runtime) for op in m.ops):
+        return m
+    ops = [replace(op, attrs={**op.attrs, "kernel_class": "matmul_narrow"})
+           if narrow(op, runtime) else op for op in (m.op(n) for n in m.insertion_order)]
+    return Model(m.name, ops, m.graph.edges, family=m.family, source=m.source,
+                 published_params=m.published_params, description=m.description,
+                 warnings=m.warnings)
+
+
 def lower(workload: Workload, runtime: RuntimeProfile) -> Workload:
-    """`workload` with each model fused by `runtime`'s rules (itself when it fuses nothing)."""
-    if not runtime.fusion:
+    """`workload` with each model fused by `runtime`'s rules and its narrow matrix products on
+    the runtime's fallback kernel (itself when neither applies)."""
+    if not runtime.fusion and not runtime.narrow_min_dim:
         return workload
-    fused: dict[int, Model] = {}
+    lowered: dict[int, Model] = {}
     invs = []
     for inv in workload.invocations:
         key = id(inv.model)
-        if key not in fused:
-            fused[key] = fuse(inv.model, runtime.fusion)
-        invs.append(Invocation(fused[key], inv.label))
+        if key not in lowered:
+            lowered[key] = _lower_model(inv.model, runtime)
+        invs.append(Invocation(lowered[key], inv.label))
     return Workload(workload.name, tuple(invs), workload.description)

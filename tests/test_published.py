@@ -20,13 +20,12 @@ from validate.published import (
 )
 
 # what the shipped runtime profiles achieve on the shipped table (docs/runtimes.md): check rows
-# 27.7% median |error|, 75.6% within 2x (the issue asked for 25% / 80%: see docs/runtimes.md for
-# the rows that miss and why); fit rows 10.8% / 89.1% (the third pass simulates fit rows the
-# profiles cannot all match: ConvNeXt's channel MLPs, PocketPal's Qwen3-1.7B)
-CHECK_MEDIAN_MAX = 0.28
-CHECK_WITHIN_2X_MIN = 0.75
-FIT_MEDIAN_MAX = 0.11
-FIT_WITHIN_2X_MIN = 0.88
+# 24.3% median |error|, 85.7% within 2x (the issue asks for 25% / 80%); fit rows 8.3% / 91.5%
+# (fit rows the profiles cannot all match remain: ConvNeXt's channel MLPs, an MLC bug report)
+CHECK_MEDIAN_MAX = 0.25
+CHECK_WITHIN_2X_MIN = 0.85
+FIT_MEDIAN_MAX = 0.09
+FIT_WITHIN_2X_MIN = 0.91
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +57,7 @@ def test_every_simulated_row_simulates(outcomes):
 
 def test_errors_stay_at_what_the_profiles_achieve(outcomes):
     check = summarise(outcomes, "check")
-    assert check.simulated == 45
+    assert check.simulated == 49
     assert check.median_abs_error <= CHECK_MEDIAN_MAX
     assert check.within_2x >= CHECK_WITHIN_2X_MIN
     fit = summarise(outcomes, "fit")
@@ -179,3 +178,61 @@ def test_fit_cli_refuses_a_bad_row_pattern_and_names_the_runtimes_with_fit_rows(
     r = CliRunner().invoke(main, ["validate", "published", "--fit", "nosuch", "--param",
                                   "init.fixed"])
     assert r.exit_code == 2 and "runtimes with fit rows:" in r.output and "litert-gpu" in r.output
+
+
+def test_adreno_740_prefill_split_by_the_gemm_gate(outcomes):
+    """On the Galaxy S23 (Adreno 740, A7X compiler) llama.rn prefills Qwen3-1.7B Q4_0 (1,024 K/V
+    columns) ~4x faster per token than Qwen2.5-1.5B Q4_0 (256: its K/V projections miss the
+    Adreno GEMM). The a7x variant reproduces that split from the gate, and the same models on
+    the Snapdragon 8 Gen 3 profile (base runtime, no fallback figure) are not slowed."""
+    by_id = {o.row.id: o for o in outcomes}
+    fast = by_id["pocketpal-s23-qwen3-17b-q40-opencl-pp256"]
+    slow = by_id["pocketpal-s23-qwen25-15b-q40-opencl-pp256"]
+    assert fast.row.runtime == slow.row.runtime == "llama.cpp-opencl-a7x"
+    published = fast.row.value / slow.row.value
+    predicted = fast.predicted / slow.predicted
+    assert published > 4 and predicted == pytest.approx(published, rel=0.25)
+    sd8g3 = by_id["lcpp-i14337-sd8g3-qwen-1.5b-prefill"]  # the same architecture, check row
+    assert sd8g3.row.runtime == "llama.cpp-opencl" and sd8g3.predicted > 3 * slow.predicted
+
+
+def test_fit_reaches_a_variant_field_jointly(tmp_path):
+    """A base runtime and a variant extending it: rows made with base gemv = 0.4 and variant
+    gemv.fp32 = 0.2 are fitted back jointly (`VARIANT:field`); a field set on the base reaches
+    the variant's rows only where the variant inherits it."""
+    from hwprofiles import load_profile
+    from hwprofiles.loader import load_runtime
+
+    base = tmp_path / "probe.yaml"
+    base.write_text(yaml.safe_dump({"name": "probe", "efficiency": {
+        "gemv": {"value": 1.0, "estimate": "start of the fit"}}}))
+    var = tmp_path / "probe-v.yaml"
+    var.write_text(yaml.safe_dump({"name": "probe-v", "extends": str(base), "kernel_efficiency":
+                                   {"gemv": {"fp32": {"value": 1.0, "estimate": "start"}}}}))
+    truth = {str(base): load_runtime(str(base), ["efficiency.gemv=0.4"]),
+             str(var): load_runtime(str(var), ["kernel_efficiency.gemv.fp32=0.2"])}
+    rows = []
+    for i, (rt, dtype, ctx) in enumerate([(base, "fp16", 0), (base, "fp16", 64),
+                                          (var, "fp16", 0), (var, "fp32", 0)]):
+        row = {"id": f"r{i}", "role": "fit", "source": "synthetic, made by the test",
+               "profile": "snapdragon-8-gen-3", "runtime": str(rt), "dtype": dtype,
+               "models": [["gpt2", {}]], "metric": "decode_tok_s", "value": 1.0,
+               "scenario": {"kind": "decode", "prompt": ctx, "tokens": 1}}
+        table = tmp_path / "t.yaml"
+        table.write_text(yaml.safe_dump([row]))
+        r = load_table(table)[0]
+        got = scenario_metrics(r, load_profile(r.profile), truth[str(rt)])
+        if rt == var and dtype == "fp16":  # the variant inherits the base's 0.4
+            got = scenario_metrics(r, load_profile(r.profile),
+                                   load_runtime(str(var), ["efficiency.gemv=0.4"]))
+        row["value"] = got["decode_tok_s"]
+        rows.append(row)
+    table = tmp_path / "t.yaml"
+    table.write_text(yaml.safe_dump(rows))
+    values, outs = fit_runtime(load_table(table), str(base),
+                               ["efficiency.gemv", f"{var}:kernel_efficiency.gemv.fp32"])
+    assert len(outs) == 4
+    assert values["efficiency.gemv"] == pytest.approx(0.4, rel=2e-3)
+    assert values[f"{var}:kernel_efficiency.gemv.fp32"] == pytest.approx(0.2, rel=2e-3)
+    with pytest.raises(Exception, match="is not a runtime whose fit rows"):
+        fit_runtime(load_table(table), str(base), ["nosuch:efficiency.gemv"])

@@ -218,3 +218,40 @@ def test_linear_chain_helper_still_matches(toy_profile):
     # guard for the hand checks above: three 1 GB fp16 layers of 1e9 FLOPs
     wl = linear_chain()
     assert wl.weight_bytes == 3 * GB
+
+
+def test_narrow_products_run_the_fallback_kernel_by_hand(toy_profile, tmp_path):
+    """A runtime whose tuned GEMM needs both weight dimensions >= 512 (llama.cpp's Adreno Q4_0
+    kernels) runs a prompt's K/V projection of Qwen2-1.5B (256 x 1536) on its fallback kernel
+    at the stated efficiency; the 1536 x 1536 Q projection, decode GEMVs, fp16 weights and a
+    runtime without a fallback figure keep their own kernels."""
+    from sim.hardware import HardwareModel
+    from sim.lowering import lower, narrow
+    from workloads.workload import Invocation, Workload
+
+    rt = load_runtime(write_runtime(
+        tmp_path, "gate", kernels={"narrow_min_dim": 512, "narrow_formats": ["q4_0"]},
+        kernel_efficiency={"matmul.q4_0": 0.5, "matmul_narrow.q4_0": 0.01}))
+    unstated = load_runtime(write_runtime(
+        tmp_path, "nofig", kernels={"narrow_min_dim": 512, "narrow_formats": ["q4_0"]},
+        kernel_efficiency={"matmul.q4_0": 0.5}))
+    prefill = get_model("qwen2-1.5b", "q4_0", tokens=64)
+    k, q = (prefill.op(f"model.layers.0.self_attn.{p}_proj") for p in ("k", "q"))
+    assert narrow(k, rt) and not narrow(q, rt) and not narrow(k, unstated)
+    assert not narrow(get_model("qwen2-1.5b", "q4_0", tokens=1).op(k.name), rt)  # a GEMV
+    assert not narrow(get_model("qwen2-1.5b", "fp16", tokens=64).op(k.name), rt)
+    low = lower(Workload("w", (Invocation(prefill, "p"),)), rt).invocations[0].model
+    assert op_class(low.op(k.name)) == "matmul_narrow" and op_class(low.op(q.name)) == "matmul"
+    assert low.total_flops == prefill.total_flops and len(low.ops) == len(prefill.ops)
+    # the step's time: launch + roofline / efficiency, the narrow kernel at its own figure
+    s = plan("preload", Workload("w", (Invocation(prefill, "p"),)), toy_profile, None, rt)
+    step = next(c for c in s.computes if c.op == k.name)
+    assert step.op_class == "matmul_narrow"
+    g = toy_profile.gpu
+    t_flops = k.flops / (g.flops_for("fp16") * g.compute_efficiency)
+    t_mem = (k.input_bytes + k.output_bytes) / g.memory_bandwidth + sum(
+        t.nbytes / (g.memory_bandwidth * g.buffer_read_efficiency) for t in k.weights)
+    want = (g.kernel_launch_overhead + max(t_flops, t_mem) / 0.01
+            + (1 - g.compute_memory_overlap) * min(t_flops, t_mem) / 0.01)
+    sizes = {t.name: t.nbytes for t in k.weights}
+    assert HardwareModel(toy_profile, rt).compute_time(step, sizes, {}) == pytest.approx(want)

@@ -47,7 +47,7 @@ def outcome_lines(outcomes: list) -> list[str]:
 @click.option("--fit", "fit_runtime", default=None, metavar="RUNTIME",
               help="fit --param fields of RUNTIME to its fit rows and print them")
 @click.option("--param", "params", multiple=True, metavar="FIELD",
-              help="runtime field to fit, e.g. efficiency.gemv (repeatable; with --fit)")
+              help="runtime field to fit, e.g. efficiency.gemv, or VARIANT:FIELD for a runtime extending RUNTIME (repeatable; with --fit)")
 @click.option("--rows", "match", default=None, metavar="REGEX",
               help="with --fit: only fit rows whose id matches")
 def published(table: str | None, role: str, plot_path: str | None, as_json: bool,

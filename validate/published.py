@@ -185,14 +185,44 @@ class Outcome:
 RuntimeLoader = Callable[[str, tuple[str, ...]], Any]
 
 
+@cache
+def _inherited(name: str) -> dict[str, frozenset[str]]:
+    """For each runtime `name` extends (directly or not): the fields `name` inherits from it
+    unchanged (a variant that sets a field itself keeps its own value)."""
+    from hwprofiles.loader import RUNTIME, load_runtime
+    from hwprofiles.runtime import runtime_value
+
+    out: dict[str, frozenset[str]] = {}
+    rt = load_runtime(name)
+    parent = rt.extends
+    while parent and parent not in out:
+        base = load_runtime(parent)
+        out[parent] = frozenset(p for p in RUNTIME.fields
+                                if runtime_value(rt, p) == runtime_value(base, p))
+        parent = base.extends
+    return out
+
+
+def family_of(name: str) -> tuple[str, ...]:
+    """`name` and every runtime it extends, nearest first."""
+    return (name, *_inherited(name))
+
+
 def _runtime_loader(overrides: dict[str, dict[str, Any]] | None) -> RuntimeLoader:
-    """load_runtime with extra `--set` style values per runtime name (for fitting)."""
+    """load_runtime with extra `--set` style values per runtime name (for fitting); values set
+    on a runtime also reach the variants that extend it and inherit that field."""
     from hwprofiles.loader import load_runtime
 
     extra = overrides or {}
 
     def load(name: str, sets: tuple[str, ...]) -> Any:
-        mine = tuple(f"{k}={v}" for k, v in sorted(extra.get(name, {}).items()))
+        values = dict(extra.get(name, {}))
+        if extra:
+            for parent, fields in _inherited(name).items():
+                for k, v in extra.get(parent, {}).items():
+                    if k in fields:
+                        values.setdefault(k, v)
+        mine = tuple(f"{k}={v}" for k, v in sorted(values.items()))
         return load_runtime(name, (*mine, *sets))
 
     return load
@@ -356,8 +386,10 @@ def plot(outcomes: Sequence[Outcome], path: str | Path) -> Path:
 def fit_runtime(rows: Sequence[Row], runtime: str, params: Sequence[str],
                 match: str | None = None) -> tuple[dict[str, float], list[Outcome]]:
     """Fit `params` (runtime fields holding numbers, e.g. 'efficiency.gemv', 'load.parse_bandwidth';
-    'a,b' ties several fields to one value) of `runtime` to its `fit` rows (optionally only ids
-    matching `match`): least squares on log(predicted / published), searched in log space.
+    'a,b' ties several fields to one value; 'VARIANT:field' is a field of a runtime that extends
+    `runtime`, fitted jointly) to the `fit` rows of `runtime` and of the variants that extend
+    it (optionally only ids matching `match`): least squares on log(predicted / published),
+    searched in log space. A field set on `runtime` reaches the variants that inherit it.
     Returns the values and the fitted rows."""
     try:
         from scipy.optimize import minimize
@@ -371,30 +403,44 @@ def fit_runtime(rows: Sequence[Row], runtime: str, params: Sequence[str],
         pattern = None if match is None else re.compile(match)
     except re.error as exc:
         raise ValidateError(f"--rows {match!r} is not a regular expression: {exc}") from None
-    mine = [r for r in rows if r.role == "fit" and r.simulate and r.runtime == runtime
-            and (pattern is None or pattern.search(r.id))]
+    mine = [r for r in rows if r.role == "fit" and r.simulate and r.runtime
+            and runtime in family_of(r.runtime) and (pattern is None or pattern.search(r.id))]
     if not mine:
         have = sorted({r.runtime for r in rows if r.role == "fit" and r.simulate and r.runtime})
         raise ValidateError(f"no fit rows for runtime {runtime!r}"
                             + (f" matching {match!r}" if match else "")
                             + f"; runtimes with fit rows: {', '.join(have)}")
-    base = load_runtime(runtime)
-    groups = [tuple(p.strip() for p in spec.split(",") if p.strip()) for spec in params]
+    variants = sorted({r.runtime for r in mine if r.runtime != runtime})
+    groups: list[tuple[tuple[str, str], ...]] = []
+    for spec in params:
+        group = []
+        for item in (p.strip() for p in spec.split(",") if p.strip()):
+            owner, _, field = item.rpartition(":")
+            owner = owner or runtime
+            if owner != runtime and owner not in variants:
+                raise ValidateError(f"--param {item!r}: {owner!r} is not a runtime whose fit rows "
+                                    f"this fit uses; use {runtime!r}"
+                                    + (f" or one of {', '.join(variants)}" if variants else ""))
+            if field not in RUNTIME.fields:
+                raise ValidateError(f"unknown runtime field {field!r}; valid fields: "
+                                    f"{', '.join(RUNTIME.fields)}")
+            group.append((owner, field))
+        groups.append(tuple(group))
     start = []
     for group in groups:
-        for p in group:
-            if p not in RUNTIME.fields:
-                raise ValidateError(f"unknown runtime field {p!r}; valid fields: "
-                                    f"{', '.join(RUNTIME.fields)}")
-        v = runtime_value(base, group[0])
+        v = runtime_value(load_runtime(group[0][0]), group[0][1])
         start.append(math.log(float(v) if v else 1.0))
-    unit = {p: _unit_of(RUNTIME.fields[p]) for g in groups for p in g}
 
-    def values(x: Sequence[float]) -> dict[str, Any]:
-        return {p: f"{math.exp(v)}{unit[p]}" for g, v in zip(groups, x, strict=True) for p in g}
+    def values(x: Sequence[float]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for g, v in zip(groups, x, strict=True):
+            for owner, field in g:
+                out.setdefault(owner, {})[field] = (
+                    f"{math.exp(v)}{_unit_of(RUNTIME.fields[field])}")
+        return out
 
     def loss(x: Sequence[float]) -> float:
-        outs = evaluate(mine, {runtime: values(x)})
+        outs = evaluate(mine, values(x))
         return sum(math.log(o.ratio) ** 2 if o.ratio else 25.0 for o in outs)
 
     # the first simplex spans a factor of 2 on every field (the default step is tiny at log 1 = 0)
@@ -403,8 +449,9 @@ def fit_runtime(rows: Sequence[Row], runtime: str, params: Sequence[str],
     res = minimize(loss, start, method="Nelder-Mead",
                    options={"xatol": 1e-3, "fatol": 1e-6, "maxiter": 200 * len(start),
                             "initial_simplex": simplex})
-    fitted = {",".join(g): math.exp(v) for g, v in zip(groups, res.x, strict=True)}
-    return fitted, evaluate(mine, {runtime: values(res.x)})
+    fitted = {",".join(f if o == runtime else f"{o}:{f}" for o, f in g): math.exp(v)
+              for g, v in zip(groups, res.x, strict=True)}
+    return fitted, evaluate(mine, values(res.x))
 
 
 def _unit_of(kind: str) -> str:
