@@ -61,3 +61,34 @@ def test_replay_keeps_buffers_barriers_and_copy_gating(device, variant, reads):
                 assert copy_start[st.id] >= end[cid] - tol
     if variant == "sync":
         assert any(st.after_read for st in s.computes)
+
+
+def test_replay_reads_gathered_rows_one_request_each(device, tmp_path):
+    """GPT-2's flashmem plan gathers its embedding rows (a row-sized request each): the replay
+    lays the rows apart in its file (past the readahead) and reads each with its own request,
+    as the schedule says, instead of the rows' bytes in one read."""
+    from hwprofiles import load_profile
+    from validate.reader import align_up
+    from validate.replay import GATHER_SPAN, GATHER_STRIDE, ReplayOptions, _Replay
+    from workloads.zoo import get_model
+
+    prof = load_profile("pocl-cpu")
+    m = get_model("gpt2", "fp16", tokens=8)
+    s = plan("flashmem", single(m), prof, 2 * m.weight_bytes)
+    gathered = [st for st in s.loads if st.request_bytes]
+    assert gathered
+    rp = _Replay(device, s, ReplayOptions(), tmp_path)
+    try:
+        rp.prepare()
+        for st in gathered:
+            ls = rp.loads[st.id]
+            n = -(-st.bytes // st.request_bytes)
+            assert len(ls.pieces) == n and ls.piece == align_up(st.request_bytes)
+            gaps = {b - a for a, b in zip(ls.pieces, ls.pieces[1:], strict=False)}
+            assert all(GATHER_STRIDE >= g >= min(GATHER_STRIDE, GATHER_SPAN // n) for g in gaps)
+        rp.run()
+        trace = rp.trace()
+    finally:
+        rp.close()
+    reads = {i.step: i for i in trace.intervals if i.resource == "storage"}
+    assert all(reads[st.id].end > reads[st.id].start for st in gathered)

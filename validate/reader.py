@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,27 @@ class BlobReader:
             futs = [self._pool.submit(self._pread, mv[o:o + n], offset + o) for o, n in reqs[1:]]
             o, n = reqs[0]
             self._pread(mv[o:o + n], offset + o)  # this thread reads the first part itself
+            for f in futs:
+                f.result()
+        return start, host_now()
+
+    def read_scattered(self, offsets: Sequence[int], size: int, out: np.ndarray
+                       ) -> tuple[float, float]:
+        """Read `size` bytes (4 KiB aligned, rounded up) at each of `offsets` into consecutive
+        aligned slots of `out`, one request each, at most `queue_depth` outstanding: the rows an
+        embedding gather touches, scattered over its table; returns the host (start, end)."""
+        n = align_up(size)
+        mv = memoryview(out)
+        start = host_now()
+        if self.queue_depth <= 1 or len(offsets) == 1 or self._pool is None:
+            for i, off in enumerate(offsets):
+                self._pread(mv[i * n:(i + 1) * n], off)
+        else:
+            futs = []
+            for i, off in enumerate(offsets):
+                futs.append(self._pool.submit(self._pread, mv[i * n:(i + 1) * n], off))
+                if len(futs) >= self.queue_depth:
+                    futs.pop(0).result()
             for f in futs:
                 f.result()
         return start, host_now()

@@ -58,6 +58,10 @@ from validate.microbench import enqueue_transform
 from validate.reader import BlobReader, align_up, aligned_array, write_blob_file
 
 LOCAL = 64
+# a gathered load's rows lie this far apart in the replay's file (past the kernel's default
+# 128 KiB readahead, so no row arrives with another's request), all of them within GATHER_SPAN
+GATHER_STRIDE = 256 << 10
+GATHER_SPAN = 64 << 20
 
 
 @dataclass
@@ -170,6 +174,8 @@ class _LoadState:
     stage: int = 0
     offset: int = 0
     region: int = 0  # bytes of the host staging region (layout-sized, 4 KiB aligned)
+    pieces: tuple[int, ...] = ()  # file offsets of a gathered load's rows (one request each)
+    piece: int = 0  # bytes of each of those requests
     kind: str = "b"
     layout: ImageLayout | None = None
     ticket: Any = None
@@ -249,8 +255,16 @@ class _Replay:
                 ls.region = align_up(max(16, st.bytes))
             if st.read_bytes is not None:  # whole sectors (the replay reads whole pages)
                 ls.region = max(ls.region, align_up(st.read_bytes))
+            extent = ls.region
+            if st.request_bytes:  # gathered rows: one request per row, rows apart on flash
+                n = -(-st.bytes // st.request_bytes)
+                ls.piece = align_up(st.request_bytes)
+                stride = max(ls.piece, min(GATHER_STRIDE, align_up(GATHER_SPAN // n)))
+                ls.pieces = tuple(off + i * stride for i in range(n))
+                ls.region = max(ls.region, n * ls.piece)
+                extent = n * stride
             self.loads[st.id] = ls
-            off += ls.region
+            off += extent
         self.path = self.workdir / "weights.bin"
         size = align_up(max(off, 4096))
         if not self.path.exists() or self.path.stat().st_size != size:  # else an earlier run's
@@ -450,8 +464,12 @@ class _Replay:
             host = self._take(("host", ls.region))
             ls.host = host if host is not None else self.dev.host_array(ls.region)
             self._issued(st.id, "storage")
-            ls.future = self.storage.submit(self.reader.read_parts, ls.offset, ls.region,
-                                            ls.host)
+            if ls.pieces:
+                ls.future = self.storage.submit(self.reader.read_scattered, ls.pieces, ls.piece,
+                                                ls.host)
+            else:
+                ls.future = self.storage.submit(self.reader.read_parts, ls.offset, ls.region,
+                                                ls.host)
             ls.future.add_done_callback(lambda f, sid=st.id: self.notify.put(sid))
             self.outstanding += 1
             ls.stage = 2
