@@ -92,3 +92,24 @@ def test_replay_reads_gathered_rows_one_request_each(device, tmp_path):
         rp.close()
     reads = {i.step: i for i in trace.intervals if i.resource == "storage"}
     assert all(reads[st.id].end > reads[st.id].start for st in gathered)
+
+
+def test_a_replay_that_cannot_get_memory_says_what_waits_and_who_holds_it(device):
+    """A schedule whose budget is cut below what its second layer needs stalls in the replay:
+    the error names the waiting request, the bytes in use by category and the unfinished steps
+    holding them (what tells a replay-only deadlock apart from an engine one)."""
+    from dataclasses import replace
+
+    from hwprofiles import load_profile
+    from validate.errors import ValidateError
+    from validate.replay import ReplayOptions, replay
+
+    prof = load_profile("pocl-cpu")
+    s = plan("sequential", small_cnn(), prof, None, path="direct")
+    biggest = max(st.bytes for st in s.loads)
+    tight = replace(s, budget_bytes=biggest + 4096)
+    with pytest.raises(ValidateError) as exc:
+        replay(device, tight, ReplayOptions())
+    msg = str(exc.value)
+    assert "cannot complete within the budget" in msg and "waiting for memory: step " in msg
+    assert f"of {biggest + 4096} bytes in use" in msg and "held by unfinished steps:" in msg

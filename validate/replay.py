@@ -227,6 +227,7 @@ class _Replay:
         self.wakes = 0
         # (step, resource) -> [memory requested, granted, issued to the unit] (host s from t0)
         self.marks: dict[tuple[int, str], list[float | None]] = {}
+        self.tickets: dict[tuple[int, str], Any] = {}  # (step, resource) -> its memory request
         self.buffered = {t for st in s.steps if isinstance(st, Load) and st.preallocated
                          for t in st.tensors}
 
@@ -679,8 +680,9 @@ class _Replay:
         def granted() -> None:
             mark[1] = None if asking[0] else host_now() - self.t0
             self.ready.append(sid)
-        ticket = self.pool.request(parts, prio, on_grant=granted)
+        ticket = self.pool.request(parts, prio, f"step {sid} {resource}", on_grant=granted)
         asking[0] = False
+        self.tickets[(sid, resource)] = ticket
         return ticket
 
     def _issued(self, sid: int, resource: str) -> None:
@@ -735,12 +737,7 @@ class _Replay:
                 # nothing in flight: give every unfinished step one more look before giving up
                 if self._advance(s for s in steps if not done[s.id]) or ready:
                     continue
-                blocked = self.pool.waiting
-                first = next(s.id for s in steps if not done[s.id])
-                head = (f"; waiting for memory: {blocked[0].nbytes} bytes with {self.pool.used} of "
-                        f"{budget} bytes in use") if blocked else ""
-                raise ValidateError(f"schedule cannot complete within the budget: {self.left} "
-                                    f"step(s) never ran, first step {first}{head}")
+                raise ValidateError(self._stall_report(budget))
             try:  # every completion is signalled (waiter threads, read completions)
                 ready.append(self.notify.get(timeout=0.05))
                 self.wakes += 1
@@ -750,6 +747,25 @@ class _Replay:
                 pass
         self.dev.finish()
         return self.t0, host_now()
+
+    def _stall_report(self, budget: int | None) -> str:
+        """Why nothing can move: what waits for memory, what is held (by category) and by
+        which unfinished steps, so a replay that the engine completes can be told apart."""
+        done = self.done
+        first = next(s.id for s in self.s.steps if not done[s.id])
+        out = (f"schedule cannot complete within the budget: {self.left} step(s) never ran, "
+               f"first step {first}")
+        blocked = self.pool.blocked
+        if blocked:
+            waits = ", ".join(f"{what} ({n} bytes)" for what, n in blocked[:4])
+            held = ", ".join(f"{c} {n}" for c, n in self.pool.by_cat.items() if n)
+            holders = [f"{sid} {res}" for (sid, res), t in self.tickets.items()
+                       if t.granted and not done[sid]]
+            out += (f"; waiting for memory: {waits}{' ...' if len(blocked) > 4 else ''}; "
+                    f"{self.pool.used} of {budget} bytes in use ({held}); held by unfinished "
+                    f"steps: {', '.join(holders[:12]) or 'none'}"
+                    f"{' ...' if len(holders) > 12 else ''}")
+        return out
 
     def _advance_one(self, st: Any) -> bool:
         if isinstance(st, Load):
