@@ -190,7 +190,10 @@ def test_check_says_whether_the_profile_holds(calibrated, device, tmp_path):
     from validate.check import Check
 
     c = Check.load(out)
-    assert len(c.figures) == 7 and all(f.measured_s > 0 and f.predicted_s > 0 for f in c.figures)
+    assert len([f for f in c.figures if not f.what.startswith("hop")]) == 7
+    assert {f.what for f in c.figures if f.what.startswith("hop")} == {
+        f"hop {h}" for h in ("read", "copy", "transform", "kernel", "free")}
+    assert all(f.measured_s >= 0 and f.predicted_s > 0 for f in c.figures)
     # --refit writes a valid profile whose storage and copy fields cite the check
     new = tmp_path / "refit.yaml"
     r = CliRunner().invoke(main, ["validate", "calibrate", "--refit", str(out), "--base",
@@ -199,7 +202,13 @@ def test_check_says_whether_the_profile_holds(calibrated, device, tmp_path):
     assert check_file(str(new)) == []
     p = load_profile(str(new))
     assert "validate check" in p.sources["storage.read_bandwidth"].text
-    assert p.gpu == load_profile(str(calibrated)).gpu  # nothing else refitted
+    assert "hop probe" in p.sources["gpu.sync_read"].text
+    hops = {f"sync_{h}": None for h in ("read", "copy", "transform", "kernel", "free")}
+    from dataclasses import replace as _replace
+
+    # nothing else refitted
+    assert _replace(p.gpu, **{k: getattr(load_profile(str(calibrated)).gpu, k) for k in hops}) \
+        == load_profile(str(calibrated)).gpu
 
 
 def test_zoo_compare_on_a_real_model(calibrated, device, tmp_path):

@@ -200,3 +200,52 @@ def test_replay_reads_scattered_rows_of_a_real_file(tmp_path):
                 assert np.array_equal(out[i * ALIGN:(i + 1) * ALIGN], ref[off:off + ALIGN])
         finally:
             r.close()
+
+
+def test_check_flags_and_refits_hop_gaps_that_drift(toy_profile):
+    """The replay driver's hop gaps follow the host's speed: a start where every gap is 1.7x
+    the baseline's (as on one H200 start) is flagged on the hops alone, and the refit scales
+    each `gpu.sync_<hop>` by its change; a gap within 25% holds; a
+    baseline from before the hop probe is compared with the profile's own hop model."""
+    from dataclasses import replace
+
+    from validate.check import Check, against_baseline, refit
+
+    reads = [{"bytes": b, "seconds": 50e-6 + b / 2e9} for b in (1 << 16, 1 << 20, 1 << 25)]
+    writes = [{"bytes": b, "seconds": 2e-6 + b / 50e9} for b in (1 << 16, 1 << 24)]
+    gaps = {"read": 80e-6, "copy": 76e-6, "transform": 42e-6, "kernel": 64e-6, "free": 28e-6}
+    base = Check({"name": "d"}, "t0", "O_DIRECT", reads, writes, hops=gaps)
+    slow = Check({"name": "d"}, "t1", "O_DIRECT", reads, writes,
+                 hops={k: 1.7 * v for k, v in gaps.items()})
+    near = Check({"name": "d"}, "t1", "O_DIRECT", reads, writes,
+                 hops={k: 1.2 * v for k, v in gaps.items()})
+    c = against_baseline(slow, base, "p", profile=toy_profile)
+    assert not c.holds and {f.what.split()[0] for f in c.drifted} == {"hop"}
+    assert len(c.drifted) == 5
+    assert against_baseline(near, base, "p", profile=toy_profile).holds
+    prof = replace(toy_profile, gpu=replace(toy_profile.gpu, sync_read=83e-6, sync_copy=77e-6,
+                                            sync_transform=40e-6, sync_free=48e-6))
+    vals = refit(slow, prof, base)
+    assert vals["gpu.sync_read"][0] == pytest.approx(1.7 * 83e-6)
+    assert vals["gpu.sync_free"][0] == pytest.approx(1.7 * 48e-6)
+    assert vals["gpu.sync_kernel"][0] == pytest.approx(1.7 * prof.gpu.hop("kernel"))
+    old = Check({"name": "d"}, "t0", "O_DIRECT", reads, writes)  # no hop probe in the baseline
+    c = against_baseline(slow, old, "p", profile=prof)
+    assert {f.what for f in c.drifted} >= {"hop read (model)", "hop copy (model)"}
+    assert refit(slow, prof, old)["gpu.sync_read"][0] == pytest.approx(1.7 * 80e-6)
+
+
+def test_hop_probe_measures_every_hop_on_a_real_device():
+    """The hop probe replays its fixed schedule on PoCL and returns a median gap for every hop
+    kind, each well under a replay's length."""
+    from validate.check import measure_hops
+    from validate.device import open_device
+    from validate.errors import ValidateError
+
+    try:
+        dev = open_device("pocl")
+    except ValidateError as exc:
+        pytest.skip(str(exc))
+    hops = measure_hops(dev, reps=2)
+    assert set(hops) == {"read", "copy", "transform", "kernel", "free"}
+    assert all(0 <= v < 0.05 for v in hops.values()) and hops["read"] > 0

@@ -1,6 +1,7 @@
 """Drift check: re-measure the few figures that change from one machine start to the next
-(storage reads above all, then host->device copies) in seconds, and say whether a calibrated
-profile still holds; `calibrate --refit` fits only those figures anew.
+(storage reads above all, then host->device copies, and the replay driver's hop and launch
+gaps, which follow the host's speed) in seconds, and say whether a calibrated profile still
+holds; `calibrate --refit` fits only those figures anew.
 
 `calibrate` measures the same figures the same way right after fitting and keeps them next to
 the profile (`<profile>.check.json`, the baseline): a check compares like with like, the same
@@ -30,6 +31,13 @@ FORMAT = "weightstream-check"
 READ_SIZES = (64 << 10, MiB, 8 * MiB, 32 * MiB)
 WRITE_SIZES = (64 << 10, MiB, 16 * MiB)
 TOLERANCE = 0.15
+# hop gaps are medians of a few hundred host-timed waits: they vary more than a read or a copy
+HOP_TOLERANCE = 0.25
+# the hop probe: a small fixed schedule (planned on a fixed profile, whatever profile is checked)
+# whose replay makes every kind of hop; its gaps are the driver's dispatch / sync costs
+HOP_PROBE = ("convnet", "sequential", "tight", "via_buffer", "texture")
+HOP_PROBE_PROFILE = "snapdragon-8-gen-3"
+HOP_PROBE_SIZE = 0.25
 
 
 @dataclass
@@ -59,10 +67,14 @@ class Check:
     profile: str = ""
     tolerance: float = TOLERANCE
     figures: list[Figure] = field(default_factory=list)
+    hops: dict[str, float] = field(default_factory=dict)  # hop kind -> median gap (s)
+
+    def tolerance_of(self, f: Figure) -> float:
+        return max(self.tolerance, HOP_TOLERANCE) if f.what.startswith("hop ") else self.tolerance
 
     @property
     def drifted(self) -> list[Figure]:
-        return [f for f in self.figures if abs(f.ratio - 1) > self.tolerance]
+        return [f for f in self.figures if abs(f.ratio - 1) > self.tolerance_of(f)]
 
     @property
     def holds(self) -> bool:
@@ -96,9 +108,40 @@ class Check:
             raise ValidateError(f"malformed check file {path}: {exc}") from None
 
 
+def hop_probe_schedule():
+    """The fixed schedule whose replay measures the hop gaps (see HOP_PROBE)."""
+    from hwprofiles import load_profile
+    from validate.cases import Case, make_schedule
+
+    return make_schedule(Case(*HOP_PROBE), load_profile(HOP_PROBE_PROFILE), HOP_PROBE_SIZE)
+
+
+def measure_hops(dev: Device, reps: int = 3, workdir: str | Path | None = None
+                 ) -> dict[str, float]:
+    """Median gap per hop kind (read, copy, transform, kernel, free) over `reps` replays of the
+    hop probe: what the replay driver adds between dependent stages on this machine start (it
+    follows the host's speed, not the device's)."""
+    import numpy as np
+
+    from validate.replay import ReplayOptions, replay_runs
+    from validate.stages import HOP_OF, stage_ops
+
+    s = hop_probe_schedule()
+    gaps: dict[str, list[float]] = {}
+    for r in replay_runs(dev, s, reps, ReplayOptions(weights_dir=workdir)):
+        for o in stage_ops(s, r.trace, r.marks):
+            g = o.hop_gap
+            if g is None:
+                continue
+            kind = HOP_OF.get(o.hop)
+            if kind is not None:
+                gaps.setdefault(kind, []).append(max(0.0, g))
+    return {k: float(np.median(v)) for k, v in gaps.items() if len(v) >= 5}
+
+
 def measure(dev: Device, reps: int = 7, workdir: str | Path | None = None) -> Check:
-    """Re-measure storage reads (as a replay makes them) and host->device buffer writes (from
-    the replay's staging memory) on `dev`: a few seconds."""
+    """Re-measure storage reads (as a replay makes them), host->device buffer writes (from
+    the replay's staging memory) and the replay driver's hop gaps on `dev`: a few seconds."""
     from validate.microbench import _median_event
 
     date = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -121,7 +164,8 @@ def measure(dev: Device, reps: int = 7, workdir: str | Path | None = None) -> Ch
             dev.copy_queue, b, h, is_blocking=False), reps)
         writes.append({"bytes": size, "seconds": float(t)})
         dev.give_host(staging)
-    return Check(dev.info.to_dict(), date, mode, reads, writes)
+    hops = measure_hops(dev, workdir=workdir)
+    return Check(dev.info.to_dict(), date, mode, reads, writes, hops=hops)
 
 
 def profile_file(ref: str) -> Path:
@@ -145,7 +189,7 @@ def reference(check: Check, profile: HardwareProfile, ref: str, baseline: Check 
               tolerance: float = TOLERANCE) -> Check:
     """`check` against the profile's baseline where there is one, else its model."""
     if baseline is not None:
-        return against_baseline(check, baseline, profile.name, tolerance)
+        return against_baseline(check, baseline, profile.name, tolerance, profile)
     out = compare(check, profile, tolerance)
     out.profile = f"{profile.name} (its model: no baseline)"
     return out
@@ -158,8 +202,11 @@ def baseline_path(profile_file: str | Path) -> Path:
 
 
 def against_baseline(check: Check, baseline: Check, name: str,
-                     tolerance: float = TOLERANCE) -> Check:
-    """`check` with each figure set against the same figure measured at calibration."""
+                     tolerance: float = TOLERANCE, profile: HardwareProfile | None = None
+                     ) -> Check:
+    """`check` with each figure set against the same figure measured at calibration (a hop gap
+    the baseline did not measure, as baselines before the hop probe, against `profile`'s
+    model of it)."""
     base = {("storage", int(p["bytes"])): p["seconds"] for p in baseline.reads}
     base |= {("host->device", int(p["bytes"])): p["seconds"] for p in baseline.writes}
     figs = []
@@ -170,8 +217,13 @@ def against_baseline(check: Check, baseline: Check, name: str,
                 what = "storage read" if kind == "storage" else "host->device copy"
                 figs.append(Figure(f"{what} {_size(int(p['bytes']))}", int(p["bytes"]), b,
                                    p["seconds"]))
+    for k, v in check.hops.items():
+        if baseline.hops.get(k):
+            figs.append(Figure(f"hop {k}", 0, baseline.hops[k], v))
+        elif profile is not None and profile.gpu.hop(k) > 0:
+            figs.append(Figure(f"hop {k} (model)", 0, profile.gpu.hop(k), v))
     return Check(check.device, check.date, check.storage_mode, check.reads, check.writes,
-                 f"{name} (baseline measured {baseline.date})", tolerance, figs)
+                 f"{name} (baseline measured {baseline.date})", tolerance, figs, check.hops)
 
 
 def compare(check: Check, profile: HardwareProfile, tolerance: float = TOLERANCE) -> Check:
@@ -182,8 +234,11 @@ def compare(check: Check, profile: HardwareProfile, tolerance: float = TOLERANCE
             for p in check.reads]
     figs += [Figure(f"host->device copy {_size(p['bytes'])}", int(p["bytes"]),
                     hw.copy_time(int(p["bytes"])), p["seconds"]) for p in check.writes]
+    # the model's own hop latencies (a hop it models as 0 has nothing to compare with)
+    figs += [Figure(f"hop {k}", 0, profile.gpu.hop(k), v) for k, v in check.hops.items()
+             if profile.gpu.hop(k) > 0]
     return Check(check.device, check.date, check.storage_mode, check.reads, check.writes,
-                 profile.name, tolerance, figs)
+                 profile.name, tolerance, figs, check.hops)
 
 
 def _size(n: int) -> str:
@@ -195,8 +250,9 @@ def summary_lines(check: Check) -> list[str]:
     lines = [f"| figure | reference: {check.profile} | measured now | measured / "
              "reference | holds |", "|---|---:|---:|---:|---|"]
     for f in check.figures:
+        ok = abs(f.ratio - 1) <= check.tolerance_of(f)
         lines.append(f"| {f.what} | {f.predicted_s * 1e6:.1f} us | {f.measured_s * 1e6:.1f} us | "
-                     f"{f.ratio:.2f} | {'yes' if abs(f.ratio - 1) <= check.tolerance else 'NO'} |")
+                     f"{f.ratio:.2f} | {'yes' if ok else 'NO'} |")
     return lines
 
 
@@ -204,13 +260,14 @@ def verdict(check: Check) -> str:
     """One sentence: does the profile still hold on this machine start, and what to do if not."""
     if check.holds:
         return (f"profile {check.profile} holds: every re-measured figure is within "
-                f"{check.tolerance:.0%} of its prediction")
+                f"{check.tolerance:.0%} of its prediction ({HOP_TOLERANCE:.0%} for hop gaps)")
     worst = max(check.drifted, key=lambda f: abs(f.ratio - 1))
     kinds = sorted({f.what.split(" ")[0] for f in check.drifted})
     name = check.profile.split(" ")[0]
     return (f"profile {check.profile} has drifted: {len(check.drifted)} of {len(check.figures)} "
-            f"figures off by more than {check.tolerance:.0%} ({', '.join(kinds)}; worst "
-            f"{worst.what}: {worst.ratio:.2f}x the reference); refit them with `weightstream "
+            f"figures off by more than {check.tolerance:.0%} (hop gaps: {HOP_TOLERANCE:.0%}) - "
+            f"{', '.join(kinds)}; worst "
+            f"{worst.what}: {worst.ratio:.2f}x the reference; refit them with `weightstream "
             f"validate calibrate --refit CHECK.json --base {name} --out NEW.yaml`")
 
 
@@ -246,5 +303,23 @@ def refit(check: Check, profile: HardwareProfile, baseline: Check | None = None
                       f"change since the baseline of {baseline.date}")
         out[bw_f] = (old_bw * bw_ratio, f"{how}: the calibrated value x {bw_ratio:.3g}, the "
                      f"change since the baseline of {baseline.date}")
+    out.update(_refit_hops(check, profile, baseline))
     return out
 
+
+def _refit_hops(check: Check, profile: HardwareProfile, baseline: Check | None
+                ) -> dict[str, tuple[float, str]]:
+    """The hop latencies (`gpu.sync_<hop>`), scaled by how much the probe's gaps changed since
+    the baseline; without a baseline figure, a hop is the probe's median gap."""
+    out: dict[str, tuple[float, str]] = {}
+    how = f"re-measured by `validate check` {check.date} (hop probe: {' '.join(HOP_PROBE)})"
+    for kind, now in check.hops.items():
+        was = baseline.hops.get(kind) if baseline is not None else None
+        if not was:
+            out[f"gpu.sync_{kind}"] = (now, f"{how}: the median {kind} gap")
+            continue
+        ratio = now / was
+        out[f"gpu.sync_{kind}"] = (
+            profile.gpu.hop(kind) * ratio, f"{how}: the calibrated value x {ratio:.3g}, the "
+            f"change of the median {kind} gap since the baseline of {baseline.date}")
+    return out

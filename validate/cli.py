@@ -186,7 +186,7 @@ def _refit(base: str, check_file: str, out: str, name: str | None) -> None:
             node = node.setdefault(part, {})
         node[leaf] = {"value": fmt(FIELDS[path].rstrip("?"), value), "source": how}
     data["name"] = name or Path(out).stem
-    data["description"] = (f"{data.get('description', '')} Storage and copies refitted "
+    data["description"] = (f"{data.get('description', '')} Storage, copies and hop gaps refitted "
                            f"{check.date} from `validate check`.").strip()
     write_profile(data, out)
     from validate.check import baseline_path
@@ -256,7 +256,7 @@ def replay(schedule_file: str, spec: str | None, scale: float, weights_dir: str 
 def check(spec: str | None, profile_ref: str, out: str | None, tolerance: float,
           fail_on_drift: bool, baseline: str | None, workdir: str | None) -> None:
     """Re-measure the figures that drift between machine starts (storage reads, host->device
-    copies) in seconds and say whether PROFILE still holds."""
+    copies, the replay driver's hop gaps) in seconds and say whether PROFILE still holds."""
     from hwprofiles import load_profile
     from validate.check import load_baseline, measure, reference, summary_lines, verdict
     from validate.device import open_device
