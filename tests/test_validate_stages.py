@@ -232,7 +232,9 @@ def test_check_flags_and_refits_hop_gaps_that_drift(toy_profile):
     old = Check({"name": "d"}, "t0", "O_DIRECT", reads, writes)  # no hop probe in the baseline
     c = against_baseline(slow, old, "p", profile=prof)
     assert {f.what for f in c.drifted} >= {"hop read (model)", "hop copy (model)"}
-    assert refit(slow, prof, old)["gpu.sync_read"][0] == pytest.approx(1.7 * 80e-6)
+    fresh = refit(slow, prof, old)
+    assert fresh["gpu.sync_read"][0] == pytest.approx(1.7 * 80e-6)
+    assert "gpu.sync_kernel" not in fresh  # fitted with the launch overhead: not alone
 
 
 def test_hop_probe_measures_every_hop_on_a_real_device():
