@@ -251,3 +251,30 @@ def test_hop_probe_measures_every_hop_on_a_real_device():
     hops = measure_hops(dev, reps=2)
     assert set(hops) == {"read", "copy", "transform", "kernel", "free"}
     assert all(0 <= v < 0.05 for v in hops.values()) and hops["read"] > 0
+
+
+def test_refit_leaves_a_figure_that_drifted_alone_and_refits_what_drifted_together(toy_profile):
+    """One storage figure off alone (a 64 KiB read at 3.4x, the rest held: one H200 start) is
+    the disk's scatter, not a new disk: a check file that compared its figures refits nothing
+    of storage then; two off together, it does; a hop is refitted when its own gap drifted."""
+    from validate.check import Check, against_baseline, drifted_kinds, refit
+
+    def mk(first, gaps):
+        reads = [{"bytes": b, "seconds": (50e-6 + b / 2e9) * (first if b == 1 << 16 else 1)}
+                 for b in (1 << 16, 1 << 20, 1 << 23, 1 << 25)]
+        writes = [{"bytes": b, "seconds": 2e-6 + b / 50e9} for b in (1 << 16, 1 << 24)]
+        return Check({"name": "d"}, "t", "O_DIRECT", reads, writes, hops=gaps)
+
+    gaps = {"read": 80e-6, "copy": 76e-6}
+    base = mk(1.0, gaps)
+    one = against_baseline(mk(3.4, {"read": 130e-6, "copy": 80e-6}), base, "p")
+    assert drifted_kinds(one) == {"hop read"}
+    vals = refit(one, toy_profile, base)
+    assert set(vals) == {"gpu.sync_read"}
+    slow = base.reads[:1] + [{"bytes": p["bytes"], "seconds": 2 * p["seconds"]}
+                             for p in base.reads[1:]]
+    two = against_baseline(Check({"name": "d"}, "t", "O_DIRECT", slow, base.writes,
+                                 hops=gaps), base, "p")
+    assert drifted_kinds(two) == {"storage"}
+    assert set(refit(two, toy_profile, base)) == {"storage.request_latency",
+                                                  "storage.read_bandwidth"}

@@ -186,14 +186,16 @@ def _refit(base: str, check_file: str, out: str, name: str | None) -> None:
             node = node.setdefault(part, {})
         node[leaf] = {"value": fmt(FIELDS[path].rstrip("?"), value), "source": how}
     data["name"] = name or Path(out).stem
-    data["description"] = (f"{data.get('description', '')} Storage, copies and hop gaps refitted "
+    data["description"] = (f"{data.get('description', '')} Drifting figures refitted "
                            f"{check.date} from `validate check`.").strip()
     write_profile(data, out)
     from validate.check import baseline_path
 
     check.save(baseline_path(out))  # the new reference of later checks
-    click.echo(f"wrote {out} (refitted from {check_file}: "
-               + ", ".join(f"{k} = {v:.4g}" for k, (v, _) in cal.values.items()) + ")")
+    refitted = ", ".join(f"{k} = {v:.4g}" for k, (v, _) in cal.values.items()) or "nothing"
+    click.echo(f"wrote {out} (refitted from {check_file}: {refitted}; every other field as in "
+               f"{base}: storage and copies are refitted only where at least two of their "
+               "figures drifted, each hop where its gap did)")
 
 
 @validate.command()
