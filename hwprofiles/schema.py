@@ -108,6 +108,10 @@ class TransferSpec:
     transform_bandwidth: float  # bytes/s of buffer->texture conversion
     zero_copy: bool  # a host buffer can be mapped by the GPU without a copy
     transform_latency: float = 0.0  # s per transform (a conversion kernel's fixed cost)
+    # a copy written straight into an image (host -> texture: the driver lays the texels out as
+    # it writes) where it costs more than one into a buffer; None = as a buffer copy
+    host_to_texture_latency: float | None = None  # s per copy
+    host_to_texture_bandwidth: float | None = None  # bytes/s
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,9 @@ class HardwareProfile:
                 del out[path]  # likewise
         if out["transfer.transform_latency"] == 0.0:
             del out["transfer.transform_latency"]  # likewise
+        for path in ("transfer.host_to_texture_latency", "transfer.host_to_texture_bandwidth"):
+            if out[path] is None:
+                del out[path]  # likewise
         for path in OS_FIELDS:
             if out[path] == getattr(OsSpec(), path.split(".")[1]):
                 del out[path]  # likewise
@@ -236,6 +243,8 @@ FIELDS: dict[str, str] = {
     "transfer.host_to_gpu_latency": "time",
     "transfer.transform_bandwidth": "bandwidth",
     "transfer.transform_latency": "time?",
+    "transfer.host_to_texture_latency": "time?",
+    "transfer.host_to_texture_bandwidth": "bandwidth?",
     "transfer.zero_copy": "bool",
     "os.page_size": "bytes?",
     "os.readahead": "bytes?",

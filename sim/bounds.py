@@ -63,8 +63,10 @@ def lower_bound(workload: Workload, profile: HardwareProfile, budget: int | None
     cap = float("inf") if budget is None else max(0, budget - max(p.act_bytes, default=0))
     must = _must_read(p, {g.gid: len(g.uses) for g in p.groups}, cap)
     storage = max(read_time(profile.storage, int(must)), reads_bound(p, profile, budget, must))
-    if not profile.transfer.zero_copy:
-        storage = max(storage, must / profile.transfer.host_to_gpu_bandwidth)
+    if not profile.transfer.zero_copy:  # every byte is copied, at the faster of the two lines
+        t = profile.transfer
+        storage = max(storage, must / max(t.host_to_gpu_bandwidth,
+                                          t.host_to_texture_bandwidth or 0.0))
     first = p.units[0]
     first_read = p.groups[first.group].read_s
     critical = first_read + float(tail[0]) if not divisible(p)[0] else 0.0

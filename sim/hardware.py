@@ -72,9 +72,17 @@ class HardwareModel:
     def transform_on_host(self) -> bool:
         return self.runtime.transform == "cpu"
 
-    def copy_time(self, nbytes: int) -> float:
+    def copy_time(self, nbytes: int, dst: str = "buffer") -> float:
+        """A host->GPU copy of `nbytes` into a buffer, or straight into an image (`dst`
+        'texture': the profile's texture-copy line where it states one)."""
         t = self.profile.transfer
-        return t.host_to_gpu_latency + nbytes / t.host_to_gpu_bandwidth if nbytes > 0 else 0.0
+        if nbytes <= 0:
+            return 0.0
+        if dst == "texture" and t.host_to_texture_bandwidth is not None:
+            lat = t.host_to_gpu_latency if t.host_to_texture_latency is None \
+                else t.host_to_texture_latency
+            return lat + nbytes / t.host_to_texture_bandwidth
+        return t.host_to_gpu_latency + nbytes / t.host_to_gpu_bandwidth
 
     def transform_time(self, nbytes: int) -> float:
         """Buffer->texture conversion: a kernel's fixed cost + bytes / bandwidth on the GPU (the
@@ -123,7 +131,8 @@ class HardwareModel:
         if path == "via_buffer":
             stages["parse"] = self.parse_time(file_bytes, ntensors)
         if not zero_copy or path == "staged":
-            stages["copy"] = self.copy_time(nbytes)
+            # a direct load is copied into its final object; via_buffer / staged into a buffer
+            stages["copy"] = self.copy_time(nbytes, dst if path == "direct" else "buffer")
         if path == "via_buffer" and dst == "texture":
             stages["transform"] = self.transform_time(nbytes)
         return stages

@@ -278,3 +278,36 @@ def test_refit_leaves_a_figure_that_drifted_alone_and_refits_what_drifted_togeth
     assert drifted_kinds(two) == {"storage"}
     assert set(refit(two, toy_profile, base)) == {"storage.request_latency",
                                                   "storage.read_bandwidth"}
+
+
+def test_copies_into_images_get_their_own_line(toy_profile):
+    """A direct load to a texture is copied straight into an image, which the driver lays out
+    as it writes: a profile may give those copies their own latency and bandwidth. The engine
+    times them by that line (buffer copies keep theirs), and the stage fit recovers both lines
+    from a trace simulated with them."""
+    from sim.hardware import HardwareModel
+
+    p = true_profile(toy_profile)
+    p = replace(p, gpu=replace(p.gpu, prefers_texture=True),
+                transfer=replace(p.transfer, host_to_texture_latency=9e-6,
+                                 host_to_texture_bandwidth=8e9))
+    hw = HardwareModel(p)
+    n = 1 << 20
+    assert hw.copy_time(n, "texture") == pytest.approx(9e-6 + n / 8e9)
+    assert hw.copy_time(n) == pytest.approx(3e-6 + n / 20e9)
+    assert hw.load_stages(n, "direct", "texture")["copy"] == pytest.approx(9e-6 + n / 8e9)
+    assert hw.load_stages(n, "via_buffer", "texture")["copy"] == pytest.approx(3e-6 + n / 20e9)
+    assert hw.load_stages(n, "direct", "buffer")["copy"] == pytest.approx(3e-6 + n / 20e9)
+    wl = layers()
+    runs = []
+    for pol, path in (("sequential", "via_buffer"), ("sequential", "direct"),
+                      ("preload", "via_buffer"), ("preload", "direct")):
+        s = plan(pol, wl, p, None, path=path)
+        runs.append((s, stage_ops(s, simulate(s, p).trace)))
+    assert any(o.kind == "direct/texture" for _, ops in runs for o in ops if o.resource == "copy")
+    res = {k: v for r in fit_all(runs, toy_profile) for k, v in r.values.items()}
+    for path, want in (("transfer.host_to_gpu_latency", 3e-6),
+                       ("transfer.host_to_gpu_bandwidth", 20e9),
+                       ("transfer.host_to_texture_latency", 9e-6),
+                       ("transfer.host_to_texture_bandwidth", 8e9)):
+        assert res[path] == pytest.approx(want, rel=1e-6), path

@@ -310,6 +310,16 @@ def refit(check: Check, profile: HardwareProfile, baseline: Check | None = None
                       f"change since the baseline of {baseline.date}")
         out[bw_f] = (old_bw * bw_ratio, f"{how}: the calibrated value x {bw_ratio:.3g}, the "
                      f"change since the baseline of {baseline.date}")
+        t = profile.transfer
+        if what == "copies" and t.host_to_texture_bandwidth is not None:
+            # copies into images moved with copies into buffers (the check measures those)
+            out["transfer.host_to_texture_bandwidth"] = (
+                t.host_to_texture_bandwidth * bw_ratio, f"{how}: the calibrated value x "
+                f"{bw_ratio:.3g}, as the buffer copies' bandwidth moved")
+            if t.host_to_texture_latency is not None:
+                out["transfer.host_to_texture_latency"] = (
+                    t.host_to_texture_latency * lat_ratio, f"{how}: the calibrated value x "
+                    f"{lat_ratio:.3g}, as the buffer copies' latency moved")
     out.update({k: v for k, v in _refit_hops(check, profile, baseline).items()
                 if drifted is None or k.replace("gpu.sync_", "hop ") in drifted})
     return out

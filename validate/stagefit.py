@@ -8,7 +8,8 @@ step order) goes to the check set, the rest to the fit set; the check set never 
 - storage: request latency + bytes / bandwidth on the reads made while no kernel ran, together
   with the microbenchmark's replay-style reads; `storage.compute_contention` from the reads at
   least 30% overlapped by kernels;
-- copy and transform: latency + bytes / bandwidth on their durations (profiling events);
+- copy and transform: latency + bytes / bandwidth on their durations (profiling events); copies
+  into buffers and copies straight into images (direct loads to textures) on separate lines;
 - kernels: launch overhead, compute efficiency, compute/memory overlap and the kernel hop, by a
   grid search on the effective kernel times (event + the launch gap before it), with the
   microbenchmarked peak rates and read bandwidths.
@@ -33,6 +34,7 @@ from validate.stages import HOP_OF, StageOp, hop_latencies
 
 CHECK_EVERY = 4  # every 4th op of each stage is held out of its fit
 TRIM = 0.95  # hop gaps: the slowest 5% are left out of the mean
+TEXTURE_COPY = "direct/texture"  # the stage kind of a copy written straight into an image
 OVERLAP_GRID = (0.001, 0.25, 0.5, 0.75, 1.0)
 EFFICIENCY_GRID = tuple(float(x) for x in np.geomspace(0.02, 1.0, 30))
 FLAT_BANDWIDTH = 1e15  # bytes/s: "no measurable size dependence"
@@ -266,10 +268,21 @@ def fit_all(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: HardwarePro
     results = fit_hops([o for _, ops in runs for o in ops])
     p = _with(profile, {k: v for r in results for k, v in r.values.items()})
     results += fit_storage(runs, p, microbench_reads)
-    copies = [(o.nbytes, o.duration) for _, ops in runs for o in ops if o.resource == "copy"]
+    # copies into a buffer, and copies written straight into an image (a direct load to a
+    # texture), each on its own line: the driver lays the texels out as it writes them
+    copies = [(o.nbytes, o.duration) for _, ops in runs for o in ops
+              if o.resource == "copy" and o.kind != TEXTURE_COPY]
     r = _line("copy", ("transfer.host_to_gpu_latency", "transfer.host_to_gpu_bandwidth"), copies,
-              "copy durations (profiling events): latency + bytes / bandwidth through each size "
-              "class's median")
+              "copy durations into buffers (profiling events): latency + bytes / bandwidth "
+              "through each size class's median")
+    if r:
+        results.append(r)
+    tex = [(o.nbytes, o.duration) for _, ops in runs for o in ops
+           if o.resource == "copy" and o.kind == TEXTURE_COPY]
+    r = _line("copy to texture", ("transfer.host_to_texture_latency",
+                                  "transfer.host_to_texture_bandwidth"), tex,
+              "copy durations straight into images (direct loads to textures; profiling "
+              "events): latency + bytes / bandwidth through each size class's median")
     if r:
         results.append(r)
     tr = [(o.nbytes, o.duration) for _, ops in runs for o in ops if o.resource == "transform"]
