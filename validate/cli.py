@@ -88,7 +88,7 @@ def microbench(spec: str | None, out: str | None, quick: bool, workdir: str | No
 @click.option("--report", type=click.Path(dir_okay=False), default=None,
               help="write the per-stage fit/check report (Markdown) here")
 @click.option("--refit", "check_file", type=click.Path(dir_okay=False), default=None,
-              help="refit only the figures that drift (storage, copies) of --base from a "
+              help="refit only the figures that drift (storage, copies, hop gaps) of --base from a "
                    "`validate check --out` file; nothing is replayed")
 @click.option("--quick", is_flag=True, help="quick microbenchmarks and the synthetic set")
 def calibrate(mb_file: str | None, spec: str | None, base: str, out: str, name: str | None,
