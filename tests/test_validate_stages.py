@@ -311,3 +311,27 @@ def test_copies_into_images_get_their_own_line(toy_profile):
                        ("transfer.host_to_texture_latency", 9e-6),
                        ("transfer.host_to_texture_bandwidth", 8e9)):
         assert res[path] == pytest.approx(want, rel=1e-6), path
+
+
+def test_a_check_whose_hop_probe_cannot_run_says_so(monkeypatch):
+    """The hop probe failing on a device (too small for its schedule, say) leaves the storage and
+    copy figures standing and says in the table that the hops were not measured, and why."""
+    import validate.check as chk
+    from validate.device import open_device
+    from validate.errors import ValidateError
+
+    try:
+        dev = open_device("pocl")
+    except ValidateError as exc:
+        pytest.skip(str(exc))
+
+    def fail(*a, **k):
+        raise ValidateError("load step 3 needs one allocation of 9 bytes, more than 8")
+
+    monkeypatch.setattr(chk, "measure_hops", fail)
+    c = chk.measure(dev, reps=2)
+    assert c.reads and c.writes and not c.hops
+    from hwprofiles import load_profile
+
+    lines = chk.summary_lines(chk.compare(c, load_profile("pocl-cpu")))
+    assert any("not measured: load step 3" in line for line in lines)

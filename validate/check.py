@@ -68,6 +68,7 @@ class Check:
     tolerance: float = TOLERANCE
     figures: list[Figure] = field(default_factory=list)
     hops: dict[str, float] = field(default_factory=dict)  # hop kind -> mean gap (s)
+    hop_error: str = ""  # why the hop probe could not run on this device ("" = it ran)
 
     def tolerance_of(self, f: Figure) -> float:
         return max(self.tolerance, HOP_TOLERANCE) if f.what.startswith("hop ") else self.tolerance
@@ -164,8 +165,11 @@ def measure(dev: Device, reps: int = 7, workdir: str | Path | None = None) -> Ch
             dev.copy_queue, b, h, is_blocking=False), reps)
         writes.append({"bytes": size, "seconds": float(t)})
         dev.give_host(staging)
-    hops = measure_hops(dev, workdir=workdir)
-    return Check(dev.info.to_dict(), date, mode, reads, writes, hops=hops)
+    try:
+        hops, why = measure_hops(dev, workdir=workdir), ""
+    except ValidateError as exc:  # e.g. a device too small for the probe: the rest still holds
+        hops, why = {}, str(exc)
+    return Check(dev.info.to_dict(), date, mode, reads, writes, hops=hops, hop_error=why)
 
 
 def profile_file(ref: str) -> Path:
@@ -223,7 +227,8 @@ def against_baseline(check: Check, baseline: Check, name: str,
         elif profile is not None and profile.gpu.hop(k) > 0:
             figs.append(Figure(f"hop {k} (model)", 0, profile.gpu.hop(k), v))
     return Check(check.device, check.date, check.storage_mode, check.reads, check.writes,
-                 f"{name} (baseline measured {baseline.date})", tolerance, figs, check.hops)
+                 f"{name} (baseline measured {baseline.date})", tolerance, figs, check.hops,
+                 check.hop_error)
 
 
 def compare(check: Check, profile: HardwareProfile, tolerance: float = TOLERANCE) -> Check:
@@ -238,7 +243,7 @@ def compare(check: Check, profile: HardwareProfile, tolerance: float = TOLERANCE
     figs += [Figure(f"hop {k}", 0, profile.gpu.hop(k), v) for k, v in check.hops.items()
              if profile.gpu.hop(k) > 0]
     return Check(check.device, check.date, check.storage_mode, check.reads, check.writes,
-                 profile.name, tolerance, figs, check.hops)
+                 profile.name, tolerance, figs, check.hops, check.hop_error)
 
 
 def _size(n: int) -> str:
@@ -253,6 +258,8 @@ def summary_lines(check: Check) -> list[str]:
         ok = abs(f.ratio - 1) <= check.tolerance_of(f)
         lines.append(f"| {f.what} | {f.predicted_s * 1e6:.1f} us | {f.measured_s * 1e6:.1f} us | "
                      f"{f.ratio:.2f} | {'yes' if ok else 'NO'} |")
+    if check.hop_error:
+        lines.append(f"| hop gaps | - | not measured: {check.hop_error} | - | - |")
     return lines
 
 
