@@ -62,10 +62,13 @@ def narrow(op: Op, runtime: RuntimeProfile) -> bool:
 
 def _lower_model(model: Model, runtime: RuntimeProfile) -> Model:
     m = fuse(model, runtime.fusion) if runtime.fusion else model
-    if not runtime.narrow_min_dim or not any(narrow(op, runtime) for op in m.ops):
+    if not runtime.narrow_min_dim:
         return m
+    old = [m.op(n) for n in m.insertion_order]
     ops = [replace(op, attrs={**op.attrs, "kernel_class": "matmul_narrow"})
-           if narrow(op, runtime) else op for op in (m.op(n) for n in m.insertion_order)]
+           if narrow(op, runtime) else op for op in old]
+    if all(a is b for a, b in zip(ops, old, strict=True)):
+        return m
     return Model(m.name, ops, m.graph.edges, family=m.family, source=m.source,
                  published_params=m.published_params, description=m.description,
                  warnings=m.warnings)

@@ -125,18 +125,13 @@ def measure_hops(dev: Device, reps: int = 3, workdir: str | Path | None = None
     not the device's)."""
     from validate.replay import ReplayOptions, replay_runs
     from validate.stagefit import trimmed_mean
-    from validate.stages import HOP_OF, stage_ops
+    from validate.stages import gaps_by_hop, stage_ops
 
     s = hop_probe_schedule()
     gaps: dict[str, list[float]] = {}
     for r in replay_runs(dev, s, reps, ReplayOptions(weights_dir=workdir)):
-        for o in stage_ops(s, r.trace, r.marks):
-            g = o.hop_gap
-            if g is None:
-                continue
-            kind = HOP_OF.get(o.hop)
-            if kind is not None:
-                gaps.setdefault(kind, []).append(max(0.0, g))
+        for kind, v in gaps_by_hop(stage_ops(s, r.trace, r.marks)).items():
+            gaps.setdefault(kind, []).extend(v)
     return {k: trimmed_mean(v) for k, v in gaps.items() if len(v) >= 5}
 
 

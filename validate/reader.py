@@ -104,21 +104,25 @@ class BlobReader:
         size = align_up(request_size or self.request_size)
         total = align_up(nbytes)
         mv = memoryview(out)
-        reqs = [(o, min(size, total - o)) for o in range(0, total, size)]
+        reqs = [(mv[o:o + min(size, total - o)], offset + o) for o in range(0, total, size)]
         q = queue_depth if queue_depth is not None else self.queue_depth
         start = host_now()
-        if q <= 1 or len(reqs) == 1 or self._pool is None:
-            for o, n in reqs:
-                self._pread(mv[o:o + n], offset + o)
-        else:
-            futs = []
-            for o, n in reqs:
-                futs.append(self._pool.submit(self._pread, mv[o:o + n], offset + o))
-                if len(futs) >= q:  # keep at most q requests outstanding
-                    futs.pop(0).result()
-            for f in futs:
-                f.result()
+        self._requests(reqs, q)
         return start, host_now()
+
+    def _requests(self, reqs: Sequence[tuple[memoryview, int]], depth: int) -> None:
+        """One pread per (buffer, file offset), at most `depth` outstanding, in order."""
+        if depth <= 1 or len(reqs) == 1 or self._pool is None:
+            for buf, off in reqs:
+                self._pread(buf, off)
+            return
+        futs = []
+        for buf, off in reqs:
+            futs.append(self._pool.submit(self._pread, buf, off))
+            if len(futs) >= depth:  # keep at most `depth` requests outstanding
+                futs.pop(0).result()
+        for f in futs:
+            f.result()
 
     def read_parts(self, offset: int, nbytes: int, out: np.ndarray) -> tuple[float, float]:
         """Read [offset, offset + nbytes) (4 KiB aligned, rounded up) into `out` in at most
@@ -148,18 +152,9 @@ class BlobReader:
         embedding gather touches, scattered over its table; returns the host (start, end)."""
         n = align_up(size)
         mv = memoryview(out)
+        reqs = [(mv[i * n:(i + 1) * n], off) for i, off in enumerate(offsets)]
         start = host_now()
-        if self.queue_depth <= 1 or len(offsets) == 1 or self._pool is None:
-            for i, off in enumerate(offsets):
-                self._pread(mv[i * n:(i + 1) * n], off)
-        else:
-            futs = []
-            for i, off in enumerate(offsets):
-                futs.append(self._pool.submit(self._pread, mv[i * n:(i + 1) * n], off))
-                if len(futs) >= self.queue_depth:
-                    futs.pop(0).result()
-            for f in futs:
-                f.result()
+        self._requests(reqs, self.queue_depth)
         return start, host_now()
 
     def close(self) -> None:

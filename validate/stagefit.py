@@ -30,7 +30,7 @@ from hwprofiles.storage import read_time
 from sim.hardware import HardwareModel
 from sim.schedule import Load, Schedule
 from validate.fit import Fit
-from validate.stages import HOP_OF, StageOp, hop_latencies
+from validate.stages import StageOp, gaps_by_hop, hop_latencies
 
 CHECK_EVERY = 4  # every 4th op of each stage is held out of its fit
 TRIM = 0.95  # hop gaps: the slowest 5% are left out of the mean
@@ -81,11 +81,7 @@ def fit_hops(ops: Sequence[StageOp]) -> list[StageResult]:
     """Per hop kind (`gpu.sync_<hop>`): the trimmed mean of the fit gaps; checked as the mean
     absolute error against the held-out gaps, relative to their mean (gaps scatter widely, so
     a per-gap relative error would be dominated by the shortest ones)."""
-    gaps: dict[str, list[float]] = {}
-    for o in ops:
-        g = o.hop_gap
-        if o.hop in HOP_OF and g is not None:
-            gaps.setdefault(HOP_OF[o.hop], []).append(max(0.0, g))
+    gaps = gaps_by_hop(ops)
     out = []
     for hop in HOPS:
         v = gaps.get(hop, [])

@@ -151,6 +151,17 @@ def sync_estimate(ops: Sequence[StageOp]) -> float:
     return float(np.median(gaps)) if gaps else 0.0
 
 
+def gaps_by_hop(ops: Sequence[StageOp]) -> dict[str, list[float]]:
+    """Measured gaps (at least 0) per modelled hop (`HOP_OF`'s values: the `gpu.sync_<hop>`
+    each stands for), where the dependency held the stage back."""
+    out: dict[str, list[float]] = {}
+    for o in ops:
+        g = o.hop_gap
+        if o.hop in HOP_OF and g is not None:
+            out.setdefault(HOP_OF[o.hop], []).append(max(0.0, g))
+    return out
+
+
 def hop_gaps(ops: Sequence[StageOp]) -> dict[str, list[float]]:
     """Measured gaps by hop kind (for reports): where the dependency held the stage back."""
     out: dict[str, list[float]] = {}
