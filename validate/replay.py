@@ -680,7 +680,7 @@ class _Replay:
         def granted() -> None:
             mark[1] = None if asking[0] else host_now() - self.t0
             self.ready.append(sid)
-        ticket = self.pool.request(parts, prio, f"step {sid} {resource}", on_grant=granted)
+        ticket = self.pool.request(parts, prio, on_grant=granted)
         asking[0] = False
         self.tickets[(sid, resource)] = ticket
         return ticket
@@ -755,9 +755,10 @@ class _Replay:
         first = next(s.id for s in self.s.steps if not done[s.id])
         out = (f"schedule cannot complete within the budget: {self.left} step(s) never ran, "
                f"first step {first}")
-        blocked = self.pool.blocked
+        blocked = sorted(self.pool.waiting)
         if blocked:
-            waits = ", ".join(f"{what} ({n} bytes)" for what, n in blocked[:4])
+            name = {id(t): f"step {sid} {res}" for (sid, res), t in self.tickets.items()}
+            waits = ", ".join(f"{name.get(id(t), t.what)} ({t.nbytes} bytes)" for t in blocked[:4])
             held = ", ".join(f"{c} {n}" for c, n in self.pool.by_cat.items() if n)
             holders = [f"{sid} {res}" for (sid, res), t in self.tickets.items()
                        if t.granted and not done[sid]]
