@@ -335,3 +335,34 @@ def test_a_check_whose_hop_probe_cannot_run_says_so(monkeypatch):
 
     lines = chk.summary_lines(chk.compare(c, load_profile("pocl-cpu")))
     assert any("not measured: load step 3" in line for line in lines)
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"reads": []}, "reads: expected at least two {bytes, seconds} points"),
+    ({"writes": [{"bytes": -1, "seconds": 1e-5}, {"bytes": 4096, "seconds": 2e-6}]},
+     "writes: expected at least two"),
+    ({"hops": {"read": "fast"}}, "hops: expected {hop: seconds}"),
+    ({"hops": {"warp": 1e-4}}, "hops among read, copy, transform, kernel, free"),
+    ({"bogus": 1}, "unexpected keyword argument 'bogus'"),
+])
+def test_refit_from_a_malformed_check_file_names_the_problem(tmp_path, change, needle):
+    """`calibrate --refit` from a check file that cannot be used: exit 2, the field named, no
+    traceback, no profile written."""
+    import json
+
+    from click.testing import CliRunner
+
+    from experiments.cli import main
+
+    d = {"format": "weightstream-check", "device": {}, "date": "x", "storage_mode": "m",
+         "reads": [{"bytes": 65536, "seconds": 1e-4}, {"bytes": 1 << 20, "seconds": 1e-3}],
+         "writes": [{"bytes": 65536, "seconds": 3e-6}, {"bytes": 1 << 20, "seconds": 2e-5}],
+         "hops": {"read": 1e-4}}
+    d.update(change)
+    f = tmp_path / "check.json"
+    f.write_text(json.dumps(d))
+    out = tmp_path / "new.yaml"
+    r = CliRunner().invoke(main, ["validate", "calibrate", "--refit", str(f), "--base",
+                                  "calibrated-nvidia-h200", "--out", str(out)])
+    assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output
+    assert not out.exists()

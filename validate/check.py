@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hwprofiles.schema import HardwareProfile
+from hwprofiles.schema import HOPS, HardwareProfile
 from hwprofiles.storage import read_time
 from sim.hardware import HardwareModel
 from validate.device import Device
@@ -104,9 +104,34 @@ class Check:
         d.pop("holds", None)
         try:
             d["figures"] = [Figure(**f) for f in d.get("figures", [])]
-            return cls(**d)
+            check = cls(**d)
         except TypeError as exc:
             raise ValidateError(f"malformed check file {path}: {exc}") from None
+        problems = _problems(check)
+        if problems:
+            raise ValidateError(f"malformed check file {path}: " + "; ".join(problems))
+        return check
+
+
+def _positive(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and x > 0
+
+
+def _problems(check: Check) -> list[str]:
+    """What a check file holds that a refit or a comparison cannot use."""
+    out = []
+    for attr in ("reads", "writes"):
+        pts = getattr(check, attr)
+        if not isinstance(pts, list) or len(pts) < 2 or not all(
+                isinstance(p, dict) and _positive(p.get("bytes")) and _positive(p.get("seconds"))
+                for p in pts):
+            out.append(f"{attr}: expected at least two {{bytes, seconds}} points with positive "
+                       f"numbers, found {pts!r}"[:200])
+    if not isinstance(check.hops, dict) or not all(
+            k in HOPS and (_positive(v) or v == 0) for k, v in check.hops.items()):
+        out.append(f"hops: expected {{hop: seconds}} for hops among {', '.join(HOPS)}, found "
+                   f"{check.hops!r}"[:200])
+    return out
 
 
 def hop_probe_schedule():
