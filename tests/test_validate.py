@@ -233,3 +233,36 @@ def test_bad_case_set_and_model_are_clear_errors(calibrated):
         r = CliRunner().invoke(main, ["validate", "compare", "--device", "pocl", "--profile",
                                       str(calibrated), *args])
         assert r.exit_code == 2 and "error:" in r.output and "Traceback" not in r.output
+
+
+def test_replay_runs_with_a_short_thread_switch_interval(calibrated, device, monkeypatch):
+    """A read's end is stamped only once its thread holds the GIL again: the timed run lowers
+    Python's switch interval (5 ms by default) to SWITCH_INTERVAL and restores it afterwards,
+    also when the run fails."""
+    import sys
+
+    import validate.replay as rp
+    from validate.cases import HELD_OUT, make_schedule
+    from validate.errors import ValidateError
+
+    s = make_schedule(HELD_OUT[2], load_profile(str(calibrated)), SIZE)
+    seen = []
+    run = rp._Replay._run
+
+    def spy(self):
+        seen.append(sys.getswitchinterval())
+        return run(self)
+
+    monkeypatch.setattr(rp._Replay, "_run", spy)
+    before = sys.getswitchinterval()
+    rp.replay(device, s, rp.ReplayOptions(scale=0.5))
+    assert seen == [pytest.approx(rp.SWITCH_INTERVAL)] and rp.SWITCH_INTERVAL < before
+    assert sys.getswitchinterval() == before
+
+    def boom(self):
+        raise ValidateError("stalled")
+
+    monkeypatch.setattr(rp._Replay, "_run", boom)
+    with pytest.raises(ValidateError):
+        rp.replay(device, s, rp.ReplayOptions(scale=0.5))
+    assert sys.getswitchinterval() == before

@@ -20,6 +20,7 @@ import gc
 import json
 import math
 import queue as _queue
+import sys
 import tempfile
 import threading
 from collections import deque
@@ -62,6 +63,7 @@ LOCAL = 64
 # 128 KiB readahead, so no row arrives with another's request), all of them within GATHER_SPAN
 GATHER_STRIDE = 256 << 10
 GATHER_SPAN = 64 << 20
+SWITCH_INTERVAL = 10e-6  # s: how long a thread back from a system call may wait for the GIL
 
 
 @dataclass
@@ -701,9 +703,15 @@ class _Replay:
         # a native runtime has no garbage collector: keep its pauses out of the timed run
         collecting = gc.isenabled()
         gc.disable()
+        # a storage or waiter thread back from its system call waits for the GIL up to the
+        # switch interval (5 ms) to stamp a read's end or signal a completion: the trace would
+        # time the interpreter, not the device
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             return self._run()
         finally:
+            sys.setswitchinterval(interval)
             if collecting:
                 gc.enable()
 
