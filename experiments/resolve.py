@@ -35,7 +35,7 @@ def with_dtype(workload: Workload, dtype: str) -> Workload:
     invs = []
     for inv in workload.invocations:
         m = models.setdefault(inv.model.name, inv.model.with_dtype(dtype))
-        invs.append(Invocation(m, inv.label))
+        invs.append(Invocation(m, inv.label, inv.records))
     return Workload(workload.name, tuple(invs), workload.description)
 
 

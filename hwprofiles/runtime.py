@@ -48,6 +48,7 @@ RUNTIME_FIELDS: dict[str, str] = {
     "init.order": "choice:with_load|before_load?",
     "init.program_load": "time?",
     "dispatch.per_kernel": "time?",
+    "dispatch.record_per_kernel": "time?",
     "fusion.rules": f"list:{'|'.join(FUSION_RULES)}?",
     "kernels.narrow_min_dim": "count?",
     "kernels.narrow_formats": f"list:{'|'.join(EFFICIENCY_KEYS)}?",
@@ -81,7 +82,11 @@ class RuntimeProfile:
     with `cached` binaries each program costs `program_load` instead. `order` before_load:
     set-up and builds finish before the first weight is read (a backend initialised before the
     model is loaded); with_load: they share the host with parsing while reads proceed.
-    dispatch: `per_kernel` host cost of each kernel launch, on top of the GPU's own.
+    dispatch: `per_kernel` host cost of each kernel launch, on top of the GPU's own;
+    `record_per_kernel` host cost per kernel of recording a graph's command buffers, paid before
+    every invocation that `workloads.workload.recording` says records (its first run, and each
+    run whose input shape differs from the run before: ET-VK clears and re-encodes its command
+    buffers when a resize changes dispatch parameters).
     kernels: `narrow_min_dim` a matrix product over several tokens whose weight (in one of
     `narrow_formats`) has a dimension below this runs the runtime's generic fallback kernel
     instead of its tuned GEMM (llama.cpp's Adreno Q4_0 kernels need both >= 512): kernel class
@@ -111,6 +116,7 @@ class RuntimeProfile:
     program_load: float = 0.0
     init_order: str = "with_load"
     dispatch: float = 0.0
+    record_per_kernel: float = 0.0
     fusion: tuple[str, ...] = ()
     narrow_min_dim: int = 0
     narrow_formats: tuple[str, ...] = ()
@@ -168,7 +174,7 @@ _ATTR = {
     "init.fixed": "init_fixed", "init.program_build": "program_build",
     "init.programs_per": "programs_per", "init.program_count": "program_count",
     "init.cached": "cached", "init.program_load": "program_load", "init.order": "init_order",
-    "dispatch.per_kernel": "dispatch",
+    "dispatch.per_kernel": "dispatch", "dispatch.record_per_kernel": "record_per_kernel",
     "fusion.rules": "fusion",
     "kernels.narrow_min_dim": "narrow_min_dim", "kernels.narrow_formats": "narrow_formats",
 }

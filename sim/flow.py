@@ -196,10 +196,12 @@ class Prepared:
 def kernel_times(hw: HardwareModel, flops: Sequence[int], dtypes: Sequence[str],
                  act_bytes: Sequence[int], classes: Sequence[str],
                  weight_bytes: Sequence[Sequence[int]],
-                 locations: Sequence[Sequence[str]]) -> list[float]:
+                 locations: Sequence[Sequence[str]],
+                 records: Sequence[bool] | None = None) -> list[float]:
     """`hw.compute_time` of many kernels at once, bit for bit (the same operations in the same
     order, vectorised): per kernel its FLOPs, dtype, activation bytes read + written, kernel
-    class, and the bytes and location (texture | buffer) of each of its weights in order."""
+    class, the bytes and location (texture | buffer) of each of its weights in order, and
+    whether its invocation records command buffers first (`records`; None: none does)."""
     n = len(flops)
     if n == 0:
         return []
@@ -222,18 +224,22 @@ def kernel_times(hw: HardwareModel, flops: Sequence[int], dtypes: Sequence[str],
     t = g.kernel_launch_overhead + hi / eff + (1.0 - g.compute_memory_overlap) * lo / eff
     if rt.dispatch:
         t = t + rt.dispatch
+    if rt.record_per_kernel and records is not None and any(records):
+        t = t + rt.record_per_kernel * np.array(records, dtype=np.float64)
     return t.tolist()
 
 
 def compute_times(hw: HardwareModel, computes: Sequence[Compute],
                   tensor_bytes: Mapping[str, int],
-                  locations: Sequence[Sequence[str]]) -> list[float]:
+                  locations: Sequence[Sequence[str]],
+                  records: Sequence[bool] = ()) -> list[float]:
     """`kernel_times` of schedule computes; `locations[i]` says where each weight of
-    `computes[i]` is read from."""
+    `computes[i]` is read from; `records[k]`: invocation k records command buffers first."""
     return kernel_times(hw, [c.flops for c in computes], [c.dtype for c in computes],
                         [c.input_bytes + c.output_bytes for c in computes],
                         [c.op_class or kind_class(c.kind) for c in computes],
-                        [[tensor_bytes[w] for w in c.weights] for c in computes], locations)
+                        [[tensor_bytes[w] for w in c.weights] for c in computes], locations,
+                        [records[c.invocation] for c in computes] if any(records) else None)
 
 
 def init_cost(schedule: Schedule, runtime: RuntimeProfile) -> tuple[float, int]:
@@ -324,7 +330,8 @@ def prepare(schedule: Schedule, profile: HardwareProfile, runtime: RuntimeProfil
             else:
                 lags[i] = tuple([0.0 if kinds[j] == FREE else hop_free for j in d])
     # kernels read each weight where the load they wait for put it
-    durations = compute_times(hw, computes, tb, where)
+    durations = compute_times(hw, computes, tb, where,
+                              [i.records for i in schedule.invocations])
     freed = Activations(steps).freed
     ids = [c.id for c in computes]
     data_ready: list[tuple[int, ...]] = []

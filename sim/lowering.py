@@ -85,5 +85,5 @@ def lower(workload: Workload, runtime: RuntimeProfile) -> Workload:
         key = id(inv.model)
         if key not in lowered:
             lowered[key] = _lower_model(inv.model, runtime)
-        invs.append(Invocation(lowered[key], inv.label))
+        invs.append(Invocation(lowered[key], inv.label, inv.records))
     return Workload(workload.name, tuple(invs), workload.description)

@@ -119,10 +119,12 @@ _OPTIONAL = {"layout": None, "request_bytes": None, "read_bytes": None, "copy_af
 
 @dataclass
 class InvocationInfo:
-    """Which model an invocation runs and how it appears in traces."""
+    """Which model an invocation runs and how it appears in traces; `records`: a runtime that
+    records command buffers per input shape records them before it (`workloads.workload.recording`)."""
 
     label: str
     model: str
+    records: bool = False
 
 
 @dataclass
@@ -193,7 +195,9 @@ class Schedule:
             "policy": self.policy, "workload": self.workload, "profile": self.profile,
             "runtime": self.runtime, "budget_bytes": self.budget_bytes,
             "tensor_bytes": self.tensor_bytes,
-            "invocations": [asdict(i) for i in self.invocations],
+            "invocations": [{"label": i.label, "model": i.model, **({"records": True}
+                                                                    if i.records else {})}
+                            for i in self.invocations],
             "meta": self.meta if timings else without_timings(self.meta),
             "steps": steps,
         }
@@ -251,9 +255,14 @@ class Schedule:
             where = f"invocations[{i}]"
             if not isinstance(inv, dict):
                 raise ScheduleError(f"{where}: expected {{label, model}}, found {_found(inv)}")
-            _check_keys(inv, ("label", "model"), ("label", "model"), where)
+            _check_keys(inv, ("label", "model"), ("label", "model", "records"), where)
+            records = inv.get("records", False)
+            if not isinstance(records, bool):
+                raise ScheduleError(f"{where}.records: expected true or false, found "
+                                    f"{_found(records)}")
             invocations.append(InvocationInfo(_field(inv["label"], "text", f"{where}.label"),
-                                              _field(inv["model"], "text", f"{where}.model")))
+                                              _field(inv["model"], "text", f"{where}.model"),
+                                              records))
         meta = data.get("meta") or {}
         if not isinstance(meta, dict):
             raise ScheduleError(f"meta: expected a mapping, found {_found(meta)}")

@@ -255,3 +255,64 @@ def test_narrow_products_run_the_fallback_kernel_by_hand(toy_profile, tmp_path):
             + (1 - g.compute_memory_overlap) * min(t_flops, t_mem) / 0.01)
     sizes = {t.name: t.nbytes for t in k.weights}
     assert HardwareModel(toy_profile, rt).compute_time(step, sizes, {}) == pytest.approx(want)
+
+
+def test_recording_follows_shape_changes_by_label():
+    """A runtime that records command buffers per input shape records before the first run and
+    each run whose label group changes; an invocation may say it is a steady-state run."""
+    from workloads.workload import Invocation, recording
+
+    m = linear_chain(2).invocations[0].model
+    inv = [Invocation(m, lab) for lab in ("prefill", "decode[0]", "decode[1]", "decode[2]")]
+    assert recording(inv) == [True, True, False, False]
+    inv = [Invocation(m, lab) for lab in ("text-encoder", "unet[0]", "unet[1]", "vae-decoder")]
+    assert recording(inv) == [True, True, False, True]
+    assert recording([Invocation(m, "decode[7]", False), Invocation(m, "decode[8]")]) == [
+        False, False]
+    assert recording([Invocation(m, "x", False), Invocation(m, "x", True)]) == [False, True]
+
+
+def test_recording_cost_by_hand_in_every_executor(toy_profile, tmp_path):
+    """Recording costs `record_per_kernel` per kernel of the prompt and of the first decode step
+    (the shape changes back), none of later steps: exact, the same in the evaluator, the SimPy
+    engine and the planner's estimate, and a schedule file keeps which invocation records."""
+    from sim.schedule import Schedule
+    from workloads.workload import Invocation, Workload
+
+    base = load_runtime(write_runtime(tmp_path, "plain", dispatch={"per_kernel": "1 ms"}))
+    rec = load_runtime(write_runtime(tmp_path, "rec", dispatch={
+        "per_kernel": "1 ms", "record_per_kernel": "2 ms"}))
+    prompt = step = linear_chain(3, weight_elems=5_000_000).invocations[0].model
+    wl = Workload("w", (Invocation(prompt, "prefill"), Invocation(step, "decode[0]"),
+                        Invocation(step, "decode[1]")))
+    s = plan("preload", wl, toy_profile, None, rec)
+    assert [i.records for i in s.invocations] == [True, True, False]
+    back = Schedule.from_dict(s.to_dict())
+    assert [i.records for i in back.invocations] == [True, True, False]
+    a = simulate(plan("preload", wl, toy_profile, None, base), toy_profile, runtime=base).trace
+    b = simulate(s, toy_profile, runtime=rec).trace
+    dur = {}
+    for tr, key in ((a, "plain"), (b, "rec")):
+        dur[key] = [i.end - i.start for i in sorted(tr.intervals, key=lambda i: i.step)
+                    if i.resource == "gpu"]
+    extra = [y - x for x, y in zip(dur["plain"], dur["rec"], strict=True)]
+    n = len(prompt.ops)
+    assert extra[:2 * n] == pytest.approx([2e-3] * (2 * n), abs=1e-12)
+    assert extra[2 * n:] == pytest.approx([0.0] * n, abs=1e-12)
+    fast = simulate(s, toy_profile, runtime=rec, record_trace=False).metrics
+    engine = simulate(s, toy_profile, runtime=rec, record_trace=False, engine="simpy").metrics
+    assert fast.latency_s == engine.latency_s
+    fm = plan("flashmem", wl, toy_profile, None, rec)
+    got = simulate(fm, toy_profile, runtime=rec).metrics.latency_s
+    assert fm.meta["estimated_latency_s"] == pytest.approx(got, rel=1e-12)
+
+
+def test_a_bad_records_flag_in_a_schedule_file_is_named(toy_profile):
+    from sim.errors import ScheduleError
+    from sim.schedule import Schedule
+
+    d = plan("preload", linear_chain(2), toy_profile, None).to_dict()
+    assert "records" not in d["invocations"][0] or d["invocations"][0]["records"] is True
+    d["invocations"][0]["records"] = "yes"
+    with pytest.raises(ScheduleError, match=r"invocations\[0\]\.records: expected true or false"):
+        Schedule.from_dict(d)

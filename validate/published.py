@@ -6,9 +6,12 @@ metric. Scenarios:
 - `cold`: one inference from a cold start (preload): init, load (read + parse), transform,
   program build, exec, total, peak and average memory;
 - `warm`: the kernels of one inference with every weight already resident (benchmark loops);
-- `prefill` (prompt P): P / the time of the prompt's forward pass, weights resident;
+- `prefill` (prompt P): P / the time of the prompt's forward pass, weights resident (a runtime
+  that records command buffers per input shape records them for it: the run before it, a
+  runner's warm-up decode, had another shape);
 - `decode` (prompt P, tokens N): tokens per second over N decode steps, each attending to the
-  context so far (timed at the first, middle and last context and averaged);
+  context so far (timed at the first, middle and last context and averaged; the first step's
+  re-recording after the prompt, where the runtime has one, counts once over the N);
 - `generate`: prefill + N decode steps, in ms (load excluded);
 - `storage`: the storage model's throughput at one request size.
 `fit_runtime` fits named runtime-profile numbers to a runtime's `fit` rows only (least squares
@@ -235,13 +238,15 @@ def _model(name: str, dtype: str, args: tuple[tuple[str, Any], ...]):
     return get_model(name, dtype, **dict(args))
 
 
-def _workload(row: Row, **override: Any):
+def _workload(row: Row, steady: bool = False, **override: Any):
+    """The row's models as one workload; `steady`: a run like the one before it (a decode step,
+    a benchmark loop), so a runtime that records command buffers per shape records none."""
     from workloads.workload import Invocation, Workload
 
     invs = []
     for name, args in row.models:
         m = _model(name, row.dtype or "fp16", _freeze({**dict(args), **override}))
-        invs.append(Invocation(m, name))
+        invs.append(Invocation(m, name, False if steady else None))
     return Workload(row.model_label, tuple(invs))
 
 
@@ -253,7 +258,7 @@ def _run(workload: Any, profile: Any, runtime: Any) -> Any:
 
 
 def _decode_step_s(row: Row, profile: Any, runtime: Any, context: int) -> float:
-    return _run(_workload(row, tokens=1, past=context), profile, runtime).exec_s
+    return _run(_workload(row, steady=True, tokens=1, past=context), profile, runtime).exec_s
 
 
 def scenario_metrics(row: Row, profile: Any, runtime: Any) -> dict[str, float]:
@@ -265,7 +270,7 @@ def scenario_metrics(row: Row, profile: Any, runtime: Any) -> dict[str, float]:
 
         return {"storage_read_mb_s": throughput(profile.storage, int(sc["request_bytes"])) / 1e6}
     if kind in ("cold", "warm"):
-        m = _run(_workload(row), profile, runtime)
+        m = _run(_workload(row, steady=kind == "warm"), profile, runtime)
         if m.memory_outcome == "killed":
             raise ValidateError(m.error or "killed")
         b = m.init_breakdown_s
@@ -289,6 +294,9 @@ def scenario_metrics(row: Row, profile: Any, runtime: Any) -> dict[str, float]:
         mean = steps[0] if len(steps) == 1 else (
             sum((a + b) * (y - x) for a, b, x, y in zip(steps, steps[1:], ctx, ctx[1:],
                                                         strict=False)) / 2 / (ctx[-1] - ctx[0]))
+        if runtime is not None and runtime.record_per_kernel:
+            first = _run(_workload(row, tokens=1, past=prompt), profile, runtime).exec_s
+            mean += (first - steps[0]) / n
         out["decode_tok_s"] = 1.0 / mean
         out["total_ms"] = 1e3 * (prefill_s + n * mean)
     return out

@@ -92,7 +92,7 @@ def spill_kv(workload: Workload, window: int, block: int) -> tuple[Workload, int
                           source=model.source, published_params=model.published_params,
                           description=model.description, warnings=model.warnings)
             changed = True
-        invs.append(Invocation(model, inv.label))
+        invs.append(Invocation(model, inv.label, inv.records))
     if not changed:
         return workload, written
     return Workload(workload.name, tuple(invs), workload.description), written

@@ -120,7 +120,7 @@ def _per_invocation(workload: Workload, fn) -> Workload:
     for i, inv in enumerate(workload.invocations):
         m = fn(inv.model, i)
         changed |= m is not inv.model
-        invs.append(Invocation(m, inv.label))
+        invs.append(Invocation(m, inv.label, inv.records))
     if not changed:
         return workload
     return Workload(workload.name, tuple(invs), workload.description)

@@ -66,7 +66,7 @@ def gather_rows(workload: Workload) -> Workload:
         if key not in done:
             done[key] = _gathers(inv.model, inv.label)
         changed |= done[key] is not inv.model
-        invs.append(Invocation(done[key], inv.label))
+        invs.append(Invocation(done[key], inv.label, inv.records))
     if not changed:
         return workload
     return Workload(workload.name, tuple(invs), workload.description)
@@ -149,7 +149,7 @@ def tile_workload(workload: Workload, limit: int) -> Workload:
         if key not in done:
             done[key] = _tiles(inv.model, limit, shared)
         changed |= done[key] is not inv.model
-        invs.append(Invocation(done[key], inv.label))
+        invs.append(Invocation(done[key], inv.label, inv.records))
     if not changed:
         return workload
     return Workload(workload.name, tuple(invs), workload.description)

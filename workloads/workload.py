@@ -14,10 +14,33 @@ from workloads.model import Model, Tensor, WorkloadError
 
 @dataclass(frozen=True)
 class Invocation:
-    """One run of one model within a workload; `label` names it in traces ('decode[3]')."""
+    """One run of one model within a workload; `label` names it in traces ('decode[3]').
+    `records`: whether a runtime that records its command buffers per input shape (re)records
+    them before this run; None: as `recording` derives it from the labels."""
 
     model: Model
     label: str
+    records: bool | None = None
+
+
+def shape_group(label: str) -> str:
+    """The part of an invocation label that names its input shape: 'decode[3]' -> 'decode'."""
+    return label.split("[", 1)[0]
+
+
+def recording(invocations: tuple[Invocation, ...] | list[Invocation]) -> list[bool]:
+    """Per invocation, whether a runtime that records command buffers per input shape records
+    them before it: the first invocation (nothing recorded yet, or the run before it had another
+    shape: an LLM runner's prefill follows the warm-up's decode) and every one whose label group
+    differs from the one before (prefill -> decode[0]), unless the invocation says otherwise
+    (a steady-state decode step or benchmark loop: `records=False`)."""
+    out, prev = [], None
+    for inv in invocations:
+        group = shape_group(inv.label)
+        rec = inv.records
+        out.append(bool(prev is None or group != prev) if rec is None else rec)
+        prev = group
+    return out
 
 
 @dataclass(frozen=True)

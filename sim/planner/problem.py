@@ -22,7 +22,7 @@ from sim.hardware import IDEAL, HardwareModel
 from sim.lowering import op_class
 from sim.planner.layout import TextureLayout, texture_layout
 from sim.policies.builder import Unit, units
-from workloads.workload import Workload
+from workloads.workload import Workload, recording
 
 
 @dataclass
@@ -153,6 +153,12 @@ def build_problem(workload: Workload, profile: HardwareProfile, budget: int | No
     index = [where[id(u.op)] for u in seq]
     compute_s = [times[k] for k in index]
     best_compute_s = [best[k] for k in index]
+    rec = runtime.record_per_kernel if runtime is not None else 0.0
+    if rec:  # kernels_times adds it last: the same sum, bit for bit
+        records = recording(workload.invocations)
+        compute_s = [t + rec if records[u.inv] else t for t, u in zip(compute_s, seq, strict=True)]
+        best_compute_s = [t + rec if records[u.inv] else t
+                          for t, u in zip(best_compute_s, seq, strict=True)]
     # the group of each distinct op's weights (groups numbered in first-use order)
     groups: list[Group] = []
     by_key: dict[tuple[str, ...], int] = {}

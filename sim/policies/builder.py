@@ -9,7 +9,7 @@ from hwprofiles.schema import HardwareProfile
 from sim.lowering import op_class
 from sim.schedule import Compute, Free, InvocationInfo, Load, Schedule
 from workloads.model import Op
-from workloads.workload import Workload
+from workloads.workload import Workload, recording
 
 
 class Unit(NamedTuple):
@@ -44,8 +44,8 @@ class Builder:
         self.schedule = Schedule(
             policy=policy, workload=workload.name, profile=profile.name, budget_bytes=budget,
             tensor_bytes={n: t.nbytes for n, t in workload.tensors.items()},
-            invocations=[InvocationInfo(inv.label, inv.model.name)
-                         for inv in workload.invocations])
+            invocations=[InvocationInfo(inv.label, inv.model.name, rec) for inv, rec in
+                         zip(workload.invocations, recording(workload.invocations), strict=True)])
         self._compute_ids: list[dict[str, int]] = [{} for _ in workload.invocations]
         # per invocation: each op's predecessors (the model's own table)
         self._preds = [inv.model._structure.predecessors for inv in workload.invocations]
