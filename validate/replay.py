@@ -723,7 +723,7 @@ class _Replay:
                                 f"{sum(held.values())} bytes, more than the budget of {budget} "
                                 "bytes")
         self.proxy_flops: dict[int, int] = {}
-        steps, done, ready, notify = self.s.steps, self.done, self.ready, self.notify
+        steps, done, ready = self.s.steps, self.done, self.ready
         self.left = len(steps)
         self.is_compute = [isinstance(st, Compute) for st in steps]
         self.t0 = host_now()
@@ -738,12 +738,6 @@ class _Replay:
                 st = steps[sid]
                 while not done[sid] and self._advance_one(st):
                     pass
-                # completions that arrived meanwhile go next in line: else a chain of computes
-                # (each enqueue readies the next) holds a finished read's copy back until the
-                # chain waits, and the trace times the driver, not the device
-                while not notify.empty():
-                    ready.append(notify.get_nowait())
-                    self.wakes += 1
             self.busy_s += host_now() - t
             if self.left == 0:
                 break
