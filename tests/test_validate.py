@@ -235,16 +235,23 @@ def test_bad_case_set_and_model_are_clear_errors(calibrated):
         assert r.exit_code == 2 and "error:" in r.output and "Traceback" not in r.output
 
 
-def test_replay_runs_with_a_short_thread_switch_interval(calibrated, device, monkeypatch):
-    """A read's end is stamped only once its thread holds the GIL again: the timed run lowers
-    Python's switch interval (5 ms by default) to SWITCH_INTERVAL and restores it afterwards,
-    also when the run fails."""
+def test_replay_runs_with_a_short_thread_switch_interval_on_gpus(calibrated, device,
+                                                                  monkeypatch):
+    """A read's end is stamped only once its thread holds the GIL again: on a GPU the timed run
+    lowers Python's switch interval (5 ms by default) to SWITCH_INTERVAL; on a CPU device (PoCL,
+    whose kernels keep the host's cores busy) it keeps the interpreter's own. Either way the
+    interval is what it was after the run, also when the run fails."""
     import sys
+    from dataclasses import replace
 
     import validate.replay as rp
     from validate.cases import HELD_OUT, make_schedule
     from validate.errors import ValidateError
 
+    gpu = replace(device.info, device_type="GPU")
+    cpu = replace(device.info, device_type="CPU")
+    assert rp.switch_interval_for(gpu) == rp.SWITCH_INTERVAL < sys.getswitchinterval()
+    assert rp.switch_interval_for(cpu) is None
     s = make_schedule(HELD_OUT[2], load_profile(str(calibrated)), SIZE)
     seen = []
     run = rp._Replay._run
@@ -256,8 +263,12 @@ def test_replay_runs_with_a_short_thread_switch_interval(calibrated, device, mon
     monkeypatch.setattr(rp._Replay, "_run", spy)
     before = sys.getswitchinterval()
     rp.replay(device, s, rp.ReplayOptions(scale=0.5))
-    assert seen == [pytest.approx(rp.SWITCH_INTERVAL)] and rp.SWITCH_INTERVAL < before
+    want = rp.switch_interval_for(device.info)
+    assert seen == [pytest.approx(before if want is None else want)]
     assert sys.getswitchinterval() == before
+    monkeypatch.setattr(rp, "switch_interval_for", lambda info: rp.SWITCH_INTERVAL)
+    rp.replay(device, s, rp.ReplayOptions(scale=0.5))
+    assert seen[-1] == pytest.approx(rp.SWITCH_INTERVAL) and sys.getswitchinterval() == before
 
     def boom(self):
         raise ValidateError("stalled")

@@ -147,11 +147,16 @@ def image_layout(nbytes: int, texel_bytes: int, max_w: int, max_h: int, max_laye
     return ImageLayout("image2d_array", w, h, layers, texel_bytes)
 
 
+def is_cpu(info: Any) -> bool:
+    """Whether an OpenCL device computes on the host's own cores (PoCL)."""
+    return "CPU" in str(getattr(info, "device_type", "")).upper()
+
+
 def max_global_for(info: Any) -> int:
     """Largest proxy-kernel global size for a device: 2^18 work-items on a GPU; on a CPU device
     (PoCL) 4096 per compute unit, since each work-item there is a loop iteration with a fixed
     cost and a real CPU kernel would not spread a few MFLOPs over 2^18 of them."""
-    if "CPU" in str(getattr(info, "device_type", "")).upper():
+    if is_cpu(info):
         return max(256, min(MAX_GLOBAL, 4096 * max(1, int(info.compute_units))))
     return MAX_GLOBAL
 
