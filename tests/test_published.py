@@ -251,3 +251,19 @@ def test_et_vk_prefill_records_its_command_buffers_once_per_shape(outcomes):
     assert abs(check.predicted / check.row.value - 1) <= 0.25
     decode = by_id["et-vulkan-pr12444-s24-llama32-1b-decode"]
     assert decode.predicted == pytest.approx(49, rel=0.02)
+
+
+def test_mlc_2023_prompt_gemm_is_the_schedule_before_the_2024_one(outcomes):
+    """mlc-llm-2023 models builds before the Adreno schedules: its prompt GEMM is fitted on PR
+    #17187's earlier column (27 tok/s, a fit row), not inherited from the schedule that PR added
+    (50 tok/s, mlc-llm's fit row); both rows reproduce, and the older kernel is the slower."""
+    from hwprofiles.loader import load_runtime
+
+    by_id = {o.row.id: o for o in outcomes}
+    before = by_id["tvm-pr17187-sd8g3-llama2-7b-prefill-before"]
+    after = by_id["tvm-pr17187-sd8g3-llama2-7b-prefill"]
+    assert before.row.role == after.row.role == "fit"
+    assert before.predicted == pytest.approx(27, rel=0.02)
+    assert after.predicted == pytest.approx(50, rel=0.02)
+    old, new = load_runtime("mlc-llm-2023"), load_runtime("mlc-llm")
+    assert old.efficiency["matmul"] < new.efficiency["matmul"]
