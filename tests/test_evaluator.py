@@ -56,12 +56,13 @@ def random_schedule(rng: random.Random, n_steps: int) -> Schedule:
     issued after the latest kernel, as planners issue them, else on random earlier steps;
     sometimes O_DIRECT-sized reads, into preallocated buffers, copies waiting for other steps),
     computes (weights, inputs, activations, workspace, KV; sometimes waiting for a load's read)
-    and frees, across one or two invocations, under a total or a weights-only budget."""
+    and frees, across one or two invocations (some recording command buffers first), under a
+    total or a weights-only budget."""
     tensors = {f"t{k}": rng.choice([1, 3, 64, 500]) * 1_000_000 + rng.randint(0, 4096)
                for k in range(rng.randint(2, 8))}
     invs = rng.randint(1, 2)
     s = Schedule("random", "rand", "toy", None, tensors,
-                 [InvocationInfo(f"run[{k}]", "rand") for k in range(invs)],
+                 [InvocationInfo(f"run[{k}]", "rand", rng.random() < 0.3) for k in range(invs)],
                  budget_scope=rng.choice(["total", "total", "total", "weights"]))
     if rng.random() < 0.2:  # buffers allocated once, held to the end (Demand Layering)
         big = 2 * max(tensors.values()) + 8192
@@ -155,7 +156,8 @@ def random_runtime(rng: random.Random) -> RuntimeProfile:
         transform=rng.choice(["hardware", "gpu", "cpu"]),
         transform_bandwidth=rng.choice([None, 2e9]),
         init_fixed=rng.choice([0.0, 0.01]), program_build=rng.choice([0.0, 0.002]),
-        dispatch=rng.choice([0.0, 2e-5]), efficiency={"matmul": rng.choice([1.0, 0.6])},
+        dispatch=rng.choice([0.0, 2e-5]), record_per_kernel=rng.choice([0.0, 0.0, 3e-5]),
+        efficiency={"matmul": rng.choice([1.0, 0.6])},
         reads_in_flight=rng.choice([1] * 7 + [2]))
 
 
