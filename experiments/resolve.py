@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from dataclasses import replace
 from typing import Any
 
 from experiments.errors import ExperimentError
@@ -12,7 +13,7 @@ from experiments.spec import ProfileRef, WorkloadRef
 from hwprofiles import HardwareProfile, load_profile
 from hwprofiles.loader import load_runtime
 from hwprofiles.runtime import RuntimeProfile
-from workloads import Invocation, Model, Workload, single
+from workloads import Model, Workload, single
 
 
 def known_names(kind: str) -> list[str] | None:
@@ -35,7 +36,7 @@ def with_dtype(workload: Workload, dtype: str) -> Workload:
     invs = []
     for inv in workload.invocations:
         m = models.setdefault(inv.model.name, inv.model.with_dtype(dtype))
-        invs.append(Invocation(m, inv.label, inv.records))
+        invs.append(replace(inv, model=m))
     return Workload(workload.name, tuple(invs), workload.description)
 
 

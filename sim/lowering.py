@@ -13,7 +13,7 @@ from hwprofiles.runtime import RuntimeProfile
 from workloads.formats import runtime_keys
 from workloads.fusion import fuse
 from workloads.model import Model, Op
-from workloads.workload import Invocation, Workload
+from workloads.workload import Workload
 
 _BY_KIND = {
     "conv": "conv", "linear": "matmul", "matmul": "matmul", "gemm": "matmul",
@@ -85,5 +85,5 @@ def lower(workload: Workload, runtime: RuntimeProfile) -> Workload:
         key = id(inv.model)
         if key not in lowered:
             lowered[key] = _lower_model(inv.model, runtime)
-        invs.append(Invocation(lowered[key], inv.label, inv.records))
+        invs.append(replace(inv, model=lowered[key]))
     return Workload(workload.name, tuple(invs), workload.description)

@@ -22,7 +22,7 @@ from dataclasses import replace
 from functools import lru_cache
 
 from workloads.model import Model, Tensor, elem_bytes
-from workloads.workload import Invocation, Workload
+from workloads.workload import Workload
 
 
 def kv_token_bytes(workload: Workload) -> int:
@@ -92,7 +92,7 @@ def spill_kv(workload: Workload, window: int, block: int) -> tuple[Workload, int
                           source=model.source, published_params=model.published_params,
                           description=model.description, warnings=model.warnings)
             changed = True
-        invs.append(Invocation(model, inv.label, inv.records))
+        invs.append(replace(inv, model=model))
     if not changed:
         return workload, written
     return Workload(workload.name, tuple(invs), workload.description), written

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from workloads.model import Model, Op, Tensor, WorkloadError
-from workloads.workload import Invocation, Workload
+from workloads.workload import Workload
 
 # an MLP block as the zoo and the importers name it: (up, down) projection suffixes, gated
 # blocks also have a gate projection and an elementwise product (gate_mul)
@@ -120,7 +120,7 @@ def _per_invocation(workload: Workload, fn) -> Workload:
     for i, inv in enumerate(workload.invocations):
         m = fn(inv.model, i)
         changed |= m is not inv.model
-        invs.append(Invocation(m, inv.label, inv.records))
+        invs.append(replace(inv, model=m))
     if not changed:
         return workload
     return Workload(workload.name, tuple(invs), workload.description)

@@ -20,10 +20,11 @@ budgets gets the same transformed workload back).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from functools import lru_cache
 
 from workloads.model import Model, Op, Tensor
-from workloads.workload import Invocation, Workload
+from workloads.workload import Workload
 
 TILEABLE = ("linear", "matmul", "gemm", "conv")  # kinds whose weights' rows are output rows
 
@@ -66,7 +67,7 @@ def gather_rows(workload: Workload) -> Workload:
         if key not in done:
             done[key] = _gathers(inv.model, inv.label)
         changed |= done[key] is not inv.model
-        invs.append(Invocation(done[key], inv.label, inv.records))
+        invs.append(replace(inv, model=done[key]))
     if not changed:
         return workload
     return Workload(workload.name, tuple(invs), workload.description)
@@ -149,7 +150,7 @@ def tile_workload(workload: Workload, limit: int) -> Workload:
         if key not in done:
             done[key] = _tiles(inv.model, limit, shared)
         changed |= done[key] is not inv.model
-        invs.append(Invocation(done[key], inv.label, inv.records))
+        invs.append(replace(inv, model=done[key]))
     if not changed:
         return workload
     return Workload(workload.name, tuple(invs), workload.description)

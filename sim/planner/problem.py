@@ -137,28 +137,30 @@ def build_problem(workload: Workload, profile: HardwareProfile, budget: int | No
     tbytes = {n: t.nbytes for n, t in tensors.items()}
     seq = units(workload)
     best_loc = "texture" if gpu.texture_read_efficiency >= gpu.buffer_read_efficiency else "buffer"
-    # kernel times per distinct op (the decode steps of an LLM share most of theirs)
-    where: dict[int, int] = {}
-    ops = []
+    # kernel times per distinct kernel: an op, and whether its invocation records command
+    # buffers first (the decode steps of an LLM share most of their ops)
+    recs = recording(workload.invocations) if runtime is not None and runtime.record_per_kernel \
+        else [False] * len(workload.invocations)
+    where: dict[tuple[int, bool], int] = {}
+    ops: list = []
+    flags: list[bool] = []
+    index: list[int] = []
     for u in seq:
-        if id(u.op) not in where:
-            where[id(u.op)] = len(ops)
+        key = (id(u.op), recs[u.inv])
+        k = where.get(key)
+        if k is None:
+            k = where[key] = len(ops)
             ops.append(u.op)
+            flags.append(key[1])
+        index.append(k)
     names = [tuple(dict.fromkeys(t.name for t in op.weights)) for op in ops]
     cols = ([op.flops for op in ops], [op.dtype for op in ops],
             [op.input_bytes + op.output_bytes for op in ops], [op_class(op) for op in ops],
             [[tbytes[t] for t in nm] for nm in names])
-    times = kernel_times(hw, *cols, [[location[t] for t in nm] for nm in names])
-    best = kernel_times(hw, *cols, [[best_loc] * len(nm) for nm in names])
-    index = [where[id(u.op)] for u in seq]
+    times = kernel_times(hw, *cols, [[location[t] for t in nm] for nm in names], flags)
+    best = kernel_times(hw, *cols, [[best_loc] * len(nm) for nm in names], flags)
     compute_s = [times[k] for k in index]
     best_compute_s = [best[k] for k in index]
-    rec = runtime.record_per_kernel if runtime is not None else 0.0
-    if rec:  # kernels_times adds it last: the same sum, bit for bit
-        records = recording(workload.invocations)
-        compute_s = [t + rec if records[u.inv] else t for t, u in zip(compute_s, seq, strict=True)]
-        best_compute_s = [t + rec if records[u.inv] else t
-                          for t, u in zip(best_compute_s, seq, strict=True)]
     # the group of each distinct op's weights (groups numbered in first-use order)
     groups: list[Group] = []
     by_key: dict[tuple[str, ...], int] = {}
