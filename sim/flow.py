@@ -200,8 +200,9 @@ def kernel_times(hw: HardwareModel, flops: Sequence[int], dtypes: Sequence[str],
                  records: Sequence[bool] | None = None) -> list[float]:
     """`hw.compute_time` of many kernels at once, bit for bit (the same operations in the same
     order, vectorised): per kernel its FLOPs, dtype, activation bytes read + written, kernel
-    class, the bytes and location (texture | buffer) of each of its weights in order, and
-    whether its invocation records command buffers first (`records`; None: none does)."""
+    class, the bytes and location (texture | buffer) of each of its weights in order; plus the
+    runtime's `record_per_kernel` where `records` says its invocation records command buffers
+    first (None: none does)."""
     n = len(flops)
     if n == 0:
         return []

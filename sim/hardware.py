@@ -100,11 +100,11 @@ class HardwareModel:
         return g.memory_bandwidth * eff
 
     def compute_time(self, step: Compute, tensor_bytes: Mapping[str, int],
-                     location: Mapping[str, str], records: bool = False) -> float:
+                     location: Mapping[str, str]) -> float:
         """Roofline time of one op; `location` maps each weight to 'texture' or 'buffer'.
         The runtime scales the roofline by its efficiency for the op's class and dtype (a weight
         format's family first, then its bit-width dtype: `Format.runtime_keys`) and adds its
-        dispatch cost (and, where its invocation records command buffers first, their cost)."""
+        dispatch cost."""
         g = self.profile.gpu
         t_flops = step.flops / (g.flops_for(compute_dtype(step.dtype)) * g.compute_efficiency)
         t_mem = (step.input_bytes + step.output_bytes) / g.memory_bandwidth
@@ -114,9 +114,7 @@ class HardwareModel:
         eff = rt.efficiency_for(step.op_class or kind_class(step.kind), *runtime_keys(step.dtype))
         t = (g.kernel_launch_overhead + max(t_flops, t_mem) / eff
              + (1.0 - g.compute_memory_overlap) * min(t_flops, t_mem) / eff)
-        if rt.dispatch:
-            t = t + rt.dispatch
-        return t + rt.record_per_kernel if records and rt.record_per_kernel else t
+        return t + rt.dispatch if rt.dispatch else t
 
     def load_stages(self, nbytes: int, path: str, dst: str, ntensors: int = 1,
                     read_bytes: int | None = None, request_size: int | None = None
