@@ -44,6 +44,7 @@ from sim.trace import Interval, Trace
 from validate.device import Device, host_now
 from validate.errors import ValidateError
 from validate.kernels import (
+    FLOPS_PER_ITER,
     ImageLayout,
     build,
     clock_offset,
@@ -212,8 +213,6 @@ class _Replay:
         self.texel_bytes = 8 if self.half_images else 16
         self.n = len(s.steps)
         self.done = [False] * self.n
-        self.signalled = [False] * self.n  # a queue's waiter saw one of the step's commands end
-        self.is_compute = [isinstance(st, Compute) for st in s.steps]
         self.ev: list[Any] = [None] * self.n
         self.loads: dict[int, _LoadState] = {}
         self.objs: dict[str, _Obj] = {}  # tensor -> object
@@ -292,21 +291,12 @@ class _Replay:
         computes = [st for st in self.s.steps if isinstance(st, Compute)]
         where = {t: self.loads[st.id].kind for st in self.s.steps if isinstance(st, Load)
                  for t in st.tensors}
+        for c in computes:
+            self._kernel(self._sig(c, where), self._half(c))
         act = max([16] + [align_up(max(c.input_bytes, c.output_bytes), 16) for c in computes])
         mf = self.cl.mem_flags
         self.act_in = self.cl.Buffer(self.dev.context, mf.READ_WRITE, act)
         self.act_out = self.cl.Buffer(self.dev.context, mf.READ_WRITE, act)
-        # each kernel's program, global size and activation arguments, so that issuing it on
-        # the timed path only adds its weight objects
-        max_global = self.opts.max_global or max_global_for(info)
-        self.launch: dict[int, tuple[Any, int, tuple]] = {}
-        for c in computes:
-            knl = self._kernel(self._sig(c, where), self._half(c))
-            wbytes = sum(self.s.tensor_bytes[t] for t in c.weights)
-            g, iters = global_size(c.flops, wbytes + c.input_bytes + c.output_bytes, max_global)
-            self.launch[c.id] = (knl, g, (self.act_in, np.int32(c.input_bytes // 16),
-                                          self.act_out, np.int32(c.output_bytes // 16),
-                                          np.int32(iters), np.float32(0.999), np.float32(1e-3)))
         self.cl.enqueue_fill_buffer(self.dev.compute_queue, self.act_in, np.float32(1.0), 0,
                                     act).wait()
         self._warm_up(where)
@@ -430,13 +420,13 @@ class _Replay:
                                region=(lay.width, lay.height, lay.layers), is_blocking=False)
 
     # --- completion tracking ---------------------------------------------------------------
-    def _watch(self, ev: Any, sid: int, q: Any) -> Any:
-        """Count `ev` (enqueued on `q`) as outstanding and have that queue's waiter thread
-        signal step `sid` when it completes. Each queue is in order, so one thread per queue waiting on its events in
+    def _watch(self, ev: Any, sid: int) -> Any:
+        """Count `ev` as outstanding and have its queue's waiter thread signal step `sid` when it
+        completes. Each queue is in order, so one thread per queue waiting on its events in
         enqueue order sees every completion as it happens (event callbacks can arrive late on
         some drivers)."""
         self.outstanding += 1
-        self._waiter(q.int_ptr).put((ev, sid))
+        self._waiter(ev.command_queue.int_ptr).put((ev, sid))
         return ev
 
     def _waiter(self, q: int) -> _queue.SimpleQueue:
@@ -459,7 +449,6 @@ class _Replay:
                 ev.wait()  # releases the GIL while the driver waits
             except Exception:  # noqa: BLE001 - a failed command is reported by _complete
                 pass
-            self.signalled[sid] = True
             self.notify.put(sid)
 
     def _complete(self, ev: Any) -> bool:
@@ -516,8 +505,7 @@ class _Replay:
                 obj = self._new_obj(st, ls)
                 n = ls.layout.nbytes if ls.layout is not None else align_up(b, 16)
                 self._issued(st.id, "copy")
-                ls.copy_ev = self._watch(self._copy(obj, ls.host[:n], self.dev.copy_queue), st.id,
-                                         self.dev.copy_queue)
+                ls.copy_ev = self._watch(self._copy(obj, ls.host[:n], self.dev.copy_queue), st.id)
                 self.dev.copy_queue.flush()
                 self.last_copy = st.id
                 self._enqueued(st.id, ls.copy_ev)
@@ -529,7 +517,7 @@ class _Replay:
             self._issued(st.id, "copy")
             ls.copy_ev = self._watch(self.cl.enqueue_copy(
                 self.dev.copy_queue, ls.gpu_buf, ls.host[:ls.layout.nbytes], is_blocking=False),
-                st.id, self.dev.copy_queue)
+                st.id)
             self.dev.copy_queue.flush()
             self.last_copy = st.id
             ls.wticket = self._request(st.id, "transform", {"weights": b}, PRIO_LOAD)
@@ -550,7 +538,7 @@ class _Replay:
             ls.tr_ev = self._watch(enqueue_transform(
                 self.cl, q, self.tr_prg, ls.gpu_buf, obj.mem, ls.layout,
                 self.half_images, wait_for=None if same else [ls.copy_ev], local=LOCAL,
-                kernels=self.tr_kernels), st.id, q)
+                kernels=self.tr_kernels), st.id)
             q.flush()
             self._enqueued(st.id, ls.tr_ev)
             ls.stage = 5
@@ -621,8 +609,7 @@ class _Replay:
                     return False
                 self._enqueue_compute(st)
                 return True
-            # only its queue's waiter says a kernel ended (no event query per visit)
-            if not self.signalled[st.id] or not self._complete(self.ev[st.id]):
+            if not self._complete(self.ev[st.id]):
                 return False
             self.outstanding -= 1
             del self.cticket[st.id]
@@ -638,32 +625,36 @@ class _Replay:
                 continue
             if isinstance(self.s.steps[d], Free) or self.ev[d] is None:
                 return False  # device work can wait on an event; a host step must be done
-        t = self.cticket[st.id] = self._request(
+        self.cticket[st.id] = self._request(
             st.id, "gpu", {"activations": st.output_bytes, "workspace": st.workspace_bytes,
                            "kv": st.state_bytes}, PRIO_COMPUTE)
         self.next_compute += 1
-        if t.granted:  # memory at once: enqueue now, not on a later visit
-            self._enqueue_compute(st)
         if self.next_compute < len(self.compute_ids):
-            # the kernel chain goes first: its next kernel may now be enqueued behind this one
-            self.ready.appendleft(self.compute_ids[self.next_compute])
+            self.ready.append(self.compute_ids[self.next_compute])
         return True
 
     def _enqueue_compute(self, st: Compute) -> None:
-        knl, g, head = self.launch[st.id]
-        args = list(head)
+        cl = self.cl
+        half = self._half(st)
+        sig = "".join(self.objs[t].kind for t in st.weights)
+        knl = self._kernel(sig, half)
+        wbytes = sum(self.s.tensor_bytes[t] for t in st.weights)
+        g, iters = global_size(st.flops, wbytes + st.input_bytes + st.output_bytes,
+                               self.opts.max_global or max_global_for(self.dev.info))
+        args = [self.act_in, np.int32(st.input_bytes // 16), self.act_out,
+                np.int32(st.output_bytes // 16), np.int32(iters), np.float32(0.999),
+                np.float32(1e-3)]
         for t in st.weights:
             args += self._obj_args(self.objs[t], self.s.tensor_bytes[t])
         knl.set_args(*args)
         self._issued(st.id, "gpu")
-        # the compute queue is in order: only other queues' commands need an event wait
-        ev, done, is_compute = self.ev, self.done, self.is_compute
-        waits = [ev[d] for d in (*st.after, *st.inputs)
-                 if ev[d] is not None and not done[d] and not is_compute[d]]
-        q = self.dev.compute_queue
-        e = self.cl.enqueue_nd_range_kernel(q, knl, (g,), (LOCAL,), wait_for=waits or None)
-        q.flush()
-        ev[st.id] = self._watch(e, st.id, q)
+        waits = [self.ev[d] for d in (*st.after, *st.inputs)
+                 if self.ev[d] is not None and not self.done[d]]
+        ev = cl.enqueue_nd_range_kernel(self.dev.compute_queue, knl, (g,), (LOCAL,),
+                                        wait_for=waits or None)
+        self.dev.compute_queue.flush()
+        self.ev[st.id] = self._watch(ev, st.id)
+        self.proxy_flops[st.id] = g * iters * FLOPS_PER_ITER
 
     def advance_free(self, st: Free) -> bool:
         if not self._deps_done(st.after):
@@ -683,8 +674,7 @@ class _Replay:
     def _finish(self, sid: int) -> None:
         self.done[sid] = True
         self.left -= 1
-        ev = self.ev  # a step whose last command is enqueued waits only for its completion
-        self.ready.extend(d for d in self.dependents[sid] if ev[d] is None)
+        self.ready.extend(self.dependents[sid])
 
     def _enqueued(self, sid: int, ev: Any) -> None:
         """Load `sid`'s last device command is enqueued: computes may now wait on `ev`."""
@@ -700,9 +690,8 @@ class _Replay:
         asking = [True]
 
         def granted() -> None:
-            if not asking[0]:  # granted later: the step is advanced again (else it goes on)
-                mark[1] = host_now() - self.t0
-                self.ready.append(sid)
+            mark[1] = None if asking[0] else host_now() - self.t0
+            self.ready.append(sid)
         ticket = self.pool.request(parts, prio, on_grant=granted)
         asking[0] = False
         self.tickets[(sid, resource)] = ticket
@@ -745,8 +734,10 @@ class _Replay:
             raise ValidateError(f"the schedule's preallocated buffers need "
                                 f"{sum(held.values())} bytes, more than the budget of {budget} "
                                 "bytes")
+        self.proxy_flops: dict[int, int] = {}
         steps, done, ready = self.s.steps, self.done, self.ready
         self.left = len(steps)
+        self.is_compute = [isinstance(st, Compute) for st in steps]
         self.t0 = host_now()
         self.pool.timeline = [(0.0, 0, 0, 0, 0, 0, 0)]
         if held:  # taken at the start, held to the end
