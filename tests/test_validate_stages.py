@@ -63,6 +63,31 @@ def test_each_stage_fit_recovers_what_the_trace_was_simulated_with(toy_profile):
         K + 7e-6, rel=1e-6)
 
 
+def test_launch_bound_kernels_leave_the_compute_efficiency_where_it_was(toy_profile):
+    """Kernels whose roofline is a sliver of their time fit every efficiency above some floor
+    about as well: the kernel fit then does not set it (the microbenchmark's value stays) and
+    says which efficiencies fit; kernels that are not launch-bound set it (test above)."""
+    from workloads import Op, Tensor, chain, single
+
+    p = true_profile(toy_profile)
+    p = replace(p, gpu=replace(p.gpu, kernel_launch_overhead=80e-6))
+    wl = single(chain("tiny", [Op(f"l{i}", "linear", 2000 * (i % 3 + 1),
+                                  (Tensor(f"tiny/w{i}", (1024,), "fp16"),), 64, 64)
+                               for i in range(12)]))
+    runs = []
+    for pol, path in (("sequential", "via_buffer"), ("preload", "via_buffer")):
+        s = plan(pol, wl, p, None, path=path)
+        runs.append((s, stage_ops(s, simulate(s, p).trace)))
+    start = replace(toy_profile, gpu=replace(toy_profile.gpu, compute_efficiency=0.77))
+    kernels = next(r for r in fit_all(runs, start) if r.stage == "kernels")
+    assert "gpu.compute_efficiency" not in kernels.values
+    assert "so it stays at 0.77" in kernels.how
+    # the launch overhead and the kernel hop still come out of the same kernels
+    assert kernels.values["gpu.kernel_launch_overhead"] + kernels.values["gpu.sync_kernel"] == \
+        pytest.approx(80e-6 + K, rel=1e-3)
+    assert kernels.fit_mape < 0.01
+
+
 def test_effective_time_adds_only_the_gap_the_model_holds_nowhere_else():
     # a copy that waited 100 us after its read; the model's copy hop is 40 us
     op = StageOp("copy", 3, "via_buffer/texture", 1 << 20, start=1.0001, end=1.0002,
