@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -112,17 +113,23 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", "tune", str(spec_path),
                              "--out", str(out), "--no-report", "--no-plots"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    url = f"sqlite:///{out / 'study.db'}"
     try:
         deadline = time.monotonic() + 120
         complete = 0
         while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
+            time.sleep(0.02)
+            # the database read directly (0.4 ms, against ~0.1 s for Optuna's load_study, whose
+            # polls could let the whole run, ~2.5 s of trials, finish before the kill)
             try:
-                study = optuna.load_study(study_name="resume", storage=url)
-            except Exception:  # the study does not exist yet
+                con = sqlite3.connect(f"file:{out / 'study.db'}?mode=ro", uri=True, timeout=1)
+                try:
+                    complete = con.execute(
+                        "SELECT COUNT(*) FROM trials t JOIN studies s ON t.study_id = s.study_id"
+                        " WHERE s.study_name = 'resume' AND t.state = 'COMPLETE'").fetchone()[0]
+                finally:
+                    con.close()
+            except sqlite3.Error:  # no database or no tables yet, or a write in progress
                 continue
-            complete = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
             if complete >= 3:
                 break
         assert proc.poll() is None, "the tune finished before it could be killed"
