@@ -244,28 +244,25 @@ def fit_kernels(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: Hardwar
                     err = _mape(c + base, meas)
                     if eff not in per_eff or err < per_eff[eff][0]:
                         per_eff[eff] = (err, o, c, base_hop * f)
-    least = min(v[0] for v in per_eff.values())
+    best = min(per_eff, key=lambda e: per_eff[e][0])
     # efficiencies that fit (nearly) as well as the best: where the kernels are launch-bound
     # the replays bound the efficiency from below only, and then they do not set it
-    near = sorted(e for e, v in per_eff.items() if v[0] <= least + EFFICIENCY_TOL)
+    near = sorted(e for e, v in per_eff.items() if v[0] <= per_eff[best][0] + EFFICIENCY_TOL)
     identified = mine not in near
-    eff = min(per_eff, key=lambda e: per_eff[e][0]) if identified else mine
+    eff = best if identified else mine
     err, o, c, hop = per_eff[eff]
     values = {"gpu.compute_memory_overlap": o, "gpu.kernel_launch_overhead": c,
               "gpu.sync_kernel": hop}
+    span = (f"efficiencies {near[0]:.3g}-{near[-1]:.3g} fit within {EFFICIENCY_TOL * 100:.0f} "
+            "points of the best")
+    how = ("effective kernel times (profiling event + launch gap): grid search over "
+           "compute/memory overlap, compute efficiency and the kernel hop (least mean relative "
+           "error), launch overhead from percentiles of the residual; ")
     if identified:
         values["gpu.compute_efficiency"] = eff
-        how = ("effective kernel times (profiling event + launch gap): grid search over "
-               "compute/memory overlap, compute efficiency and the kernel hop (least mean "
-               f"relative error; efficiencies {near[0]:.3g}-{near[-1]:.3g} fit within "
-               f"{EFFICIENCY_TOL * 100:.0f} points of it), launch overhead from percentiles of "
-               "the residual")
+        how += span
     else:
-        how = ("effective kernel times (profiling event + launch gap): grid search over "
-               "compute/memory overlap and the kernel hop, launch overhead from percentiles of "
-               f"the residual; compute efficiency not set here: every efficiency from "
-               f"{near[0]:.3g} to {near[-1]:.3g} fits within {EFFICIENCY_TOL * 100:.0f} points "
-               f"of the best (launch-bound kernels), so it stays at {mine:.3g}")
+        how += f"{span} (launch-bound kernels): not set here, so it stays at {mine:.3g}"
     r = StageResult("kernels", values, how, len(fit), err)
     hk = dict(hops, **{"kernel<-load": hop})
     pred = c + roofline(o, eff, check)
