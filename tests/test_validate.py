@@ -277,3 +277,13 @@ def test_replay_runs_with_a_short_thread_switch_interval_on_gpus(calibrated, dev
     with pytest.raises(ValidateError):
         rp.replay(device, s, rp.ReplayOptions(scale=0.5))
     assert sys.getswitchinterval() == before
+
+
+def test_calibration_report_says_how_the_kernel_fit_set_the_efficiency(calibrated):
+    """The report names the efficiencies that fit the calibration kernels, and whether they set
+    the profile's (launch-bound kernels leave the microbenchmark's)."""
+    report = calibrated.with_suffix(".md").read_text()
+    line = next(x for x in report.splitlines() if x.startswith("Kernel fit: "))
+    assert "fit within 1% (absolute) of the best per-op MAPE" in line
+    efficiency_set = "compute_efficiency = " in report.split("| kernels |")[1].split("\n")[0]
+    assert efficiency_set == ("so it stays at" not in line)

@@ -253,8 +253,8 @@ def fit_kernels(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: Hardwar
     err, o, c, hop = per_eff[eff]
     values = {"gpu.compute_memory_overlap": o, "gpu.kernel_launch_overhead": c,
               "gpu.sync_kernel": hop}
-    span = (f"efficiencies {near[0]:.3g}-{near[-1]:.3g} fit within {EFFICIENCY_TOL * 100:.0f} "
-            "points of the best")
+    span = (f"efficiencies {near[0]:.3g}-{near[-1]:.3g} fit within {EFFICIENCY_TOL:.0%} "
+            "(absolute) of the best per-op MAPE")
     how = ("effective kernel times (profiling event + launch gap): grid search over "
            "compute/memory overlap, compute efficiency and the kernel hop (least mean relative "
            "error), launch overhead from percentiles of the residual; ")

@@ -92,6 +92,8 @@ def calibration_report(results: Sequence[StageResult], e2e: Sequence[tuple[str, 
         chk = f"{r.check_mape:.1%} ({r.check_n})" if r.check_n else "-"
         lines.append(f"| {r.stage} | {vals} | {fit} | {chk} |")
     kern = next((r for r in results if r.stage == "kernels"), None)
+    if kern:  # says whether the replays set the compute efficiency, and which ones fit
+        lines += ["", f"Kernel fit: {kern.how}."]
     if kern and kern.extra.get("check_by_kind"):
         lines += ["", "Kernels by op class, check ops: " + ", ".join(
             f"{k} {m:.0%} ({n})" for k, (m, n) in sorted(kern.extra["check_by_kind"].items()))]
