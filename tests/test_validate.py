@@ -173,6 +173,9 @@ def test_compare_reports_error_on_held_out_schedules(calibrated, device, tmp_pat
     assert all(r.sim_s > 0 and r.measured_s > 0 for r in res)
     text = markdown(res, prof, device.info.to_dict(), "t")
     assert "End-to-end MAPE" in text and np.isfinite(mape(res))
+    # one replay each: nothing to predict it with, so no replay oracle
+    assert all(r.oracle_e2e is None and not r.oracle_err for r in res)
+    assert "Replay oracle" not in text
     plot_overlay(res, tmp_path / "o.png")
     assert (tmp_path / "o.png").stat().st_size > 1000
     # every stage of every replayed op is compared
@@ -218,14 +221,29 @@ def test_check_says_whether_the_profile_holds(calibrated, device, tmp_path):
 def test_zoo_compare_on_a_real_model(calibrated, device, tmp_path):
     r = CliRunner().invoke(main, ["validate", "compare", "--device", device.info.spec,
                                   "--profile", str(calibrated), "--set", "zoo", "--models",
-                                  "mobilenetv2", "--scale", "0.05", "--repeats", "1",
+                                  "mobilenetv2", "--scale", "0.05", "--repeats", "2",
                                   "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
     data = json.loads((tmp_path / "results.json").read_text())
-    cases = data["sets"]["zoo"]["cases"]
+    zoo = data["sets"]["zoo"]
+    cases = zoo["cases"]
     assert len(cases) == 6 and {c["case"].split("/")[1] for c in cases} == {
         "preload", "sequential", "pipeline", "flashmem"}
-    assert "Sync / dispatch gaps" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "Sync / dispatch gaps" in report
+    # two replays each: the median is the slower one (the upper middle), and the faster one
+    # predicts it, so the oracle's end-to-end error is never above zero
+    for c in cases:
+        assert c["measured_s"] == max(c["runs_s"])
+        assert c["oracle_error"] == pytest.approx(min(c["runs_s"]) / c["measured_s"] - 1)
+        assert c["oracle_error"] <= 0
+        assert set(c["oracle_op_mape"]) >= {"storage", "copy", "gpu"}
+    assert zoo["oracle_mape"] == pytest.approx(np.mean([-c["oracle_error"] for c in cases]))
+    assert f"End-to-end MAPE {zoo['oracle_mape']:.1%}; per-op storage" in report
+    r = CliRunner().invoke(main, ["validate", "summary", str(tmp_path), "--out",
+                                  str(tmp_path / "s.md")])
+    assert r.exit_code == 0, r.output
+    assert f"| {zoo['oracle_mape']:.1%}; " in (tmp_path / "s.md").read_text()
 
 
 def test_bad_case_set_and_model_are_clear_errors(calibrated):

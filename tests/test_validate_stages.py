@@ -104,6 +104,32 @@ def test_effective_time_adds_only_the_gap_the_model_holds_nowhere_else():
     assert m.hop_gap is None and m.effective(hops) == pytest.approx(110e-6)
 
 
+def test_replay_oracle_predicts_each_op_by_its_mean_in_the_other_replays():
+    from validate.compare import oracle_errors
+
+    def op(res, step, start, end, unit_free=0.0, dep_end=0.0, hop=""):
+        return StageOp(res, step, "k", 0, start, end, unit_free, dep_end, hop, None)
+
+    hops = {"kernel<-load": 0.5}
+    # the compared replay: a read of 2 s, a copy of 4 s, a kernel whose model-held launch gap
+    # is 0.5 s (ready at max(8, 9 + 0.5); effective 11 - 9.5), and a free (no stage time)
+    this = [op("storage", 0, 0, 2), op("copy", 0, 2, 6), op("gpu", 1, 10, 11, 8, 9,
+                                                              "kernel<-load"),
+            op("free", 2, 11, 11)]
+    # other replays: reads of 1 and 3 s (mean 2: no error), copies of 2 and 4 s (mean 3), the
+    # kernel only in one of them, effective 7 - (4 + 0.5) = 2.5 s
+    a = [op("storage", 0, 0, 1), op("copy", 0, 1, 3), op("gpu", 1, 5, 7, 4, 4, "kernel<-load")]
+    b = [op("storage", 0, 0, 3), op("copy", 0, 3, 7)]
+    err = oracle_errors(this, [a, b], hops)
+    assert set(err) == {"storage", "copy", "gpu"}
+    assert err["storage"] == [0.0]
+    assert err["copy"] == [pytest.approx(3 / 4 - 1)]
+    assert err["gpu"] == [pytest.approx(2.5 / 1.5 - 1)]
+    # an op no other replay has is not predicted; no other replay: no oracle
+    assert oracle_errors(this, [b], hops).keys() == {"storage", "copy"}
+    assert oracle_errors(this, [], hops) == {}
+
+
 def test_hop_latencies_follow_the_profile(toy_profile):
     h = hop_latencies(toy_profile)
     assert h["read<-free"] == 0.0 and h["copy<-read"] == toy_profile.gpu.sync_latency

@@ -133,10 +133,10 @@ def calibrate(mb_file: str | None, spec: str | None, base: str, out: str, name: 
         done = replay_set(dev, prof, cases, _size(size, quick), repeats,
                           ReplayOptions(scale=scale), Path(save_replays) if save_replays
                           else None, _say)
-        results = refine_stages(cal, prof, [(s, r) for s, r, _ in done], mb)
+        results = refine_stages(cal, prof, [(s, r) for s, r, *_ in done], mb)
         data = profile_data(cal, base_p, pname)
         e2e = end_to_end(to_profile(data), [(s if r.scale == 1.0 else _scaled(s, r.scale),
-                                             r.latency_s) for s, r, _ in done])
+                                             r.latency_s) for s, r, *_ in done])
         errs = [abs(a / b - 1) for _, a, b in e2e]
         _say(f"end-to-end check on the calibration set (not fitted): MAPE "
              f"{sum(errs) / len(errs):.1%}")
@@ -348,8 +348,8 @@ def compare(spec: str | None, profile_ref: str, out: str, set_name: str, models:
         save = Path(save_replays) / n if save_replays else None
         done = replay_set(dev, profile, cases, sz, repeats, ReplayOptions(scale=scale), save,
                           _say)
-        sets[n] = [evaluate(s, r, profile, c.name, lats)
-                   for c, (s, r, lats) in zip(cases, done, strict=True)]
+        sets[n] = [evaluate(s, r, profile, c.name, lats, others)
+                   for c, (s, r, lats, others) in zip(cases, done, strict=True)]
         for r in sets[n]:
             _say(f"{r.case}: simulated {r.sim_s * 1e3:.2f} ms, measured {r.measured_s * 1e3:.2f} "
                  f"ms ({r.error:+.1%})")

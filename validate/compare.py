@@ -4,7 +4,7 @@ overlay plots, JSON)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,15 @@ from sim.trace import RESOURCES, Trace
 from validate.cases import Case, ZooCase, make_schedule, zoo_schedule
 from validate.device import Device
 from validate.replay import ReplayOptions, ReplayResult, replay_runs, scale_schedule
-from validate.stages import HOP_OF, hop_gaps, hop_latencies, op_errors, stage_ops
+from validate.stages import (
+    EFFECTIVE,
+    HOP_OF,
+    StageOp,
+    hop_gaps,
+    hop_latencies,
+    op_errors,
+    stage_ops,
+)
 
 
 @dataclass
@@ -34,6 +42,9 @@ class CaseResult:
     gaps: dict[str, list[float]] = field(default_factory=dict)  # hop -> measured gaps (s)
     sim_trace: Trace | None = None
     measured: ReplayResult | None = None
+    # the replay oracle: the same comparisons with the mean of the other replays as prediction
+    oracle_err: dict[str, list[float]] = field(default_factory=dict)  # resource -> errors
+    oracle_e2e: float | None = None
 
     @property
     def error(self) -> float:
@@ -43,20 +54,25 @@ class CaseResult:
     def op_mape(self) -> dict[str, float]:
         return {k: float(np.mean(np.abs(v))) for k, v in self.op_err.items() if v}
 
+    @property
+    def oracle_mape(self) -> dict[str, float]:
+        return {k: float(np.mean(np.abs(v))) for k, v in self.oracle_err.items() if v}
+
     def to_dict(self) -> dict[str, Any]:
         return {"case": self.case, "sim_s": self.sim_s, "measured_s": self.measured_s,
                 "runs_s": self.runs_s, "error": self.error, "op_mape": self.op_mape,
                 "op_n": {k: len(v) for k, v in self.op_err.items()},
                 "kind_mape": {k: float(np.mean(np.abs(v))) for k, v in self.kind_err.items()},
-                "hop_gaps_median_s": {k: float(np.median(v)) for k, v in self.gaps.items()}}
+                "hop_gaps_median_s": {k: float(np.median(v)) for k, v in self.gaps.items()},
+                "oracle_error": self.oracle_e2e, "oracle_op_mape": self.oracle_mape}
 
 
-def replay_median(dev: Device, schedule, repeats: int, opts: ReplayOptions) -> tuple[ReplayResult,
-                                                                                   list[float]]:
-    """Replay `repeats` times; the run with the median latency (and all latencies)."""
-    runs = replay_runs(dev, schedule, repeats, opts)
-    runs.sort(key=lambda r: r.latency_s)
-    return runs[len(runs) // 2], [r.latency_s for r in runs]
+def median_run(runs: Sequence[ReplayResult]) -> tuple[ReplayResult, list[float],
+                                                      list[ReplayResult]]:
+    """The run with the median latency, every latency (sorted) and the other runs."""
+    runs = sorted(runs, key=lambda r: r.latency_s)
+    k = len(runs) // 2
+    return runs[k], [r.latency_s for r in runs], runs[:k] + runs[k + 1:]
 
 
 def schedule_for(case: Case | ZooCase, profile: HardwareProfile, size: float):
@@ -65,9 +81,33 @@ def schedule_for(case: Case | ZooCase, profile: HardwareProfile, size: float):
         case, profile, size)
 
 
+def stage_times(ops: Sequence[StageOp], hops: Mapping[str, float]) -> dict[tuple[str, int],
+                                                                         float]:
+    """(resource, step) -> the time `op_errors` compares: a kernel's effective time, every
+    other stage's duration."""
+    return {(o.resource, o.step): o.effective(hops) if o.resource in EFFECTIVE else o.duration
+            for o in ops if o.resource in RESOURCES}
+
+
+def oracle_errors(ops: Sequence[StageOp], others: Sequence[Sequence[StageOp]],
+                  hops: Mapping[str, float]) -> dict[str, list[float]]:
+    """The replay oracle's per-op errors: every op of one replay (`ops`) predicted by its mean
+    time in the other replays of the same schedule, compared as `op_errors` compares the
+    model. No model of one time per op can expect to do much better: it is the replays'
+    own spread."""
+    times = [stage_times(o, hops) for o in others]
+    out: dict[str, list[float]] = {}
+    for key, m in stage_times(ops, hops).items():
+        pred = [t[key] for t in times if key in t]
+        if m > 0 and pred:
+            out.setdefault(key[0], []).append(float(np.mean(pred)) / m - 1)
+    return out
+
+
 def evaluate(s, replayed: ReplayResult, profile: HardwareProfile, case: str,
-             runs_s: Sequence[float]) -> CaseResult:
-    """Simulate `s` (as replayed: scaled) on `profile` and compare it with the replay."""
+             runs_s: Sequence[float], others: Sequence[ReplayResult] = ()) -> CaseResult:
+    """Simulate `s` (as replayed: scaled) on `profile` and compare it with the replay; with
+    the `others` replays of it, the replay oracle's errors too."""
     scaled = scale_schedule(s, replayed.scale)
     sim = simulate(scaled, profile)
     ops = stage_ops(scaled, replayed.trace, replayed.marks)
@@ -76,9 +116,14 @@ def evaluate(s, replayed: ReplayResult, profile: HardwareProfile, case: str,
     for k, v in hop_gaps(ops).items():
         if k in HOP_OF:
             gaps.setdefault(HOP_OF[k], []).extend(v)
-    return CaseResult(case, sim.metrics.latency_s, replayed.latency_s, list(runs_s),
-                      op_errors(ops, sim.trace, hops), op_errors(ops, sim.trace, hops, "kind"),
-                      gaps, sim.trace, replayed)
+    r = CaseResult(case, sim.metrics.latency_s, replayed.latency_s, list(runs_s),
+                   op_errors(ops, sim.trace, hops), op_errors(ops, sim.trace, hops, "kind"),
+                   gaps, sim.trace, replayed)
+    if others:
+        r.oracle_err = oracle_errors(
+            ops, [stage_ops(scaled, o.trace, o.marks) for o in others], hops)
+        r.oracle_e2e = float(np.mean([o.latency_s for o in others])) / replayed.latency_s - 1
+    return r
 
 
 def run_cases(dev: Device, profile: HardwareProfile, cases: Sequence[Case | ZooCase],
@@ -90,8 +135,8 @@ def run_cases(dev: Device, profile: HardwareProfile, cases: Sequence[Case | ZooC
     out = []
     for c in cases:
         s = schedule_for(c, profile, size)
-        best, lats = replay_median(dev, s, repeats, opts)
-        r = evaluate(s, best, profile, c.name, lats)
+        med, lats, others = median_run(replay_runs(dev, s, repeats, opts))
+        r = evaluate(s, med, profile, c.name, lats, others)
         if say:
             say(f"{c.name}: simulated {r.sim_s * 1e3:.2f} ms, measured {r.measured_s * 1e3:.2f} ms "
                 f"({r.error:+.1%})")
@@ -148,7 +193,28 @@ def markdown(results: Sequence[CaseResult], profile: HardwareProfile, device: di
                   f"(median {np.median(errs):.1%}, worst {max(errs):.1%})", "",
               "Per-op MAPE by resource (every op of every schedule): " + ", ".join(
                   f"{k} {per[k][0]:.1%} ({per[k][1]} ops)" for k in RESOURCES if k in per), ""]
+    lines += oracle_lines(results)
     return "\n".join(lines)
+
+
+def oracle_mape(results: Sequence[CaseResult]) -> float | None:
+    """The replay oracle's end-to-end MAPE (None without repeated replays)."""
+    errs = [abs(r.oracle_e2e) for r in results if r.oracle_e2e is not None]
+    return float(np.mean(errs)) if errs else None
+
+
+def oracle_lines(results: Sequence[CaseResult]) -> list[str]:
+    """The replay oracle beside the model: how well the other replays of each schedule predict
+    the one compared, end to end and per op (nothing without repeated replays)."""
+    e2e = oracle_mape(results)
+    if e2e is None:
+        return []
+    per = pooled(results, "oracle_err")
+    return ["Replay oracle, the replays' own spread: each latency and each op predicted by its "
+            "mean in the other replays of its schedule, compared as the model is. End-to-end "
+            f"MAPE {e2e:.1%}; per-op " + ", ".join(
+                f"{k} {per[k][0]:.1%} ({per[k][1]} ops)" for k in RESOURCES if k in per)
+            + ". A model of one time per op cannot expect to do much better than this.", ""]
 
 
 def kind_table(results: Sequence[CaseResult]) -> list[str]:

@@ -38,12 +38,23 @@ def _machine(data: dict) -> str:
     return ", ".join(out)
 
 
+def _oracle(zoo: dict) -> str:
+    """The replay oracle's figures of a set ('-' where the run had one replay per schedule)."""
+    if zoo.get("oracle_mape") is None:
+        return "-"
+    op = zoo.get("oracle_op_mape", {})
+    return f"{zoo['oracle_mape']:.1%}; " + " / ".join(
+        f"{op[k]:.0%}" if k in op else "-" for k in RESOURCES)
+
+
 def summarise(dirs: Sequence[Path]) -> str:
     """Markdown: one row per run, then min / median / max over the runs."""
     runs = [(d, _load(d)) for d in dirs]
     sets = [s for s in ("zoo", "synthetic") if any(s in r["sets"] for _, r in runs)]
     head = ["run", "profile"] + [f"{s} end-to-end MAPE" for s in sets] + [
-        f"zoo per-op {k}" for k in RESOURCES] + ["machine figures of the start"]
+        f"zoo per-op {k}" for k in RESOURCES] + [
+        "zoo replay oracle: end-to-end; per-op " + " / ".join(RESOURCES),
+        "machine figures of the start"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     cols: dict[str, list[float]] = {}
     for d, r in runs:
@@ -59,6 +70,7 @@ def summarise(dirs: Sequence[Path]) -> str:
             row.append(f"{op[k]:.1%}" if k in op else "-")
             if k in op:
                 cols.setdefault(k, []).append(op[k])
+        row.append(_oracle(r["sets"].get("zoo", {})))
         row.append(_machine(r))
         lines.append("| " + " | ".join(row) + " |")
     spread = ["spread (min / median / max)", ""]
@@ -68,6 +80,6 @@ def summarise(dirs: Sequence[Path]) -> str:
     for k in RESOURCES:
         v = cols.get(k, [])
         spread.append(f"{min(v):.1%} / {np.median(v):.1%} / {max(v):.1%}" if v else "-")
-    spread.append("")
+    spread += ["", ""]
     lines.append("| " + " | ".join(spread) + " |")
     return "\n".join(lines) + "\n"

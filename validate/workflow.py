@@ -13,7 +13,15 @@ import numpy as np
 
 from hwprofiles.schema import HardwareProfile
 from validate.cases import CALIBRATION, HELD_OUT, ZOO_CALIBRATION, ZOO_HELD_OUT, Case, ZooCase
-from validate.compare import CaseResult, hop_table, kind_table, mape, markdown, pooled
+from validate.compare import (
+    CaseResult,
+    hop_table,
+    kind_table,
+    mape,
+    markdown,
+    oracle_mape,
+    pooled,
+)
 from validate.device import Device
 from validate.errors import ValidateError
 from validate.replay import ReplayOptions, ReplayResult, replay_runs
@@ -57,9 +65,11 @@ def save_runs(d: Path, case: Case | ZooCase, schedule, runs: Sequence[ReplayResu
 
 def replay_set(dev: Device, profile: HardwareProfile, cases: Sequence[Case | ZooCase],
                size: float, repeats: int, opts: ReplayOptions, save: Path | None,
-               say: Callable[[str], None]) -> list[tuple[Any, ReplayResult, list[float]]]:
-    """Plan and replay each case `repeats` times: (schedule, median replay, all latencies)."""
-    from validate.compare import schedule_for
+               say: Callable[[str], None]
+               ) -> list[tuple[Any, ReplayResult, list[float], list[ReplayResult]]]:
+    """Plan and replay each case `repeats` times: (schedule, median replay, all latencies,
+    the other replays)."""
+    from validate.compare import median_run, schedule_for
 
     out = []
     for c in cases:
@@ -67,12 +77,10 @@ def replay_set(dev: Device, profile: HardwareProfile, cases: Sequence[Case | Zoo
         runs = replay_runs(dev, s, repeats, opts)
         if save is not None:
             save_runs(save, c, s, runs)
-        runs.sort(key=lambda r: r.latency_s)
-        med = runs[len(runs) // 2]
-        lats = [r.latency_s for r in runs]
+        med, lats, others = median_run(runs)
         say(f"replay {c.name}: {med.latency_s * 1e3:.2f} ms (runs "
             f"{', '.join(f'{x * 1e3:.1f}' for x in lats)})")
-        out.append((s, med, lats))
+        out.append((s, med, lats, others))
     return out
 
 
@@ -137,6 +145,9 @@ def results_json(sets: dict[str, list[CaseResult]], profile: HardwareProfile, de
     return json.dumps({"device": device, "profile": profile.name, **extra,
                        "sets": {k: {"mape": mape(v), "op_mape": {r: m for r, (m, _) in
                                                                  pooled(v).items()},
+                                    "oracle_mape": oracle_mape(v),
+                                    "oracle_op_mape": {r: m for r, (m, _) in
+                                                       pooled(v, "oracle_err").items()},
                                     "cases": [c.to_dict() for c in v]}
                                 for k, v in sets.items()}}, indent=1)
 
