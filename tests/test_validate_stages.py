@@ -82,6 +82,7 @@ def test_launch_bound_kernels_leave_the_compute_efficiency_where_it_was(toy_prof
     kernels = next(r for r in fit_all(runs, start) if r.stage == "kernels")
     assert "gpu.compute_efficiency" not in kernels.values
     assert "so it stays at 0.77" in kernels.how
+    assert "(launch-bound kernels: the replays bound it from below only)" in kernels.how
     # the launch overhead and the kernel hop still come out of the same kernels
     assert kernels.values["gpu.kernel_launch_overhead"] + kernels.values["gpu.sync_kernel"] == \
         pytest.approx(80e-6 + K, rel=1e-3)

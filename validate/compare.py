@@ -93,8 +93,7 @@ def oracle_errors(ops: Sequence[StageOp], others: Sequence[Sequence[StageOp]],
                   hops: Mapping[str, float]) -> dict[str, list[float]]:
     """The replay oracle's per-op errors: every op of one replay (`ops`) predicted by its mean
     time in the other replays of the same schedule, compared as `op_errors` compares the
-    model. No model of one time per op can expect to do much better: it is the replays'
-    own spread."""
+    model: the replays' own spread, which bounds what a per-op error can show."""
     times = [stage_times(o, hops) for o in others]
     out: dict[str, list[float]] = {}
     for key, m in stage_times(ops, hops).items():
@@ -214,7 +213,8 @@ def oracle_lines(results: Sequence[CaseResult]) -> list[str]:
             "mean in the other replays of its schedule, compared as the model is. End-to-end "
             f"MAPE {e2e:.1%}; per-op " + ", ".join(
                 f"{k} {per[k][0]:.1%} ({per[k][1]} ops)" for k in RESOURCES if k in per)
-            + ". A model of one time per op cannot expect to do much better than this.", ""]
+            + ". Where the model's error is near these (or below: one replay's outliers weigh "
+            "on the mean), the replays' scatter limits it; far above them, the model is off.", ""]
 
 
 def kind_table(results: Sequence[CaseResult]) -> list[str]:

@@ -262,7 +262,9 @@ def fit_kernels(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: Hardwar
         values["gpu.compute_efficiency"] = eff
         how += span
     else:
-        how += f"{span} (launch-bound kernels): not set here, so it stays at {mine:.3g}"
+        why = ("launch-bound kernels: the replays bound it from below only"
+               if near[-1] >= max(per_eff) else "the microbenchmark's is among them")
+        how += f"{span} ({why}): not set here, so it stays at {mine:.3g}"
     r = StageResult("kernels", values, how, len(fit), err)
     hk = dict(hops, **{"kernel<-load": hop})
     pred = c + roofline(o, eff, check)
