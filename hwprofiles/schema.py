@@ -84,6 +84,11 @@ class GpuSpec:
     sync_transform: float | None = None
     sync_kernel: float | None = None
     sync_free: float | None = None
+    # the host issues kernels in order, one per this interval, ahead of the GPU (a kernel waits
+    # on its inputs' events, not for them to end): a kernel starts no earlier than its issue,
+    # so launches hide behind longer work before them; 0 = no host limit (the launch overhead,
+    # held in every kernel, is the whole per-kernel cost)
+    kernel_issue_interval: float = 0.0
 
     def hop(self, name: str) -> float:
         """Sync latency of hop `name` ('read', 'copy', 'transform', 'kernel', 'free')."""
@@ -173,6 +178,8 @@ class HardwareProfile:
             del out["gpu.compute_memory_overlap"]  # likewise
         if out["gpu.sync_latency"] == 0.0:
             del out["gpu.sync_latency"]  # likewise
+        if out["gpu.kernel_issue_interval"] == 0.0:
+            del out["gpu.kernel_issue_interval"]  # likewise
         if out["storage.compute_contention"] == 1.0:
             del out["storage.compute_contention"]  # likewise
         if out["gpu.peak_flops.fp8"] is None:
@@ -239,6 +246,7 @@ FIELDS: dict[str, str] = {
     "gpu.sync_transform": "time?",
     "gpu.sync_kernel": "time?",
     "gpu.sync_free": "time?",
+    "gpu.kernel_issue_interval": "time?",
     "transfer.host_to_gpu_bandwidth": "bandwidth",
     "transfer.host_to_gpu_latency": "time",
     "transfer.transform_bandwidth": "bandwidth",

@@ -43,7 +43,7 @@ import simpy
 
 from hwprofiles.runtime import RuntimeProfile
 from hwprofiles.schema import HardwareProfile
-from sim.flow import COMPUTE, LOAD, Prepared, Segment, init_cost, prepare
+from sim.flow import COMPUTE, LOAD, Prepared, Segment, init_cost, issue_time, prepare
 from sim.gcpause import paused_gc
 from sim.hardware import IDEAL
 from sim.memory import PRIO_COMPUTE, PRIO_LOAD, MemoryPool
@@ -129,6 +129,8 @@ class _Engine:
         self.seg_left: dict[tuple[int, int], int] = {}
         self.hidden = prep.hidden_read
         self.sync = profile.gpu.sync_latency
+        self.issue = profile.gpu.kernel_issue_interval
+        self.host = prep.init_s - self.issue  # when the host issued the kernel before
         self.end_time = [0.0] * n
         self.done = [False] * n
         self.finished = 0
@@ -411,6 +413,18 @@ class _Engine:
     def _run_kernel(self, c: int) -> None:
         now = self.env.now
         t = self.dur(self.s.steps[c], "compute", self.p.compute_s[self.p.cindex[c]])
+        if self.issue:  # the host issues kernels one per interval, ahead of the GPU
+            p = self.p
+            self.host = issue_time(self.host, self.issue, p.deps[c],
+                                   p.lags[c] if p.synchronised else (), p.kinds, self.end_time)
+            if self.host > now:
+                self.at(self.host, lambda: self._dispatch(c, t))
+                return
+        self._dispatch(c, t)
+
+    def _dispatch(self, c: int, t: float) -> None:
+        """Kernel `c`, issued and granted its memory, goes to the GPU."""
+        now = self.env.now
         if self.shared:  # wait for the copies/transforms that reached the unit first
             self._arrive(c, 0, "gpu", now, t,
                          lambda start, end: self._kernel_at(c, start, t))

@@ -35,7 +35,7 @@ import numpy as np
 
 from sim.engine import SimResult
 from sim.errors import SimError
-from sim.flow import COMPUTE, LOAD, LoadFlow, Prepared
+from sim.flow import COMPUTE, LOAD, LoadFlow, Prepared, issue_time
 from sim.memory import CATEGORIES, Peaks
 from sim.outcome import RunRecord, assemble
 from sim.trace import Interval, Trace
@@ -111,6 +111,8 @@ def evaluate(p: Prepared, budget: int | None, record_trace: bool = True) -> SimR
     first, init_s = p.first_compute, p.init_s
     shared = profile.gpu.shared_with_transfers
     compute_s, data_ready = p.compute_s, p.data_ready
+    issue = profile.gpu.kernel_issue_interval
+    host = init_s - issue  # when the host issued the kernel before (see `issue_time`)
     k_c = 0
     for i in range(n):
         ready = 0.0
@@ -128,19 +130,25 @@ def evaluate(p: Prepared, budget: int | None, record_trace: bool = True) -> SimR
             if i == first and init_s > ready:
                 ready = init_s
             d = compute_s[k_c]
+            arrive = ready
+            if issue:
+                host = issue_time(host, issue, deps[i], lags[i] if synchronised else (), kinds,
+                                  end)
+                if host > arrive:
+                    arrive = host
             if shared:
-                if ready < last["gpu"]:
-                    start = backfill("gpu", ready, i, 0, ready, d)
+                if arrive < last["gpu"]:
+                    start = backfill("gpu", arrive, i, 0, arrive, d)
                 else:
-                    last["gpu"] = ready
+                    last["gpu"] = arrive
                     fa = free_at["gpu"]
-                    start = ready if ready > fa else fa
+                    start = arrive if arrive > fa else fa
                     free_at["gpu"] = start + d
-                    ukeys["gpu"].append((ready, i, 0))
+                    ukeys["gpu"].append((arrive, i, 0))
                     ustart["gpu"].append(start)
                     uend["gpu"].append(start + d)
             else:
-                start = ready
+                start = arrive
             if d == 0.0 and start == ready:
                 raise Handover(f"compute step {i}: a zero-length kernel starts at the instant "
                                "its memory is granted")

@@ -193,6 +193,24 @@ class Prepared:
                                               ("activations", int(self.freed_act[k]))) if v > 0)
 
 
+def issue_time(prev: float, interval: float, deps: Sequence[int], lags: Sequence[float],
+               kinds: Sequence[int], end: Sequence[float]) -> float:
+    """When the host issues a kernel (`gpu.kernel_issue_interval` > 0): `interval` after it
+    issued the kernel before (`prev`), and not before the host steps it waits for (its loads
+    and frees, plus their sync hop `lags`, empty when no hop has a latency) have ended. The
+    kernels it waits for it waits on the GPU's queue: they do not hold its issue back."""
+    t = prev + interval
+    if lags:
+        for j, lag in zip(deps, lags, strict=True):
+            if kinds[j] != COMPUTE and end[j] + lag > t:
+                t = end[j] + lag
+    else:
+        for j in deps:
+            if kinds[j] != COMPUTE and end[j] > t:
+                t = end[j]
+    return t
+
+
 def kernel_times(hw: HardwareModel, flops: Sequence[int], dtypes: Sequence[str],
                  act_bytes: Sequence[int], classes: Sequence[str],
                  weight_bytes: Sequence[Sequence[int]],

@@ -173,6 +173,9 @@ def test_random_schedules_agree_exactly_where_the_evaluator_applies(toy_profile)
         s = random_schedule(rng, rng.randint(3, 40))
         prof, rt = random_profile(rng, toy_profile), random_runtime(rng)
         budget = rng.choice([None, None, rng.randint(200_000_000, 3 * GB)])
+        if seed % 3:  # the host issues kernels ahead, one per interval (no draw: seeds stay)
+            prof = replace(prof, gpu=replace(prof.gpu, kernel_issue_interval=(
+                2e-5, 3e-4, 3e-3)[seed % 9 // 3]))
         ev, reason, eng = both(s, prof, rt, budget)
         if ev is None:
             known = [k for k in kinds if k in reason]
@@ -194,7 +197,9 @@ def test_every_policy_agrees_exactly(toy_profile, policy):
     policy's own minimum upwards."""
     profiles = [toy_profile, load_profile("snapdragon-8-gen-3"), load_profile("tensor-g3"),
                 load_profile("jetson-agx-orin"),
-                replace(toy_profile, gpu=replace(toy_profile.gpu, sync_latency=1e-4))]
+                replace(toy_profile, gpu=replace(toy_profile.gpu, sync_latency=1e-4)),
+                replace(toy_profile, gpu=replace(toy_profile.gpu, sync_latency=1e-4,
+                                                 kernel_issue_interval=2e-4))]
     runtimes = [load_runtime(r) for r in list_runtimes()]
     from test_engine import random_workload
 
@@ -355,11 +360,15 @@ def test_planner_estimate_is_the_executed_latency(toy_profile):
     """The flashmem planner scores plans with the executors' timing (sync hops included)."""
     from test_engine import random_workload
 
-    for seed in range(8):
+    issued = 0
+    for seed in range(12):
         rng = random.Random(seed)
         prof = replace(toy_profile, gpu=replace(toy_profile.gpu, sync_latency=rng.choice(
             [0.0, 1e-4]), kernel_launch_overhead=2e-6),
             transfer=replace(toy_profile.transfer, zero_copy=rng.random() < 0.5))
+        if seed >= 8:  # the host issues kernels ahead: the planner times that too
+            prof = replace(prof, gpu=replace(prof.gpu, kernel_issue_interval=(
+                1e-4, 1e-3, 1e-2, 3e-2)[seed - 8]))
         wl = random_workload(seed, rng.randint(3, 14), rng.randint(1, 3))
         need = min_feasible_budget("flashmem", wl, prof)
         for slack in (1.0, 1.7, 4.0):
@@ -368,6 +377,13 @@ def test_planner_estimate_is_the_executed_latency(toy_profile):
             est = s.meta["estimated_latency_s"]
             if est is not None and m.executor == "evaluator":
                 assert est == pytest.approx(m.latency_s, rel=1e-9), (seed, slack)
+                if prof.gpu.kernel_issue_interval:
+                    issued += 1
+                    # and it binds: without it the same schedule runs faster
+                    plain = replace(prof, gpu=replace(prof.gpu, kernel_issue_interval=0.0))
+                    if prof.gpu.kernel_issue_interval >= 1e-2:
+                        assert simulate(s, plain).metrics.latency_s < m.latency_s
+    assert issued >= 6, issued
 
 
 def test_lower_bound_holds_for_every_policy(toy_profile):
@@ -414,3 +430,30 @@ def test_activation_profile_matches_the_liveness_rule():
             if remaining[op.name] == 0:
                 live -= op.output_bytes
         assert activation_profile(model, 100) == want
+
+
+def test_kernels_issued_ahead_hide_their_launch_behind_longer_work(toy_profile):
+    """`gpu.kernel_issue_interval`: the host issues kernels one per interval, ahead of the GPU.
+    Two 10 us kernels then a 1 ms one: the host issues the 1 ms kernel 200 us after the first,
+    so it ends 1.2 ms after the first kernel could start. The other way round the two short
+    kernels were issued while the long one ran and follow it at once: 1.02 ms, as with no host
+    limit."""
+    def ops(flops):
+        return [Op(f"l{i}", "linear", flops=f, weights=(Tensor(f"m/w{i}", (1000,), "fp16"),),
+                   input_elems=1000, output_elems=1000) for i, f in enumerate(flops)]
+
+    from workloads import chain, single
+
+    ahead = replace(toy_profile, gpu=replace(toy_profile.gpu, kernel_issue_interval=100e-6))
+    for flops, serial_s, ahead_s in (((10**7, 10**7, 10**9), 1.02e-3, 1.2e-3),
+                                     ((10**9, 10**7, 10**7), 1.02e-3, 1.02e-3)):
+        s = plan("preload", single(chain("m", ops(flops))), toy_profile, None)
+        for prof, want in ((toy_profile, serial_s), (ahead, ahead_s)):
+            ev, reason, eng = both(s, prof)
+            assert reason is None, reason
+            assert_same(ev, eng, str(flops))
+            # the first kernel starts when its weights are in: the host issues it then
+            k = sorted((i for i in ev.trace.intervals if i.resource == "gpu"),
+                       key=lambda i: i.start)
+            assert ev.metrics.latency_s - k[0].start == pytest.approx(want, rel=1e-9)
+            assert [i.end - i.start for i in k] == pytest.approx([f / 1e12 for f in flops])

@@ -63,6 +63,33 @@ def test_each_stage_fit_recovers_what_the_trace_was_simulated_with(toy_profile):
         K + 7e-6, rel=1e-6)
 
 
+def test_the_kernel_fit_finds_a_host_issue_interval_where_launches_hide(toy_profile):
+    """Kernels the host issues one per 80 us, 2 us of device launch each: short kernels run
+    80 us apart, a short one after a long one follows it at once. The fit recovers both from a
+    simulated trace; with no issue interval in the trace it sets none."""
+    from workloads import Op, Tensor, chain, single
+
+    p = true_profile(toy_profile)
+    flops = [6 * 10**7 if i % 10 == 9 else 2 * 10**5 for i in range(40)]  # ~0.2 ms and ~3 us
+    wl = single(chain("mix", [Op(f"l{i}", "linear", f, (Tensor(f"mix/w{i}", (512,), "fp16"),),
+                                 64, 64) for i, f in enumerate(flops)]))
+    for interval in (80e-6, 0.0):
+        q = replace(p, gpu=replace(p.gpu, kernel_launch_overhead=2e-6,
+                                   kernel_issue_interval=interval))
+        s = plan("preload", wl, q, None, path="via_buffer")
+        runs = [(s, stage_ops(s, simulate(s, q).trace))]
+        kernels = next(r for r in fit_all(runs, q) if r.stage == "kernels")
+        if interval:
+            assert kernels.values["gpu.kernel_issue_interval"] == pytest.approx(interval,
+                                                                              rel=1e-6)
+            assert kernels.values["gpu.kernel_launch_overhead"] == pytest.approx(2e-6,
+                                                                              abs=1e-7)
+            assert "host issue interval 80 us (1 x the median spacing" in kernels.how
+        else:
+            assert "gpu.kernel_issue_interval" not in kernels.values
+        assert kernels.fit_mape < 0.01 and kernels.check_mape < 0.01
+
+
 def test_launch_bound_kernels_leave_the_compute_efficiency_where_it_was(toy_profile):
     """Kernels whose roofline is a sliver of their time fit every efficiency above some floor
     about as well: the kernel fit then does not set it (the microbenchmark's value stays) and

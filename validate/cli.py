@@ -76,7 +76,8 @@ def microbench(spec: str | None, out: str | None, quick: bool, workdir: str | No
 @click.option("--refine/--no-refine", default=True, show_default=True,
               help="replay the calibration set and fit every stage from its per-op times")
 @click.option("--set", "set_name", default="zoo", show_default=True,
-              help="calibration set: zoo (real op mixes) or synthetic (small nets, seconds)")
+              help="calibration set: zoo (real op mixes), synthetic (small nets, seconds) "
+              "or both (long kernels too: a host issue interval shows behind them)")
 @click.option("--scale", type=float, default=1.0, show_default=True,
               help="shrink the real models' bytes and FLOPs when replaying (zoo set)")
 @click.option("--size", type=float, default=None,

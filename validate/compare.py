@@ -115,9 +115,11 @@ def evaluate(s, replayed: ReplayResult, profile: HardwareProfile, case: str,
     for k, v in hop_gaps(ops).items():
         if k in HOP_OF:
             gaps.setdefault(HOP_OF[k], []).extend(v)
+    # a kernel the host issued late waits outside its interval: compare effective times
+    sim_ops = stage_ops(scaled, sim.trace) if profile.gpu.kernel_issue_interval else ()
     r = CaseResult(case, sim.metrics.latency_s, replayed.latency_s, list(runs_s),
-                   op_errors(ops, sim.trace, hops), op_errors(ops, sim.trace, hops, "kind"),
-                   gaps, sim.trace, replayed)
+                   op_errors(ops, sim.trace, hops, sim_ops=sim_ops),
+                   op_errors(ops, sim.trace, hops, "kind", sim_ops), gaps, sim.trace, replayed)
     if others:
         r.oracle_err = oracle_errors(
             ops, [stage_ops(scaled, o.trace, o.marks) for o in others], hops)

@@ -43,6 +43,9 @@ FLAT_BANDWIDTH = 1e15  # bytes/s: "no measurable size dependence"
 KERNEL_HOP_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)  # x the measured kernel hop
 # per-op kernel MAPE (absolute) within which another compute efficiency fits as well
 EFFICIENCY_TOL = 0.01
+# a kernel that started this much past its readiness waited for the host to issue it
+ISSUE_EPS = 1e-7
+ISSUE_GRID = (0.5, 0.625, 0.75, 0.875, 1.0)  # x the issue interval the kernels suggest
 
 
 @dataclass
@@ -206,58 +209,123 @@ def fit_storage(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: Hardwar
     return [r, c]
 
 
+def issue_candidate(items: Sequence[tuple]) -> float | None:
+    """A host issue interval the calibration kernels suggest: the median start-to-start
+    spacing of back-to-back kernels held back by the kernel before them alone, where that
+    kernel's event was short (under half the median gap: the host, not the GPU, set the pace);
+    None with fewer than 10 such pairs."""
+    pairs = [(prev.duration, cur.start - prev.end, cur.start - prev.start)
+             for prev, cur in _kernel_pairs(items)]
+    if len(pairs) < 10:
+        return None
+    g = float(np.median([gap for _, gap, _ in pairs]))
+    short = [sp for ev, _, sp in pairs if ev < g / 2]
+    return float(np.median(short)) if len(short) >= 10 else None
+
+
+def _kernel_pairs(items: Sequence[tuple]) -> list[tuple[StageOp, StageOp]]:
+    """(kernel before, kernel) where the kernel before alone held the kernel back (its hop is
+    kernel<-kernel and its memory was not waited for)."""
+    out = []
+    for (*_, prev), (*_, cur) in zip(items, items[1:], strict=False):
+        if cur.hop == "kernel<-kernel" and cur.granted is None and cur.dep_end == prev.end:
+            out.append((prev, cur))
+    return out
+
+
 def fit_kernels(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: HardwareProfile,
                 hops: dict[str, float]) -> StageResult | None:
-    """Launch overhead, compute efficiency, compute/memory overlap and the kernel hop (see
-    module doc); returns the result with per-op-kind check errors in `extra`."""
+    """Launch overhead, compute efficiency, compute/memory overlap, the kernel hop and the host
+    issue interval (see module doc); returns the result with per-op-kind check errors in
+    `extra`."""
     items = []
+    firsts = set()  # each replay's first kernel
     for s, ops in runs:
         loc = {t: st.dst for st in s.steps if isinstance(st, Load) for t in st.tensors}
-        for o in ops:
-            if o.resource == "gpu":
-                items.append((s.steps[o.step], s.tensor_bytes, loc, o))
+        firsts.add(len(items))
+        for o in sorted((o for o in ops if o.resource == "gpu"), key=lambda o: o.start):
+            items.append((s.steps[o.step], s.tensor_bytes, loc, o))
     if len(items) < 3:
         return None
-    fit, check = split(items)
+    # kernels that the kernel before them alone held back (the others: a load, the start)
+    where = {id(cur): k for k, (*_, cur) in enumerate(items)}
+    before = np.full(len(items), -1)
+    for prev, cur in _kernel_pairs(items):
+        before[where[id(cur)]] = where[id(prev)]
+    chained = before >= 0
+    idx = np.arange(len(items))
+    fit_i, check_i = (np.array(x, dtype=int) for x in split(list(idx)))
     base_hop = hops.get("kernel<-load", 0.0)
     mine = profile.gpu.compute_efficiency  # the microbenchmark's (or the base profile's)
     effs = EFFICIENCY_GRID if mine in EFFICIENCY_GRID else (*EFFICIENCY_GRID, mine)
-    per_eff: dict[float, tuple] = {}  # efficiency -> its best (error, overlap, launch, hop)
+    issue = issue_candidate(items)
+    issues = (0.0,) if issue is None else (0.0, *(issue * x for x in ISSUE_GRID))
+    per_eff: dict[float, tuple] = {}  # efficiency -> its best (error, overlap, launch, hop, issue)
     cache: dict[tuple[float, float], np.ndarray] = {}
 
-    def roofline(o: float, eff: float, sel: Sequence) -> np.ndarray:
-        p = replace(profile, gpu=replace(profile.gpu, compute_memory_overlap=o,
-                                         compute_efficiency=eff, kernel_launch_overhead=0.0))
-        hw = HardwareModel(p)
-        return np.array([hw.compute_time(st, tb, loc) for st, tb, loc, _ in sel])
+    def roofline(o: float, eff: float) -> np.ndarray:
+        if (o, eff) not in cache:
+            p = replace(profile, gpu=replace(profile.gpu, compute_memory_overlap=o,
+                                             compute_efficiency=eff, kernel_launch_overhead=0.0))
+            hw = HardwareModel(p)
+            cache[(o, eff)] = np.array([hw.compute_time(st, tb, loc) for st, tb, loc, _ in items])
+        return cache[(o, eff)]
+
+    def issue_waits(hk: dict[str, float], interval: float) -> np.ndarray:
+        """Per kernel, how long the host issue interval keeps it past its measured readiness
+        (`sim.flow.issue_time` run over the replay): the host issues a kernel `interval` after
+        the one before, not before its load is in; a kernel that started past its readiness
+        was waiting for its issue, so the host had issued it at its start."""
+        out = np.zeros(len(items))
+        if not interval:
+            return out
+        h = -math.inf
+        for k, (*_, o) in enumerate(items):
+            ready = o.ready(hk)
+            if k in firsts:
+                h = -math.inf
+            h = h + interval if chained[k] else max(h + interval, ready)
+            out[k] = max(0.0, h - ready)
+            h = o.start if o.start > ready + ISSUE_EPS else min(h, o.start)
+        return out
+
+    waits: dict[tuple[float, float], np.ndarray] = {}
+
+    def predict(base: np.ndarray, c: float, interval: float, f: float) -> np.ndarray:
+        return c + base + waits[(f, interval)]
 
     for f in KERNEL_HOP_GRID:  # the shape with the least mean relative error
         hk = dict(hops, **{"kernel<-load": base_hop * f})
-        meas = np.array([o.effective(hk) for *_, o in fit])
+        meas = np.array([o.effective(hk) for *_, o in items])
+        for interval in issues:
+            waits[(f, interval)] = issue_waits(hk, interval)
         for o in OVERLAP_GRID:
             for eff in effs:
-                if (o, eff) not in cache:
-                    cache[(o, eff)] = roofline(o, eff, fit)
-                base = cache[(o, eff)]
-                for c in np.percentile(meas - base, (10, 20, 30, 40, 50, 60)):
-                    c = max(0.0, float(c))
-                    err = _mape(c + base, meas)
-                    if eff not in per_eff or err < per_eff[eff][0]:
-                        per_eff[eff] = (err, o, c, base_hop * f)
+                base = roofline(o, eff)
+                for interval in issues:
+                    # launch overheads to try: percentiles of what the issue waits leave
+                    resid = (meas - base - waits[(f, interval)])[fit_i]
+                    for c in np.percentile(resid, (10, 20, 30, 40, 50, 60)):
+                        c = max(0.0, float(c))
+                        err = _mape(predict(base, c, interval, f)[fit_i], meas[fit_i])
+                        if eff not in per_eff or err < per_eff[eff][0]:
+                            per_eff[eff] = (err, o, c, f, interval)
     best = min(per_eff, key=lambda e: per_eff[e][0])
     # efficiencies that fit (nearly) as well as the best: where the kernels are launch-bound
     # the replays bound the efficiency from below only, and then they do not set it
     near = sorted(e for e, v in per_eff.items() if v[0] <= per_eff[best][0] + EFFICIENCY_TOL)
     identified = mine not in near
     eff = best if identified else mine
-    err, o, c, hop = per_eff[eff]
+    err, o, c, f, interval = per_eff[eff]
+    hop = base_hop * f
     values = {"gpu.compute_memory_overlap": o, "gpu.kernel_launch_overhead": c,
               "gpu.sync_kernel": hop}
     span = (f"efficiencies {near[0]:.3g}-{near[-1]:.3g} fit within {EFFICIENCY_TOL:.0%} "
             "(absolute) of the best per-op MAPE")
     how = ("effective kernel times (profiling event + launch gap): grid search over "
-           "compute/memory overlap, compute efficiency and the kernel hop (least mean relative "
-           "error), launch overhead from percentiles of the residual; ")
+           "compute/memory overlap, compute efficiency, the kernel hop and the host issue "
+           "interval (least mean relative error), launch overhead from percentiles of the "
+           "residual; ")
     if identified:
         values["gpu.compute_efficiency"] = eff
         how += span
@@ -265,15 +333,24 @@ def fit_kernels(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: Hardwar
         why = ("launch-bound kernels: the replays bound it from below only"
                if near[-1] >= max(per_eff) else "the microbenchmark's is among them")
         how += f"{span} ({why}): not set here, so it stays at {mine:.3g}"
-    r = StageResult("kernels", values, how, len(fit), err)
+    if issue is None:
+        how += "; too few back-to-back kernels to suggest a host issue interval"
+    elif interval:
+        values["gpu.kernel_issue_interval"] = interval
+        how += (f"; host issue interval {interval * 1e6:.3g} us ({interval / issue:.3g} x the "
+                "median spacing of back-to-back short kernels) fits better than none")
+    else:
+        how += (f"; no host issue interval: 0.5-1 x {issue * 1e6:.3g} us (the median spacing "
+                "of back-to-back short kernels) fits no better")
+    r = StageResult("kernels", values, how, len(fit_i), err)
     hk = dict(hops, **{"kernel<-load": hop})
-    pred = c + roofline(o, eff, check)
-    meas = np.array([x.effective(hk) for *_, x in check])
-    r.check_n, r.check_mape = len(check), _mape(pred, meas)
+    meas = np.array([x.effective(hk) for *_, x in items])
+    pred = predict(roofline(o, eff), c, interval, f)
+    r.check_n, r.check_mape = len(check_i), _mape(pred[check_i], meas[check_i])
     kinds: dict[str, list[float]] = {}
-    for (st, *_), p, m in zip(check, pred, meas, strict=True):
-        if m > 0:
-            kinds.setdefault(st.kind, []).append(abs(p / m - 1))
+    for k in check_i:
+        if meas[k] > 0:
+            kinds.setdefault(items[k][0].kind, []).append(abs(pred[k] / meas[k] - 1))
     r.extra = {"check_by_kind": {k: (float(np.mean(v)), len(v)) for k, v in kinds.items()}}
     return r
 

@@ -178,11 +178,16 @@ EFFECTIVE = ("gpu",)
 
 
 def op_errors(measured: Sequence[StageOp], simulated: Trace, hops: Mapping[str, float],
-              by: str = "resource") -> dict[str, list[float]]:
+              by: str = "resource", sim_ops: Sequence[StageOp] = ()) -> dict[str, list[float]]:
     """Relative error (simulated / measured - 1) of every stage, grouped by resource (or by
     `resource:kind` with by='kind'): a read's, copy's or transform's duration; a kernel's
-    effective time (its event plus the launch gap the model holds in its interval)."""
+    effective time (its event plus the launch gap the model holds in its interval). With
+    `sim_ops` (the simulated trace's stages, where the host issue interval keeps a kernel
+    waiting outside its interval), a simulated kernel's effective time likewise."""
     sim = {(i.resource, i.step): i.end - i.start for i in simulated.intervals}
+    for o in sim_ops:
+        if o.resource in EFFECTIVE:
+            sim[(o.resource, o.step)] = o.effective(hops)
     out: dict[str, list[float]] = {}
     for o in measured:
         if o.resource not in RESOURCES or (o.resource, o.step) not in sim:

@@ -12,7 +12,7 @@ the running op must fit the budget.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,7 +105,10 @@ def makespan(problem: Problem, plan: Plan) -> float:
     if n == 0:
         return 0.0
     # the op timeline: ops after `anchor` ran back to back from `anchor_end` (the end of op
-    # `anchor`; -1 = the start)
+    # `anchor`; -1 = the start); with a host issue interval, op by op instead
+    issued = None
+    if problem.profile.gpu.kernel_issue_interval > 0.0:
+        issued = _Issued(problem.compute_s, problem.profile.gpu.kernel_issue_interval, ready0)
     anchor, anchor_end = -1, 0.0
     if ready0 > 0.0:  # op 0 waits for the resident loads
         anchor, anchor_end = 0, ready0 + (prefix[1] - prefix[0])
@@ -145,12 +148,18 @@ def makespan(problem: Problem, plan: Plan) -> float:
                 if held.get(g, -1) >= p:
                     held[g] = max(held[g], upos[k])
                     avail[k] = gavail[g]
+                    if issued is not None:
+                        issued.loaded(upos[k], avail[k])
                 else:
                     fresh.append(k)
             if not fresh:
                 continue
-            ready = anchor_end + (prefix[p] - prefix[anchor + 1]) + after_kernel if p > 0 \
-                else 0.0
+            if p == 0:
+                ready = 0.0
+            elif issued is not None:
+                ready = issued.end_of(p - 1) + after_kernel
+            else:
+                ready = anchor_end + (prefix[p] - prefix[anchor + 1]) + after_kernel
             if len(fresh) == 1:
                 stages = loads[fresh[0]]
             else:
@@ -169,15 +178,50 @@ def makespan(problem: Problem, plan: Plan) -> float:
             for k in fresh:
                 g = ugroup[k]
                 avail[k] = done
+                if issued is not None:
+                    issued.loaded(upos[k], done)
                 if held.get(g, -1) < p:
                     held[g], gavail[g] = upos[k], done
                 else:  # two units of one group read together
                     held[g] = max(held[g], upos[k])
+        if issued is not None:
+            continue
         # op u starts when op u-1 has ended and its load is in
         prev = ready0 if u == 0 else anchor_end + (prefix[u] - prefix[anchor + 1])
         if avail[i] > prev:
             anchor, anchor_end = u, avail[i] + (prefix[u + 1] - prefix[u])
+    if issued is not None:
+        return issued.end_of(n - 1)
     return anchor_end + (prefix[n] - prefix[anchor + 1])
+
+
+class _Issued:
+    """`makespan`'s op timeline where the host issues kernels one per `interval`
+    (`gpu.kernel_issue_interval`), op by op as the executors run it (`sim.flow.issue_time`):
+    an op starts when the op before it has ended and the host has issued it, one interval
+    after the op before it and not before its load is in."""
+
+    def __init__(self, compute_s: Sequence[float], interval: float, ready0: float):
+        self.d, self.interval = compute_s, interval
+        self.avail: dict[int, float] = {0: ready0} if ready0 > 0.0 else {}
+        self.cur, self.end, self.host = -1, 0.0, -interval
+
+    def loaded(self, pos: int, t: float) -> None:
+        """The load of op `pos` is in (sync hop included) at `t`."""
+        if t > self.avail.get(pos, 0.0):
+            self.avail[pos] = t
+
+    def end_of(self, v: int) -> float:
+        """When op `v` ends (asked in increasing order)."""
+        for u in range(self.cur + 1, v + 1):
+            h = self.host + self.interval
+            a = self.avail.get(u, 0.0)
+            if a > h:
+                h = a
+            self.host = h
+            self.end = (self.end if self.end > h else h) + self.d[u]
+        self.cur = max(self.cur, v)
+        return self.end
 
 
 def _parts(problem: Problem, units: tuple[int, ...], unit_group: np.ndarray
