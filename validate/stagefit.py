@@ -14,7 +14,8 @@ step order) goes to the check set, the rest to the fit set; the check set never 
   grid search on the effective kernel times (event + the launch gap before it), with the
   microbenchmarked peak rates and read bandwidths; the efficiency only where it is pinned down
   (where the microbenchmark's fits within `EFFICIENCY_TOL` of the best, as with launch-bound
-  kernels, it stays).
+  kernels, it stays); and the host issue interval, 0 or `ISSUE_GRID` x the spacing of
+  back-to-back short kernels (`issue_candidate`), whichever fits better.
 The end-to-end latency of the calibration replays is then a check of the whole, never a fit.
 """
 
@@ -225,7 +226,8 @@ def issue_candidate(items: Sequence[tuple]) -> float | None:
 
 def _kernel_pairs(items: Sequence[tuple]) -> list[tuple[StageOp, StageOp]]:
     """(kernel before, kernel) where the kernel before alone held the kernel back (its hop is
-    kernel<-kernel and its memory was not waited for)."""
+    kernel<-kernel, its dependency ended with the kernel before, and its memory was not waited
+    for); items of several replays follow each other, and no pair spans two."""
     out = []
     for (*_, prev), (*_, cur) in zip(items, items[1:], strict=False):
         if cur.hop == "kernel<-kernel" and cur.granted is None and cur.dep_end == prev.end:
@@ -249,10 +251,9 @@ def fit_kernels(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: Hardwar
         return None
     # kernels that the kernel before them alone held back (the others: a load, the start)
     where = {id(cur): k for k, (*_, cur) in enumerate(items)}
-    before = np.full(len(items), -1)
-    for prev, cur in _kernel_pairs(items):
-        before[where[id(cur)]] = where[id(prev)]
-    chained = before >= 0
+    chained = np.zeros(len(items), dtype=bool)
+    for _, cur in _kernel_pairs(items):
+        chained[where[id(cur)]] = True
     idx = np.arange(len(items))
     fit_i, check_i = (np.array(x, dtype=int) for x in split(list(idx)))
     base_hop = hops.get("kernel<-load", 0.0)
@@ -260,7 +261,8 @@ def fit_kernels(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: Hardwar
     effs = EFFICIENCY_GRID if mine in EFFICIENCY_GRID else (*EFFICIENCY_GRID, mine)
     issue = issue_candidate(items)
     issues = (0.0,) if issue is None else (0.0, *(issue * x for x in ISSUE_GRID))
-    per_eff: dict[float, tuple] = {}  # efficiency -> its best (error, overlap, launch, hop, issue)
+    # efficiency -> its best (error, overlap, launch, kernel hop factor, issue interval)
+    per_eff: dict[float, tuple] = {}
     cache: dict[tuple[float, float], np.ndarray] = {}
 
     def roofline(o: float, eff: float) -> np.ndarray:
