@@ -445,3 +445,13 @@ def test_refit_from_a_malformed_check_file_names_the_problem(tmp_path, change, n
                                   "calibrated-nvidia-h200", "--out", str(out)])
     assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output
     assert not out.exists()
+
+
+def test_the_both_calibration_set_is_the_zoo_set_and_the_synthetic_nets():
+    from validate.cases import CALIBRATION, ZOO_CALIBRATION
+    from validate.errors import ValidateError
+    from validate.workflow import CALIBRATION_SETS, pick
+
+    assert pick(CALIBRATION_SETS, "both") == [*ZOO_CALIBRATION, *CALIBRATION]
+    with pytest.raises(ValidateError, match="valid sets: zoo, synthetic, both"):
+        pick(CALIBRATION_SETS, "bogus")
