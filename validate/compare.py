@@ -18,9 +18,9 @@ from validate.cases import Case, ZooCase, make_schedule, zoo_schedule
 from validate.device import Device
 from validate.replay import ReplayOptions, ReplayResult, replay_runs, scale_schedule
 from validate.stages import (
-    EFFECTIVE,
     HOP_OF,
     StageOp,
+    compared_times,
     hop_gaps,
     hop_latencies,
     op_errors,
@@ -55,7 +55,7 @@ class CaseResult:
         return {k: float(np.mean(np.abs(v))) for k, v in self.op_err.items() if v}
 
     @property
-    def oracle_mape(self) -> dict[str, float]:
+    def oracle_op_mape(self) -> dict[str, float]:
         return {k: float(np.mean(np.abs(v))) for k, v in self.oracle_err.items() if v}
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,7 +64,7 @@ class CaseResult:
                 "op_n": {k: len(v) for k, v in self.op_err.items()},
                 "kind_mape": {k: float(np.mean(np.abs(v))) for k, v in self.kind_err.items()},
                 "hop_gaps_median_s": {k: float(np.median(v)) for k, v in self.gaps.items()},
-                "oracle_error": self.oracle_e2e, "oracle_op_mape": self.oracle_mape}
+                "oracle_error": self.oracle_e2e, "oracle_op_mape": self.oracle_op_mape}
 
 
 def median_run(runs: Sequence[ReplayResult]) -> tuple[ReplayResult, list[float],
@@ -81,22 +81,14 @@ def schedule_for(case: Case | ZooCase, profile: HardwareProfile, size: float):
         case, profile, size)
 
 
-def stage_times(ops: Sequence[StageOp], hops: Mapping[str, float]) -> dict[tuple[str, int],
-                                                                         float]:
-    """(resource, step) -> the time `op_errors` compares: a kernel's effective time, every
-    other stage's duration."""
-    return {(o.resource, o.step): o.effective(hops) if o.resource in EFFECTIVE else o.duration
-            for o in ops if o.resource in RESOURCES}
-
-
 def oracle_errors(ops: Sequence[StageOp], others: Sequence[Sequence[StageOp]],
                   hops: Mapping[str, float]) -> dict[str, list[float]]:
     """The replay oracle's per-op errors: every op of one replay (`ops`) predicted by its mean
     time in the other replays of the same schedule, compared as `op_errors` compares the
     model: the replays' own spread, which bounds what a per-op error can show."""
-    times = [stage_times(o, hops) for o in others]
+    times = [compared_times(o, hops) for o in others]
     out: dict[str, list[float]] = {}
-    for key, m in stage_times(ops, hops).items():
+    for key, m in compared_times(ops, hops).items():
         pred = [t[key] for t in times if key in t]
         if m > 0 and pred:
             out.setdefault(key[0], []).append(float(np.mean(pred)) / m - 1)

@@ -210,13 +210,13 @@ def fit_storage(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: Hardwar
     return [r, c]
 
 
-def issue_candidate(items: Sequence[tuple]) -> float | None:
+def issue_candidate(items: Sequence[tuple], chained: np.ndarray) -> float | None:
     """A host issue interval the calibration kernels suggest: the median start-to-start
-    spacing of back-to-back kernels held back by the kernel before them alone, where that
-    kernel's event was short (under half the median gap: the host, not the GPU, set the pace);
-    None with fewer than 10 such pairs."""
+    spacing of back-to-back kernels held back by the kernel before them alone (`chained`),
+    where that kernel's event was short (under half the median gap: the host, not the GPU,
+    set the pace); None with fewer than 10 such pairs."""
     pairs = [(prev.duration, cur.start - prev.end, cur.start - prev.start)
-             for prev, cur in _kernel_pairs(items)]
+             for k in np.flatnonzero(chained) for prev, cur in ((items[k - 1][-1], items[k][-1]),)]
     if len(pairs) < 10:
         return None
     g = float(np.median([gap for _, gap, _ in pairs]))
@@ -224,14 +224,14 @@ def issue_candidate(items: Sequence[tuple]) -> float | None:
     return float(np.median(short)) if len(short) >= 10 else None
 
 
-def _kernel_pairs(items: Sequence[tuple]) -> list[tuple[StageOp, StageOp]]:
-    """(kernel before, kernel) where the kernel before alone held the kernel back (its hop is
-    kernel<-kernel, its dependency ended with the kernel before, and its memory was not waited
-    for); items of several replays follow each other, and no pair spans two."""
-    out = []
-    for (*_, prev), (*_, cur) in zip(items, items[1:], strict=False):
-        if cur.hop == "kernel<-kernel" and cur.granted is None and cur.dep_end == prev.end:
-            out.append((prev, cur))
+def _chained(items: Sequence[tuple]) -> np.ndarray:
+    """Per kernel (in start order), whether the kernel before it alone held it back: its hop
+    is kernel<-kernel, its dependency ended with the kernel before, and its memory was not
+    waited for. Items of several replays follow each other, and no pair spans two."""
+    out = np.zeros(len(items), dtype=bool)
+    for k in range(1, len(items)):
+        prev, cur = items[k - 1][-1], items[k][-1]
+        out[k] = cur.hop == "kernel<-kernel" and cur.granted is None and cur.dep_end == prev.end
     return out
 
 
@@ -249,17 +249,13 @@ def fit_kernels(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: Hardwar
             items.append((s.steps[o.step], s.tensor_bytes, loc, o))
     if len(items) < 3:
         return None
-    # kernels that the kernel before them alone held back (the others: a load, the start)
-    where = {id(cur): k for k, (*_, cur) in enumerate(items)}
-    chained = np.zeros(len(items), dtype=bool)
-    for _, cur in _kernel_pairs(items):
-        chained[where[id(cur)]] = True
+    chained = _chained(items)  # the others: held back by a load, or the first
     idx = np.arange(len(items))
     fit_i, check_i = (np.array(x, dtype=int) for x in split(list(idx)))
     base_hop = hops.get("kernel<-load", 0.0)
     mine = profile.gpu.compute_efficiency  # the microbenchmark's (or the base profile's)
     effs = EFFICIENCY_GRID if mine in EFFICIENCY_GRID else (*EFFICIENCY_GRID, mine)
-    issue = issue_candidate(items)
+    issue = issue_candidate(items, chained)
     issues = (0.0,) if issue is None else (0.0, *(issue * x for x in ISSUE_GRID))
     # efficiency -> its best (error, overlap, launch, kernel hop factor, issue interval)
     per_eff: dict[float, tuple] = {}

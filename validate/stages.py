@@ -177,22 +177,29 @@ def hop_gaps(ops: Sequence[StageOp]) -> dict[str, list[float]]:
 EFFECTIVE = ("gpu",)
 
 
+def compared_times(ops: Sequence[StageOp], hops: Mapping[str, float]
+                   ) -> dict[tuple[str, int], float]:
+    """(resource, step) -> the time each stage is compared by: a kernel's effective time (its
+    event plus the launch gap the model holds in its interval), every other stage's
+    duration."""
+    return {(o.resource, o.step): o.effective(hops) if o.resource in EFFECTIVE else o.duration
+            for o in ops if o.resource in RESOURCES}
+
+
 def op_errors(measured: Sequence[StageOp], simulated: Trace, hops: Mapping[str, float],
               by: str = "resource", sim_ops: Sequence[StageOp] = ()) -> dict[str, list[float]]:
-    """Relative error (simulated / measured - 1) of every stage, grouped by resource (or by
-    `resource:kind` with by='kind'): a read's, copy's or transform's duration; a kernel's
-    effective time (its event plus the launch gap the model holds in its interval). With
-    `sim_ops` (the simulated trace's stages, where the host issue interval keeps a kernel
-    waiting outside its interval), a simulated kernel's effective time likewise."""
+    """Relative error (simulated / measured - 1) of every stage (`compared_times`), grouped
+    by resource (or by `resource:kind` with by='kind'). A simulated stage is its interval or,
+    with `sim_ops` (the simulated trace's stages, where the host issue interval keeps a kernel
+    waiting outside its interval), compared as the measured one is."""
     sim = {(i.resource, i.step): i.end - i.start for i in simulated.intervals}
-    for o in sim_ops:
-        if o.resource in EFFECTIVE:
-            sim[(o.resource, o.step)] = o.effective(hops)
+    sim.update(compared_times(sim_ops, hops))
+    times = compared_times(measured, hops)
     out: dict[str, list[float]] = {}
     for o in measured:
-        if o.resource not in RESOURCES or (o.resource, o.step) not in sim:
+        if (o.resource, o.step) not in sim or (o.resource, o.step) not in times:
             continue
-        m = o.effective(hops) if o.resource in EFFECTIVE else o.duration
+        m = times[(o.resource, o.step)]
         if m <= 0:
             continue
         key = o.resource if by == "resource" else f"{o.resource}:{o.kind}"
