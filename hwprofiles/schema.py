@@ -89,6 +89,11 @@ class GpuSpec:
     # so launches hide behind longer work before them; 0 = no host limit (the launch overhead,
     # held in every kernel, is the whole per-kernel cost)
     kernel_issue_interval: float = 0.0
+    # the sync hops are host work done by one driver thread: each hop occupies it for its
+    # latency, one at a time in order of arrival, so hops that fall due together queue (a
+    # runtime whose single thread both dispatches reads and issues kernels); False = every hop
+    # is a delay of its own
+    sync_serial: bool = False
 
     def hop(self, name: str) -> float:
         """Sync latency of hop `name` ('read', 'copy', 'transform', 'kernel', 'free')."""
@@ -180,6 +185,8 @@ class HardwareProfile:
             del out["gpu.sync_latency"]  # likewise
         if out["gpu.kernel_issue_interval"] == 0.0:
             del out["gpu.kernel_issue_interval"]  # likewise
+        if not out["gpu.sync_serial"]:
+            del out["gpu.sync_serial"]  # likewise
         if out["storage.compute_contention"] == 1.0:
             del out["storage.compute_contention"]  # likewise
         if out["gpu.peak_flops.fp8"] is None:
@@ -247,6 +254,7 @@ FIELDS: dict[str, str] = {
     "gpu.sync_kernel": "time?",
     "gpu.sync_free": "time?",
     "gpu.kernel_issue_interval": "time?",
+    "gpu.sync_serial": "bool?",
     "transfer.host_to_gpu_bandwidth": "bandwidth",
     "transfer.host_to_gpu_latency": "time",
     "transfer.transform_bandwidth": "bandwidth",

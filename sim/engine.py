@@ -57,6 +57,8 @@ from sim.trace import Interval, Trace
 DurationHook = Callable[[object, str, float], float]
 END_OF_INSTANT = 2  # event priority after SimPy's URGENT (0) and NORMAL (1)
 FAULT_SEGMENT = -1
+DRIVER_READY = -2  # the arrival key of a step's hop on the driver (before its first segment)
+DRIVER_LAUNCH = -3  # the arrival key of a kernel's launch on the driver
 
 __all__ = ["DurationHook", "SimResult", "init_cost", "jitter_hook", "simulate"]
 
@@ -134,7 +136,11 @@ class _Engine:
         self.end_time = [0.0] * n
         self.done = [False] * n
         self.finished = 0
-        self.free_at = {"storage": 0.0, "copy": 0.0, "transform": 0.0, "gpu": 0.0, "host": 0.0}
+        self.free_at = {"storage": 0.0, "copy": 0.0, "transform": 0.0, "gpu": 0.0, "host": 0.0,
+                        "driver": 0.0}
+        self.serial = profile.gpu.sync_serial and prep.synchronised
+        self.launch = profile.gpu.kernel_launch_overhead
+        self.launch_on_driver = self.serial and self.launch > 0.0
         self.busy: dict[str, list[float]] = {r: [] for r in ("storage", "copy", "transform",
                                                               "gpu")}
         self.stalls: list[float] = []
@@ -255,7 +261,10 @@ class _Engine:
         if (i == p.first_compute or (p.loads_after_init and p.kinds[i] == LOAD)) \
                 and p.init_s > ready:
             ready = p.init_s
-        if ready > now:
+        if self.serial and ready > now:  # the wait is the driver's work: it queues there
+            self._arrive(i, DRIVER_READY, "driver", now, ready - now,
+                         lambda start, end: self.at(end, lambda: self._start(i)))
+        elif ready > now:
             self.at(ready, lambda: self._start(i))
         else:
             self._start(i)
@@ -315,6 +324,13 @@ class _Engine:
         earliest = now + seg.lag
         if seg.floor > earliest:  # a read is dispatched by the runtime's host thread
             earliest = seg.floor
+        if self.serial and earliest > now:  # that hop is the driver's work: it queues there
+            self._arrive(i, k, "driver", now, earliest - now,
+                         lambda start, end: self.at(end, lambda: self._stage_go(i, k, seg, end)))
+            return
+        self._stage_go(i, k, seg, earliest)
+
+    def _stage_go(self, i: int, k: int, seg: Segment, earliest: float) -> None:
         self._arrive(i, k, seg.unit, earliest, self.dur(self.s.steps[i], seg.stage, seg.seconds),
                      lambda start, end: self._after(start, end,
                                                     lambda s0: self._stage_done(i, k, s0)))
@@ -423,13 +439,21 @@ class _Engine:
         self._dispatch(c, t)
 
     def _dispatch(self, c: int, t: float) -> None:
-        """Kernel `c`, issued and granted its memory, goes to the GPU."""
-        now = self.env.now
+        """Kernel `c`, issued and granted its memory, goes to the GPU (through the driver
+        thread with `gpu.sync_serial`: launching it is that thread's work, queued with its
+        hops, and the kernel starts when its launch does)."""
+        if self.launch_on_driver:
+            self._arrive(c, DRIVER_LAUNCH, "driver", self.env.now, self.launch,
+                         lambda start, end: self._to_gpu(c, start, t))
+            return
+        self._to_gpu(c, self.env.now, t)
+
+    def _to_gpu(self, c: int, at: float, t: float) -> None:
         if self.shared:  # wait for the copies/transforms that reached the unit first
-            self._arrive(c, 0, "gpu", now, t,
+            self._arrive(c, 0, "gpu", at, t,
                          lambda start, end: self._kernel_at(c, start, t))
             return
-        self._kernel_at(c, now, t)
+        self._kernel_at(c, at, t)
 
     def _kernel_at(self, c: int, start: float, t: float) -> None:
         now = self.env.now

@@ -62,6 +62,9 @@ def evaluate(p: Prepared, budget: int | None, record_trace: bool = True) -> SimR
     if profile.storage.compute_contention > 1.0:
         raise Handover("storage.compute_contention > 1: reads slowed by kernels need the "
                        "event loop")
+    if profile.gpu.sync_serial and p.synchronised:
+        raise Handover("gpu.sync_serial: sync hops queue on one driver thread in order of "
+                       "arrival")
     if p.after_read:
         raise Handover("kernels wait for loads' reads (after_read): a lock-step pipeline")
     if p.hidden_read > 0.0 and p.loads:

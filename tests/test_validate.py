@@ -119,8 +119,12 @@ def test_calibrated_profile_is_valid_and_sourced(calibrated, device):
         not device.info.image_support
     assert "per-op fit" in p.sources["gpu.kernel_launch_overhead"].text
     assert "kernel hop" in p.sources["gpu.sync_kernel"].text
+    # the replays are driven by one host thread: its hops queue there, and each is fitted on
+    # the gaps that nothing else shared
+    assert p.gpu.sync_serial and "one host thread" in p.sources["gpu.sync_serial"].text
     for hop in ("copy", "free"):
         assert "hop gaps" in p.sources[f"gpu.sync_{hop}"].text
+        assert "no other stage started inside" in p.sources[f"gpu.sync_{hop}"].text
     assert p.transfer.zero_copy is False
     report = calibrated.with_suffix(".md").read_text()
     assert "check MAPE" in report and "End-to-end check on the calibration replays" in report

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,9 @@ from validate.replay import ReplayResult
 from validate.stagefit import StageResult, fit_all
 from validate.stages import stage_ops
 
+# what the replays are run by: the hops it makes are its host thread's work, one at a time
+SERIAL_NOTE = ("the replay driver (validate/replay.py) is one host thread that dispatches every "
+               "read, copy, transform, kernel and free: hops that fall due together wait their turn")
 # the calibrated profiles' request size: a replay read is one round of at most queue_depth parts
 REPLAY_REQUEST = 1 << 30
 
@@ -156,7 +159,8 @@ def refine_stages(cal: Calibration, profile: HardwareProfile,
     `validate.stagefit`); each fitted field's source gives its fit and check errors."""
     ops = [(s, stage_ops(s, r.trace, r.marks)) for s, r in runs]
     reads = [(p["bytes"], p["seconds"]) for p in (mb.reads if mb else [])]
-    results = fit_all(ops, profile, reads)
+    cal.set("gpu.sync_serial", True, SERIAL_NOTE)
+    results = fit_all(ops, replace(profile, gpu=replace(profile.gpu, sync_serial=True)), reads)
     tag = f"per-op fit on {len(runs)} calibration replay(s)"
     for r in results:
         for path, value in r.values.items():

@@ -4,7 +4,8 @@
 Every stage's measured ops are split before fitting: every `CHECK_EVERY`-th op (in replay and
 step order) goes to the check set, the rest to the fit set; the check set never sets a number.
 - hops (sync / dispatch gaps), per hop kind: the mean gap where the dependency held the stage
-  back (the slowest 5% left out: a stray scheduler delay is not the hop's cost);
+  back (the slowest 5% left out: a stray scheduler delay is not the hop's cost); with
+  `gpu.sync_serial` (one driver thread does every hop), only the gaps that overlapped no other;
 - storage: request latency + bytes / bandwidth on the reads made while no kernel ran, together
   with the microbenchmark's replay-style reads; `storage.compute_contention` from the reads at
   least 30% overlapped by kernels;
@@ -85,11 +86,17 @@ def trimmed_mean(values: Sequence[float], keep: float = TRIM) -> float:
     return float(np.mean(v[:max(1, int(len(v) * keep))])) if len(v) else 0.0
 
 
-def fit_hops(ops: Sequence[StageOp]) -> list[StageResult]:
-    """Per hop kind (`gpu.sync_<hop>`): the trimmed mean of the fit gaps; checked as the mean
-    absolute error against the held-out gaps, relative to their mean (gaps scatter widely, so
-    a per-gap relative error would be dominated by the shortest ones)."""
-    gaps = gaps_by_hop(ops)
+def fit_hops(runs: Sequence[Sequence[StageOp]], serial: bool = False) -> list[StageResult]:
+    """Per hop kind (`gpu.sync_<hop>`): the trimmed mean of the fit gaps of every replay in
+    `runs` (`serial`: only the gaps inside which no other stage started, the driver thread's
+    own cost per hop; queueing behind others is the model's); checked as the mean absolute error against
+    the held-out gaps, relative to their mean (gaps scatter widely, so a per-gap relative error
+    would be dominated by the shortest ones)."""
+    gaps: dict[str, list[float]] = {}
+    for ops in runs:
+        for k, v in gaps_by_hop(ops, alone=serial).items():
+            gaps.setdefault(k, []).extend(v)
+    which = "measured" if not serial else "measured (no other stage started inside)"
     out = []
     for hop in HOPS:
         v = gaps.get(hop, [])
@@ -98,7 +105,7 @@ def fit_hops(ops: Sequence[StageOp]) -> list[StageResult]:
         fit, check = split(v)
         h = trimmed_mean(fit)
         r = StageResult(f"hop {hop}", {f"gpu.sync_{hop}": h},
-                        f"mean of the measured {hop} hop gaps (slowest 5% left out)")
+                        f"mean of the {which} {hop} hop gaps (slowest 5% left out)")
         for name, pts in (("fit", fit), ("check", check)):
             a = np.asarray(pts)
             err = float(np.mean(np.abs(a - h)) / max(np.mean(a), 1e-12)) if len(a) else math.nan
@@ -355,8 +362,9 @@ def fit_kernels(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: Hardwar
 
 def fit_all(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: HardwareProfile,
             microbench_reads: Sequence[tuple[float, float]] = ()) -> list[StageResult]:
-    """Every stage in turn (hops first: the others' readiness depends on them)."""
-    results = fit_hops([o for _, ops in runs for o in ops])
+    """Every stage in turn (hops first: the others' readiness depends on them; on the driver
+    thread's own cost per hop where `profile.gpu.sync_serial`)."""
+    results = fit_hops([ops for _, ops in runs], profile.gpu.sync_serial)
     p = _with(profile, {k: v for r in results for k, v in r.values.items()})
     results += fit_storage(runs, p, microbench_reads)
     # copies into a buffer, and copies written straight into an image (a direct load to a

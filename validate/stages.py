@@ -151,13 +151,22 @@ def sync_estimate(ops: Sequence[StageOp]) -> float:
     return float(np.median(gaps)) if gaps else 0.0
 
 
-def gaps_by_hop(ops: Sequence[StageOp]) -> dict[str, list[float]]:
+def gaps_by_hop(ops: Sequence[StageOp], alone: bool = False) -> dict[str, list[float]]:
     """Measured gaps (at least 0) per modelled hop (`HOP_OF`'s values: the `gpu.sync_<hop>`
-    each stands for), where the dependency held the stage back."""
+    each stands for), where the dependency held the stage back. `alone` (the ops of one
+    replay): only gaps inside which no other stage started (nor a free was done), the hop's
+    own cost where the driver thread (`gpu.sync_serial`) had nothing else to do."""
+    held = [(o, g) for o in ops if o.hop in HOP_OF and (g := o.hop_gap) is not None]
+    keep = np.ones(len(held), bool)
+    if alone and held:
+        starts = np.sort(np.array([o.start for o in ops]))
+        a = np.array([o.dep_end for o, _ in held])
+        b = np.array([o.start for o, _ in held])
+        inside = np.searchsorted(starts, b, "left") - np.searchsorted(starts, a, "right")
+        keep = inside <= 0
     out: dict[str, list[float]] = {}
-    for o in ops:
-        g = o.hop_gap
-        if o.hop in HOP_OF and g is not None:
+    for (o, g), k in zip(held, keep, strict=True):
+        if k:
             out.setdefault(HOP_OF[o.hop], []).append(max(0.0, g))
     return out
 
