@@ -61,6 +61,12 @@ def test_estimate_inverts_the_model():
     # reads under 30% overlapped or no slower than alone say nothing / no contention
     assert contention_estimate([(2.0, 1.0, 0.1)]) == 1.0
     assert contention_estimate([(0.9, 1.0, 0.9)]) == 1.0
+    # several reads: the factor gives them their measured time in total (the median of each
+    # read's own factor, 2, would not): 1.25 + 1.1 + 1.5 = 3 + 2 (1 - 1/k) -> k = 2 / 1.15
+    reads = [(1.25, 1.0, 0.5), (1.1, 1.0, 0.5), (1.5, 1.0, 1.0)]
+    k = contention_estimate(reads)
+    assert k == pytest.approx(2 / 1.15)
+    assert sum(a + b * (1 - 1 / k) for _, a, b in reads) == pytest.approx(3.85)
 
 
 def test_factor_below_one_is_rejected(tmp_path):

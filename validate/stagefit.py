@@ -8,7 +8,7 @@ step order) goes to the check set, the rest to the fit set; the check set never 
   `gpu.sync_serial` (one driver thread does every hop), only the gaps that overlapped no other;
 - storage: request latency + bytes / bandwidth on the reads made while no kernel ran, together
   with the microbenchmark's replay-style reads; `storage.compute_contention` from the reads at
-  least 30% overlapped by kernels;
+  least 30% overlapped by kernels (their total time);
 - copy and transform: latency + bytes / bandwidth on their durations (profiling events); copies
   into buffers and copies straight into images (direct loads to textures) on separate lines;
 - kernels: launch overhead, compute efficiency, compute/memory overlap and the kernel hop, by a
@@ -172,19 +172,18 @@ def busy_overlap(op: StageOp, kernels: Sequence[StageOp]) -> float:
 
 def contention_estimate(reads: Sequence[tuple[float, float, float]]) -> float:
     """`storage.compute_contention` from reads that overlapped compute: each (measured seconds,
-    seconds the storage model predicts alone, seconds of overlap) solved for k in
-    `sim.engine.contended`; the median over reads at least 30% overlapped, at least 1."""
-    ks = []
-    for meas, alone, busy in reads:
-        if meas <= 0 or busy < 0.3 * meas:
-            continue
-        if meas <= alone:
-            ks.append(1.0)
-        elif busy + alone - meas > 1e-12 and busy < meas:
-            ks.append(busy / (busy + alone - meas))
-        else:  # slowed over its whole length
-            ks.append(meas / alone)
-    return float(min(4.0, max(1.0, np.median(ks)))) if ks else 1.0
+    seconds the storage model predicts alone, seconds of overlap). The model makes a read
+    `alone + overlap x (1 - 1/k)` long (`sim.engine`'s contended reads); k is solved so that
+    the reads at least 30% overlapped take their measured time in total (as the storage line
+    goes through each size class's mean: a read's slowdown adds up in a schedule), in [1, 4];
+    1 where there are none."""
+    sel = [(m, a, b) for m, a, b in reads if m > 0 and b >= 0.3 * m]
+    if not sel:
+        return 1.0
+    meas, alone, busy = (sum(x[i] for x in sel) for i in range(3))
+    left = busy + alone - meas  # = busy / k
+    k = busy / left if left > 1e-12 else meas / alone  # else slowed beyond its overlap
+    return float(min(4.0, max(1.0, k)))
 
 
 def fit_storage(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: HardwareProfile,
@@ -212,8 +211,9 @@ def fit_storage(runs: Sequence[tuple[Schedule, list[StageOp]]], profile: Hardwar
     k = contention_estimate(over)
     n = sum(1 for m, _, busy in over if busy >= 0.3 * m)
     c = StageResult("storage contention", {"storage.compute_contention": k},
-                    f"median slowdown of the {n} reads at least 30% overlapped by kernels "
-                    "against the storage fit (1: none seen)")
+                    f"the slowdown that gives the {n} reads at least 30% overlapped by "
+                    "kernels their measured time in total, against the storage fit (1: none "
+                    "seen)")
     return [r, c]
 
 
