@@ -11,7 +11,9 @@ A step that waits for work on another unit (a copy for its read, a kernel for it
 for the kernel that freed its memory) starts `gpu.sync_latency` after that work ends; kernels on
 the in-order GPU queue follow each other without it. Where the profile gives a hop its own
 latency (`gpu.sync_read`, `sync_copy`, `sync_transform`, `sync_kernel`, `sync_free`) that hop
-takes it instead; a given `sync_read` also applies to reads that waited for a free. A runtime
+takes it instead; a given `sync_read` also applies to reads that waited for a free. With
+`gpu.sync_serial` those waits (and kernel launches) are one driver thread's work: each occupies
+a driver unit, first come first served, and the step goes on when its turn ends. A runtime
 whose `init.order` is before_load reads no weight before its programs are built. With `storage.compute_contention` k > 1, a
 read progresses k times slower while a kernel runs: reads are then served one at a time by a
 storage process that re-plans at every kernel start and end. With a runtime whose reader keeps
@@ -254,6 +256,7 @@ class _Engine:
             for j, lag in zip(p.deps[i], p.lags[i], strict=True):
                 if end[j] + lag > ready:
                     ready = end[j] + lag
+        hop = ready
         if p.after_read and i in p.after_read:  # a lock-step barrier: the reads have ended
             for j in p.after_read[i]:
                 if self.read_end[j] + self.sync > ready:
@@ -261,9 +264,9 @@ class _Engine:
         if (i == p.first_compute or (p.loads_after_init and p.kinds[i] == LOAD)) \
                 and p.init_s > ready:
             ready = p.init_s
-        if self.serial and ready > now:  # the wait is the driver's work: it queues there
-            self._arrive(i, DRIVER_READY, "driver", now, ready - now,
-                         lambda start, end: self.at(end, lambda: self._start(i)))
+        if self.serial and hop > now:  # the hop is the driver's work: it queues there
+            self._arrive(i, DRIVER_READY, "driver", now, hop - now,
+                         lambda start, end: self.at(max(end, ready), lambda: self._start(i)))
         elif ready > now:
             self.at(ready, lambda: self._start(i))
         else:

@@ -132,3 +132,20 @@ def test_a_kernel_launch_is_the_drivers_work_too(fast_flash):
     assert kernels(schedule(True), serial) == pytest.approx([a0, t, t + F, t + F + b1 - b0],
                                                             rel=1e-12)
     assert kernels(schedule(False), serial) == pytest.approx([a0, t, b0, b1], rel=1e-12)
+
+
+def test_waiting_for_the_runtime_init_is_not_driver_work(fast_flash, three_layers):
+    # llama.cpp's OpenCL backend builds its programs before reading any weight: every load of
+    # a 3-deep pipeline waits for the init (T), then the reads queue on storage. Only hops
+    # occupy the driver, so the serial driver changes nothing here (were the init waits
+    # driver work, the loads would start T apart)
+    from hwprofiles.loader import load_runtime
+    from sim.flow import init_cost
+
+    rt = load_runtime("llama.cpp-opencl")
+    s = plan("pipeline", three_layers, fast_flash, depth=3)
+    T = init_cost(s, rt)[0]
+    assert rt.init_order == "before_load" and T > 0.3
+    runs = [simulate(s, hops(fast_flash, serial, read=0.3), runtime=rt) for serial in (True, False)]
+    assert reads(runs[0]) == pytest.approx([T, T + READ, T + 2 * READ], rel=1e-12)
+    assert runs[0].metrics.latency_s == pytest.approx(runs[1].metrics.latency_s, rel=1e-12)
