@@ -5,7 +5,8 @@ Every stage's measured ops are split before fitting: every `CHECK_EVERY`-th op (
 step order) goes to the check set, the rest to the fit set; the check set never sets a number.
 - hops (sync / dispatch gaps), per hop kind: the mean gap where the dependency held the stage
   back (the slowest 5% left out: a stray scheduler delay is not the hop's cost); with
-  `gpu.sync_serial` (one driver thread does every hop), only the gaps that overlapped no other;
+  `gpu.sync_serial` (one driver thread does every hop), only the gaps inside which no other
+  stage started (the driver's own cost, not its queue);
 - storage: request latency + bytes / bandwidth on the reads made while no kernel ran, together
   with the microbenchmark's replay-style reads; `storage.compute_contention` from the reads at
   least 30% overlapped by kernels (their total time);
@@ -89,9 +90,9 @@ def trimmed_mean(values: Sequence[float], keep: float = TRIM) -> float:
 def fit_hops(runs: Sequence[Sequence[StageOp]], serial: bool = False) -> list[StageResult]:
     """Per hop kind (`gpu.sync_<hop>`): the trimmed mean of the fit gaps of every replay in
     `runs` (`serial`: only the gaps inside which no other stage started, the driver thread's
-    own cost per hop; queueing behind others is the model's); checked as the mean absolute error against
-    the held-out gaps, relative to their mean (gaps scatter widely, so a per-gap relative error
-    would be dominated by the shortest ones)."""
+    own cost per hop; queueing behind others is the model's); checked as the mean absolute
+    error against the held-out gaps, relative to their mean (gaps scatter widely, so a per-gap
+    relative error would be dominated by the shortest ones)."""
     gaps: dict[str, list[float]] = {}
     for ops in runs:
         for k, v in gaps_by_hop(ops, alone=serial).items():
