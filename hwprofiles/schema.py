@@ -94,10 +94,6 @@ class GpuSpec:
     # runtime whose single thread both dispatches reads and issues kernels); False = every hop
     # is a delay of its own
     sync_serial: bool = False
-    # with `sync_serial`: the part of a read hop that is the hand-off to the reader thread (its
-    # wake), which runs beside the driver rather than on it; None = the whole hop is the
-    # driver's
-    sync_read_handoff: float | None = None
 
     def hop(self, name: str) -> float:
         """Sync latency of hop `name` ('read', 'copy', 'transform', 'kernel', 'free')."""
@@ -191,8 +187,6 @@ class HardwareProfile:
             del out["gpu.kernel_issue_interval"]  # likewise
         if not out["gpu.sync_serial"]:
             del out["gpu.sync_serial"]  # likewise
-        if out["gpu.sync_read_handoff"] is None:
-            del out["gpu.sync_read_handoff"]  # likewise
         if out["storage.compute_contention"] == 1.0:
             del out["storage.compute_contention"]  # likewise
         if out["gpu.peak_flops.fp8"] is None:
@@ -261,7 +255,6 @@ FIELDS: dict[str, str] = {
     "gpu.sync_free": "time?",
     "gpu.kernel_issue_interval": "time?",
     "gpu.sync_serial": "bool?",
-    "gpu.sync_read_handoff": "time?",
     "transfer.host_to_gpu_bandwidth": "bandwidth",
     "transfer.host_to_gpu_latency": "time",
     "transfer.transform_bandwidth": "bandwidth",

@@ -13,8 +13,7 @@ the in-order GPU queue follow each other without it. Where the profile gives a h
 latency (`gpu.sync_read`, `sync_copy`, `sync_transform`, `sync_kernel`, `sync_free`) that hop
 takes it instead; a given `sync_read` also applies to reads that waited for a free. With
 `gpu.sync_serial` those waits (and kernel launches) are one driver thread's work: each occupies
-a driver unit, first come first served, and the step goes on when its turn ends (a read hop's
-`gpu.sync_read_handoff`, the reader thread's wake, after the driver's part, beside it). A runtime
+a driver unit, first come first served, and the step goes on when its turn ends. A runtime
 whose `init.order` is before_load reads no weight before its programs are built. With `storage.compute_contention` k > 1, a
 read progresses k times slower while a kernel runs: reads are then served one at a time by a
 storage process that re-plans at every kernel start and end. With a runtime whose reader keeps
@@ -144,7 +143,6 @@ class _Engine:
         self.serial = profile.gpu.sync_serial and prep.synchronised
         self.launch = profile.gpu.kernel_launch_overhead
         self.launch_on_driver = self.serial and self.launch > 0.0
-        self.handoff = profile.gpu.sync_read_handoff or 0.0
         self.busy: dict[str, list[float]] = {r: [] for r in ("storage", "copy", "transform",
                                                               "gpu")}
         self.stalls: list[float] = []
@@ -267,8 +265,8 @@ class _Engine:
                 and p.init_s > ready:
             ready = p.init_s
         if self.serial and hop > now:  # the hop is the driver's work: it queues there
-            self._on_driver(i, DRIVER_READY, hop - now, p.kinds[i] == LOAD, ready,
-                            lambda: self._start(i))
+            self._arrive(i, DRIVER_READY, "driver", now, hop - now,
+                         lambda start, end: self.at(max(end, ready), lambda: self._start(i)))
         elif ready > now:
             self.at(ready, lambda: self._start(i))
         else:
@@ -330,19 +328,10 @@ class _Engine:
         if seg.floor > earliest:  # a read is dispatched by the runtime's host thread
             earliest = seg.floor
         if self.serial and earliest > now:  # that hop is the driver's work: it queues there
-            self._on_driver(i, k, earliest - now, seg.stage == "read", now,
-                            lambda: self._stage_go(i, k, seg, self.env.now))
+            self._arrive(i, k, "driver", now, earliest - now,
+                         lambda start, end: self.at(end, lambda: self._stage_go(i, k, seg, end)))
             return
         self._stage_go(i, k, seg, earliest)
-
-    def _on_driver(self, i: int, k: int, lag: float, read: bool, ready: float,
-                   then: Callable[[], object]) -> None:
-        """A hop of `lag` seconds on the driver thread, in its turn; `then` runs when it is
-        done (a read's hand-off to the reader threads, `gpu.sync_read_handoff`, after the
-        driver's part and beside it) and not before `ready`."""
-        handoff = min(self.handoff, lag) if read else 0.0
-        self._arrive(i, k, "driver", self.env.now, lag - handoff,
-                     lambda start, end: self.at(max(end + handoff, ready), then))
 
     def _stage_go(self, i: int, k: int, seg: Segment, earliest: float) -> None:
         self._arrive(i, k, seg.unit, earliest, self.dur(self.s.steps[i], seg.stage, seg.seconds),

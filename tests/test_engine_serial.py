@@ -149,32 +149,3 @@ def test_waiting_for_the_runtime_init_is_not_driver_work(fast_flash, three_layer
     runs = [simulate(s, hops(fast_flash, serial, read=0.3), runtime=rt) for serial in (True, False)]
     assert reads(runs[0]) == pytest.approx([T, T + READ, T + 2 * READ], rel=1e-12)
     assert runs[0].metrics.latency_s == pytest.approx(runs[1].metrics.latency_s, rel=1e-12)
-
-
-def test_a_reads_hand_off_to_the_reader_runs_beside_the_driver(fast_flash, three_layers):
-    # the same three reads due at t=0 with a read hop R, of which H is the reader thread's wake:
-    # the driver does R - H for each ([0, R-H], [R-H, 2(R-H)], ...) and each read starts H after
-    # its part: R, R + (R-H), R + 2(R-H), unless storage is still busy (READ = R - H here)
-    R, H = 0.3, 0.2
-    s = plan("pipeline", three_layers, fast_flash, depth=3)
-    p = hops(fast_flash, read=R)
-    p = replace(p, gpu=replace(p.gpu, sync_read_handoff=H))
-    assert reads(simulate(s, p)) == pytest.approx([R, R + (R - H), R + 2 * (R - H)], rel=1e-12)
-    # without serial the hand-off changes nothing: the hop is one delay either way
-    q = replace(p, gpu=replace(p.gpu, sync_serial=False))
-    assert simulate(s, q).metrics.latency_s == simulate(s, hops(fast_flash, False, read=R)
-                                                        ).metrics.latency_s
-    assert "gpu.sync_read_handoff" not in fast_flash.to_dict()
-
-
-def test_the_hand_off_is_fitted_from_the_drivers_marks():
-    # read gaps of 100 us whose reads started 60 us after the driver handed them over
-    from validate.stages import StageOp
-
-    ops = [StageOp("storage", k, "direct/buffer", 4096, start=k + 100e-6, end=k + 200e-6,
-                   unit_free=k - 1.0, dep_end=float(k), hop="read<-kernel", granted=None,
-                   issued=k + 40e-6) for k in range(8)]
-    fitted = {k: v for r in fit_hops([ops], serial=True) for k, v in r.values.items()}
-    assert fitted["gpu.sync_read"] == pytest.approx(100e-6)
-    assert fitted["gpu.sync_read_handoff"] == pytest.approx(60e-6)
-    assert "gpu.sync_read_handoff" not in {k for r in fit_hops([ops]) for k in r.values}

@@ -122,9 +122,6 @@ def test_calibrated_profile_is_valid_and_sourced(calibrated, device):
     # the replays are driven by one host thread: its hops queue there, and each is fitted on
     # the gaps that nothing else shared
     assert p.gpu.sync_serial and "one host thread" in p.sources["gpu.sync_serial"].text
-    # of a read's hop, the reader thread's wake runs beside the driver: measured from the marks
-    assert 0 < p.gpu.sync_read_handoff <= p.gpu.sync_read
-    assert "reader threads" in p.sources["gpu.sync_read_handoff"].text
     for hop in ("copy", "free"):
         assert "hop gaps" in p.sources[f"gpu.sync_{hop}"].text
         assert "no other stage started inside" in p.sources[f"gpu.sync_{hop}"].text

@@ -35,7 +35,7 @@ from hwprofiles.storage import read_time
 from sim.hardware import HardwareModel
 from sim.schedule import Load, Schedule
 from validate.fit import Fit
-from validate.stages import HOP_OF, StageOp, held_gaps, hop_latencies
+from validate.stages import StageOp, gaps_by_hop, hop_latencies
 
 CHECK_EVERY = 4  # every 4th op of each stage is held out of its fit
 TRIM = 0.95  # hop gaps: the slowest 5% are left out of the mean
@@ -94,12 +94,9 @@ def fit_hops(runs: Sequence[Sequence[StageOp]], serial: bool = False) -> list[St
     error against the held-out gaps, relative to their mean (gaps scatter widely, so a per-gap
     relative error would be dominated by the shortest ones)."""
     gaps: dict[str, list[float]] = {}
-    handoffs: list[float] = []  # a read's start after the driver handed it over (serial)
     for ops in runs:
-        for o, g in held_gaps(ops, alone=serial):
-            gaps.setdefault(HOP_OF[o.hop], []).append(max(0.0, g))
-            if serial and HOP_OF[o.hop] == "read" and o.issued is not None:
-                handoffs.append(min(max(0.0, o.start - o.issued), max(0.0, g)))
+        for k, v in gaps_by_hop(ops, alone=serial).items():
+            gaps.setdefault(k, []).extend(v)
     which = "measured" if not serial else "measured (no other stage started inside)"
     out = []
     for hop in HOPS:
@@ -110,28 +107,14 @@ def fit_hops(runs: Sequence[Sequence[StageOp]], serial: bool = False) -> list[St
         h = trimmed_mean(fit)
         r = StageResult(f"hop {hop}", {f"gpu.sync_{hop}": h},
                         f"mean of the {which} {hop} hop gaps (slowest 5% left out)")
-        _score(r, fit, check, h)
+        for name, pts in (("fit", fit), ("check", check)):
+            a = np.asarray(pts)
+            err = float(np.mean(np.abs(a - h)) / max(np.mean(a), 1e-12)) if len(a) else math.nan
+            setattr(r, f"{name}_n", len(a))
+            setattr(r, f"{name}_mape", err)
         r.extra = {"median_s": float(np.median(v)), "p90_s": float(np.percentile(v, 90))}
         out.append(r)
-        if hop == "read" and len(handoffs) >= 3:
-            fit, check = split(handoffs)
-            hh = min(trimmed_mean(fit), h)
-            r = StageResult("hop read hand-off", {"gpu.sync_read_handoff": hh},
-                            "mean time from the driver handing a read to the reader threads to "
-                            "the read's start, over the same read gaps (slowest 5% left out): "
-                            "the reader's wake, which runs beside the driver")
-            _score(r, fit, check, hh)
-            out.append(r)
     return out
-
-
-def _score(r: StageResult, fit: Sequence[float], check: Sequence[float], value: float) -> None:
-    """A hop-like fit's errors: mean absolute error relative to the mean, on fit and check."""
-    for name, pts in (("fit", fit), ("check", check)):
-        a = np.asarray(pts)
-        err = float(np.mean(np.abs(a - value)) / max(np.mean(a), 1e-12)) if len(a) else math.nan
-        setattr(r, f"{name}_n", len(a))
-        setattr(r, f"{name}_mape", err)
 
 
 def size_classes(pts: Sequence[tuple[float, float]], stat: str = "mean"

@@ -54,7 +54,6 @@ class StageOp:
     dep_end: float
     hop: str
     granted: float | None
-    issued: float | None = None  # when the driver handed it to its unit (replays' marks only)
 
     @property
     def duration(self) -> float:
@@ -134,9 +133,8 @@ def stage_ops(s: Schedule, trace: Trace, marks: Sequence[Sequence] = ()) -> list
             hop = "" if binding is None else (
                 "kernel<-load" if isinstance(steps[binding], Load) else "kernel<-kernel")
             kind = st.kind
-        m = mk.get((st.id, r))
         out.append(StageOp(r, st.id, kind, iv.bytes, iv.start, iv.end, unit, dep_end, hop,
-                           wait_of(st.id, r), None if m is None else m[2]))
+                           wait_of(st.id, r)))
     for st in steps:
         if isinstance(st, Free) and st.id in done:
             dep = [d for d in st.after if d in done]
@@ -153,27 +151,23 @@ def sync_estimate(ops: Sequence[StageOp]) -> float:
     return float(np.median(gaps)) if gaps else 0.0
 
 
-def held_gaps(ops: Sequence[StageOp], alone: bool = False) -> list[tuple[StageOp, float]]:
-    """(op, gap) of every modelled hop (`HOP_OF`) where the dependency held the stage back.
-    `alone` (the ops of one replay): only gaps inside which no other stage started (nor a free
-    was done), the hop's own cost where the driver thread (`gpu.sync_serial`) had nothing
-    else to do."""
-    held = [(o, g) for o in ops if o.hop in HOP_OF and (g := o.hop_gap) is not None]
-    if not alone or not held:
-        return held
-    starts = np.sort(np.array([o.start for o in ops]))
-    a = np.array([o.dep_end for o, _ in held])
-    b = np.array([o.start for o, _ in held])
-    inside = np.searchsorted(starts, b, "left") - np.searchsorted(starts, a, "right")
-    return [x for x, n in zip(held, inside, strict=True) if n <= 0]
-
-
 def gaps_by_hop(ops: Sequence[StageOp], alone: bool = False) -> dict[str, list[float]]:
     """Measured gaps (at least 0) per modelled hop (`HOP_OF`'s values: the `gpu.sync_<hop>`
-    each stands for), from `held_gaps`."""
+    each stands for), where the dependency held the stage back. `alone` (the ops of one
+    replay): only gaps inside which no other stage started (nor a free was done), the hop's
+    own cost where the driver thread (`gpu.sync_serial`) had nothing else to do."""
+    held = [(o, g) for o in ops if o.hop in HOP_OF and (g := o.hop_gap) is not None]
+    keep = np.ones(len(held), bool)
+    if alone and held:
+        starts = np.sort(np.array([o.start for o in ops]))
+        a = np.array([o.dep_end for o, _ in held])
+        b = np.array([o.start for o, _ in held])
+        inside = np.searchsorted(starts, b, "left") - np.searchsorted(starts, a, "right")
+        keep = inside <= 0
     out: dict[str, list[float]] = {}
-    for o, g in held_gaps(ops, alone):
-        out.setdefault(HOP_OF[o.hop], []).append(max(0.0, g))
+    for (o, g), k in zip(held, keep, strict=True):
+        if k:
+            out.setdefault(HOP_OF[o.hop], []).append(max(0.0, g))
     return out
 
 
