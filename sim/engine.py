@@ -265,8 +265,7 @@ class _Engine:
                 and p.init_s > ready:
             ready = p.init_s
         if self.serial and hop > now:  # the hop is the driver's work: it queues there
-            self._arrive(i, DRIVER_READY, "driver", now, hop - now,
-                         lambda start, end: self.at(max(end, ready), lambda: self._start(i)))
+            self._on_driver(i, DRIVER_READY, hop - now, lambda: self._start(i), ready)
         elif ready > now:
             self.at(ready, lambda: self._start(i))
         else:
@@ -328,10 +327,16 @@ class _Engine:
         if seg.floor > earliest:  # a read is dispatched by the runtime's host thread
             earliest = seg.floor
         if self.serial and earliest > now:  # that hop is the driver's work: it queues there
-            self._arrive(i, k, "driver", now, earliest - now,
-                         lambda start, end: self.at(end, lambda: self._stage_go(i, k, seg, end)))
+            self._on_driver(i, k, earliest - now, lambda: self._stage_go(i, k, seg, self.env.now))
             return
         self._stage_go(i, k, seg, earliest)
+
+    def _on_driver(self, i: int, k: int, seconds: float, then: Callable[[], object],
+                   not_before: float = 0.0) -> None:
+        """`seconds` of the driver thread's work for stage `k` of step `i`, in its turn;
+        `then` runs when it is done (and not before `not_before`)."""
+        self._arrive(i, k, "driver", self.env.now, seconds,
+                     lambda start, end: self.at(max(end, not_before), then))
 
     def _stage_go(self, i: int, k: int, seg: Segment, earliest: float) -> None:
         self._arrive(i, k, seg.unit, earliest, self.dur(self.s.steps[i], seg.stage, seg.seconds),
